@@ -1,0 +1,3 @@
+from datacurate.cli import run
+
+run()

@@ -1,0 +1,200 @@
+"""The SQLite catalog (.datacurate/catalog.sqlite): what was computed per file, and every move.
+
+The file system is the truth for which files exist; the catalog caches what was computed (a
+file whose size and mtime did not change is not decoded again) and keeps what cannot be
+recomputed: provenance of scraped files and the log of moves (events).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from datacurate.errors import UserError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path     TEXT PRIMARY KEY,   -- where the file is now, workspace-relative POSIX
+    home     TEXT NOT NULL,      -- where it belongs (differs from path while quarantined)
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256   TEXT,
+    format   TEXT,               -- real format by content (JPEG, PNG, WEBP...)
+    width    INTEGER,
+    height   INTEGER,
+    mode     TEXT,
+    frames   INTEGER,
+    class    TEXT NOT NULL,
+    source   TEXT NOT NULL,      -- original | scraped | test
+    status   TEXT NOT NULL,      -- ok | quarantined
+    reason   TEXT,               -- why quarantined (or, for status ok, a problem found but not acted on)
+    detail   TEXT,
+    split    TEXT,               -- train | valid | test, set by split
+    checked  REAL                -- when the content was last decoded
+);
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE INDEX IF NOT EXISTS files_home ON files(home);
+CREATE TABLE IF NOT EXISTS hashes (   -- perceptual hashes by content, so moves keep them
+    sha256 TEXT NOT NULL,
+    kind   TEXT NOT NULL,             -- phash | dhash | whash | ahash
+    value  TEXT NOT NULL,             -- hex
+    PRIMARY KEY (sha256, kind)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    time   REAL NOT NULL,
+    action TEXT NOT NULL,             -- quarantine | restore | rename | convert | save | split
+    src    TEXT,
+    dst    TEXT,
+    reason TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS provenance (   -- every scrape candidate, saved or not
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    time         REAL NOT NULL,
+    class        TEXT NOT NULL,
+    engine       TEXT NOT NULL,
+    query        TEXT NOT NULL,
+    rank         INTEGER,
+    image_url    TEXT,
+    page_url     TEXT,
+    http_status  INTEGER,
+    content_type TEXT,
+    bytes        INTEGER,
+    sha256       TEXT,
+    path         TEXT,                  -- where it was saved (NULL when rejected)
+    reason       TEXT                   -- why rejected (NULL when saved)
+);
+CREATE INDEX IF NOT EXISTS provenance_sha ON provenance(sha256);
+CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pairs found by clean
+    a        TEXT NOT NULL,             -- the keeper (or the test image for a leak)
+    b        TEXT NOT NULL,             -- the other file
+    kind     TEXT NOT NULL,             -- duplicate | near-duplicate | label-conflict | test-leak
+    distance INTEGER NOT NULL,
+    hash     TEXT NOT NULL,
+    PRIMARY KEY (a, b, kind)
+);
+"""
+
+FILE_COLUMNS = (
+    "path home size mtime_ns sha256 format width height mode frames class source status reason detail split checked"
+).split()
+
+
+class Catalog:
+    """A connection to the workspace catalog; use as a context manager or call close()."""
+
+    def __init__(self, path: Path, *, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise UserError(f"no catalog at {self.path}; run `datacurate clean` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._check_version()
+        self.db.executescript(SCHEMA)
+
+    def _check_version(self) -> None:
+        has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+        if not has_meta:
+            self.db.executescript(SCHEMA)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"catalog {self.path} was written by a newer datacurate (schema {version} > {SCHEMA_VERSION}); upgrade datacurate"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- files ----------------------------------------------------------------------------------
+    def files(self, where: str = "1", params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.db.execute(f"SELECT * FROM files WHERE {where} ORDER BY path", tuple(params)).fetchall()
+
+    def file(self, path: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
+
+    def upsert_file(self, row: dict[str, Any]) -> None:
+        cols = [c for c in FILE_COLUMNS if c in row]
+        sql = f"INSERT OR REPLACE INTO files ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+        self.db.execute(sql, [row[c] for c in cols])
+
+    def update_file(self, path: str, **values: Any) -> None:
+        sets = ",".join(f"{k}=?" for k in values)
+        self.db.execute(f"UPDATE files SET {sets} WHERE path=?", (*values.values(), path))
+
+    def delete_files(self, paths: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+
+    # -- hashes ---------------------------------------------------------------------------------
+    def put_hashes(self, sha256: str, hashes: dict[str, str]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO hashes VALUES (?,?,?)", [(sha256, k, v) for k, v in hashes.items()]
+        )
+
+    def hashes(self, kind: str) -> dict[str, str]:
+        """sha256 -> hex hash of the given kind."""
+        return dict(self.db.execute("SELECT sha256, value FROM hashes WHERE kind=?", (kind,)).fetchall())
+
+    # -- events ---------------------------------------------------------------------------------
+    def log(self, action: str, src: str | None, dst: str | None, reason: str | None = None, detail: Any = None) -> None:
+        if detail is not None and not isinstance(detail, str):
+            detail = json.dumps(detail, ensure_ascii=False)
+        self.db.execute(
+            "INSERT INTO events (time, action, src, dst, reason, detail) VALUES (?,?,?,?,?,?)",
+            (time.time(), action, src, dst, reason, detail),
+        )
+
+    def events(self, action: str | None = None) -> list[sqlite3.Row]:
+        if action:
+            return self.db.execute("SELECT * FROM events WHERE action=? ORDER BY id", (action,)).fetchall()
+        return self.db.execute("SELECT * FROM events ORDER BY id").fetchall()
+
+    # -- provenance -----------------------------------------------------------------------------
+    def add_provenance(self, **row: Any) -> None:
+        row.setdefault("time", time.time())
+        cols = list(row)
+        self.db.execute(
+            f"INSERT INTO provenance ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", [row[c] for c in cols]
+        )
+
+    # -- pandas ---------------------------------------------------------------------------------
+    def frame(self, sql: str, params: Iterable[Any] = ()):
+        """A query as a pandas DataFrame (for reports)."""
+        import pandas as pd
+
+        return pd.read_sql_query(sql, self.db, params=tuple(params))
+
+
+def open_catalog(workspace, *, create: bool = True) -> Catalog:
+    """The catalog of a Workspace."""
+    return Catalog(workspace.catalog_path, create=create)

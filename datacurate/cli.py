@@ -1,0 +1,80 @@
+"""The `datacurate` command: a thin click group; each stage's commands live beside its library."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from datacurate import __version__
+from datacurate.clicommon import Context
+from datacurate.errors import UserError
+
+# Modules that each define `COMMANDS`, a list of click commands added to the group.
+COMMAND_MODULES = (
+    "datacurate.commands",
+    "datacurate.clean.cli",
+    "datacurate.scrape.cli",
+    "datacurate.split.cli",
+    "datacurate.train.cli",
+    "datacurate.pipeline.cli",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="datacurate")
+@click.option("-C", "--workspace", metavar="DIR", help="Workspace folder (default: the current directory).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def main(ctx: click.Context, workspace: str | None, debug: bool, quiet: bool) -> None:
+    """Grow, clean and split a labeled image collection, and fine-tune a classifier on it."""
+    ctx.obj = Context(workspace, debug, quiet)
+
+
+for _name in COMMAND_MODULES:
+    try:  # TODO(integration): drop this guard once every stage module exists
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _name:
+            raise
+        continue
+    for _cmd in _mod.COMMANDS:
+        main.add_command(_cmd)
+
+
+def run() -> None:
+    """Console entry point: user errors are one line on stderr and exit code 2."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = main.main(standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"datacurate: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("datacurate: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"datacurate: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"datacurate: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("datacurate: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line unless --debug
+        if debug:
+            raise
+        click.echo(f"datacurate: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    run()

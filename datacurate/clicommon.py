@@ -1,0 +1,68 @@
+"""What every command shares: the context object, option helpers, progress bars."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+import click
+
+from datacurate.workspace import Workspace
+
+T = TypeVar("T")
+
+
+class Context:
+    """The global flags every command gets (workspace folder, --debug, --quiet)."""
+
+    def __init__(self, workspace: str | None, debug: bool, quiet: bool):
+        self.workspace_arg = workspace
+        self.debug = debug
+        self.quiet = quiet
+
+    def workspace(self, must_exist: bool = True) -> Workspace:
+        return Workspace.open(self.workspace_arg, must_exist=must_exist)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False) -> Iterator[T]:
+    """A progress bar on stderr (silent with --quiet or when stderr is not a terminal and quiet)."""
+    from tqdm import tqdm
+
+    yield from tqdm(items, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def echo_table(rows: list[dict], columns: list[str] | None = None, *, err: bool = False) -> None:
+    """Print rows as an aligned plain-text table."""
+    if not rows:
+        return
+    columns = columns or list(rows[0])
+    cells = [[str(c) for c in columns]] + [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(_pad(v, w, i > 0 and n > 0 and _numeric(v)) for i, (v, w) in enumerate(zip(row, widths))).rstrip(), err=err)
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _numeric(v: str) -> bool:
+    try:
+        float(v.rstrip("%"))
+        return True
+    except ValueError:
+        return False
+
+
+def _width(s: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _pad(s: str, width: int, right: bool) -> str:
+    gap = " " * (width - _width(s))
+    return gap + s if right else s + gap

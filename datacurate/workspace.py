@@ -1,0 +1,158 @@
+"""The workspace: folder layout and config, with precedence flag > datacurate.yaml > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from datacurate.errors import UserError
+
+CONFIG_NAME = "datacurate.yaml"
+STATE_DIR = ".datacurate"
+SOURCES = ("original", "scraped", "test")
+
+# Paths a datacurate.yaml may move (under the `paths:` key), relative to the workspace.
+DEFAULT_PATHS = {
+    "original": "data/original",
+    "scraped": "data/scraped",
+    "test": "data/test",
+    "quarantine": "data/quarantine",
+    "split": "data/split",
+    "runs": "runs",
+    "reports": "reports",
+}
+
+
+@dataclass
+class Workspace:
+    """A datacurate workspace rooted at `root`; `config` is the parsed datacurate.yaml."""
+
+    root: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike | None = None, *, must_exist: bool = True) -> "Workspace":
+        """Open the workspace at `root` (default: the current directory)."""
+        path = Path(root if root is not None else os.getcwd()).expanduser()
+        if must_exist and not path.is_dir():
+            raise UserError(f"workspace folder {path} does not exist; create one with `datacurate -C {path} init`")
+        return cls(root=path.resolve() if path.exists() else path.absolute(), config=load_config(path / CONFIG_NAME))
+
+    # -- layout ---------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Absolute path of a layout entry (original, scraped, test, quarantine, split, runs, reports)."""
+        paths = self.config.get("paths") or {}
+        rel = paths.get(name, DEFAULT_PATHS[name])
+        return (self.root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+
+    @property
+    def original(self) -> Path:
+        return self.path("original")
+
+    @property
+    def scraped(self) -> Path:
+        return self.path("scraped")
+
+    @property
+    def test(self) -> Path:
+        return self.path("test")
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path("quarantine")
+
+    @property
+    def split_dir(self) -> Path:
+        return self.path("split")
+
+    @property
+    def runs(self) -> Path:
+        return self.path("runs")
+
+    @property
+    def reports(self) -> Path:
+        return self.path("reports")
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.state_dir / "catalog.sqlite"
+
+    def rel(self, path: str | os.PathLike) -> str:
+        """Workspace-relative POSIX path (the catalog's key for a file)."""
+        p = Path(path)
+        p = p if p.is_absolute() else self.root / p
+        try:
+            return Path(os.path.abspath(p)).relative_to(self.root).as_posix()
+        except ValueError:
+            raise UserError(f"{path} is outside the workspace {self.root}") from None
+
+    def abs(self, rel: str) -> Path:
+        """Absolute path of a workspace-relative catalog path."""
+        return self.root / rel
+
+    def source_of(self, path: str | os.PathLike) -> tuple[str, str] | None:
+        """(source, class) of a file under data/original, data/scraped or data/test, else None."""
+        p = Path(os.path.abspath(path))
+        for source in SOURCES:
+            base = self.path(source)
+            try:
+                parts = p.relative_to(base).parts
+            except ValueError:
+                continue
+            return source, (parts[0] if len(parts) > 1 else "")
+        return None
+
+    def class_names(self, source: str = "original") -> list[str]:
+        """Class folder names under a source folder, sorted (ImageFolder order)."""
+        base = self.path(source)
+        if not base.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+
+    # -- options --------------------------------------------------------------------------------
+    def resolve(self, section: str, flags: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """Options for a stage: a flag that is not None wins, then datacurate.yaml's `section:`, then default."""
+        return resolve_options(self.config.get(section) or {}, flags, defaults, section)
+
+
+def resolve_options(
+    config: Mapping[str, Any], flags: Mapping[str, Any], defaults: Mapping[str, Any], section: str = ""
+) -> dict[str, Any]:
+    """Merge flag > config > default for every key in `defaults`; unknown config keys are an error."""
+    if not isinstance(config, Mapping):
+        raise UserError(f"{CONFIG_NAME}: `{section}` must be a mapping of options")
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise UserError(f"{CONFIG_NAME}: unknown option {section}.{unknown[0]}; known: {', '.join(sorted(defaults))}")
+    out = dict(defaults)
+    for key in defaults:
+        if key in config and config[key] is not None:
+            out[key] = config[key]
+        if flags.get(key) is not None and flags.get(key) != ():
+            out[key] = flags[key]
+    return out
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Parse datacurate.yaml; a missing file is an empty config, a broken one a UserError."""
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of sections (clean:, scrape:, ...)")
+    return data
