@@ -38,7 +38,7 @@ for _name in COMMAND_MODULES:
     try:  # TODO(integration): drop this guard once every stage module exists
         _mod = importlib.import_module(_name)
     except ModuleNotFoundError as _exc:
-        if _exc.name != _name:
+        if not _name.startswith(_exc.name or "?"):
             raise
         continue
     for _cmd in _mod.COMMANDS:
