@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS files (
     class    TEXT NOT NULL,
     source   TEXT NOT NULL,      -- original | scraped | test
     status   TEXT NOT NULL,      -- ok | quarantined
-    reason   TEXT,               -- why quarantined (or, for status ok, a problem found but not acted on)
+    reason   TEXT,               -- why it is quarantined (NULL while status is ok)
+    problem  TEXT,               -- what the decode found (empty, truncated, ...; NULL: decodes fine)
     detail   TEXT,
     split    TEXT,               -- train | valid | test, set by split
     checked  REAL                -- when the content was last decoded
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pair
 """
 
 FILE_COLUMNS = (
-    "path home size mtime_ns sha256 format width height mode frames class source status reason detail split checked"
+    "path home size mtime_ns sha256 format width height mode frames class source status reason problem detail split checked"
 ).split()
 
 

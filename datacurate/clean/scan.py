@@ -1,0 +1,210 @@
+"""Bring the catalog's files rows up to date with the disk, decoding only what changed.
+
+The file system is the truth: every file under the scanned folders gets a row, rows of files
+that are gone are dropped, and a file whose size and mtime match its row is not read again.
+Quarantined files live at <quarantine>/<reason>/<source>/<class>/<name>; their row's `home`
+is where they came from, derived from that path, so the catalog can always be rebuilt from disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import sqlite3
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from datacurate.catalog import Catalog
+from datacurate.clicommon import progress
+from datacurate.fsutil import is_hidden
+from datacurate.imageio import Inspection, Limits, inspect_file
+from datacurate.workspace import SOURCES, Workspace
+
+ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
+
+
+def walk_files(root: Path) -> Iterable[os.DirEntry]:
+    """Every regular, non-hidden file under root (symlinks to files included), depth first."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError:
+            print(f"datacurate: warning: cannot list {folder} (permission denied)", file=sys.stderr)
+            continue
+        for entry in entries:
+            if is_hidden(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file():
+                yield entry
+
+
+def place(ws: Workspace, path: Path) -> dict | None:
+    """home, class, source, status and reason of a file, from where it lies."""
+    rel = ws.rel(path)
+    try:
+        parts = path.relative_to(ws.quarantine).parts
+    except ValueError:
+        found = ws.source_of(path)
+        if found is None:
+            return None
+        source, klass = found
+        return {"path": rel, "home": rel, "source": source, "class": klass, "status": "ok", "reason": None}
+    if len(parts) < 3 or parts[1] not in SOURCES:
+        return None
+    reason, source, rest = parts[0], parts[1], parts[2:]
+    home = ws.rel(ws.path(source).joinpath(*rest))
+    klass = rest[0] if len(rest) > 1 else ""
+    return {"path": rel, "home": home, "source": source, "class": klass, "status": "quarantined", "reason": reason}
+
+
+def quarantine_path(ws: Workspace, home: str, reason: str) -> Path:
+    """Where a file whose home is `home` goes when set aside for `reason`."""
+    absolute = ws.abs(home)
+    found = ws.source_of(absolute)
+    assert found is not None, home
+    source = found[0]
+    return ws.quarantine / reason / source / absolute.relative_to(ws.path(source))
+
+
+def index_files(
+    ws: Workspace,
+    cat: Catalog,
+    sources: Sequence[str] = ALL_FOLDERS,
+    *,
+    roots: Sequence[Path] | None = None,
+    decode: bool = False,
+    limits: Limits | None = None,
+    hash_kinds: Sequence[str] = ("phash",),
+    workers: int | None = None,
+    quiet: bool = True,
+) -> list[sqlite3.Row]:
+    """Update the files rows for everything under `sources` (or `roots`) and return those rows.
+
+    With decode=False only the sha256 is computed for new or changed files; with decode=True
+    every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
+    `workers` processes, by imageio.inspect_file.
+    """
+    limits = limits or Limits()
+    scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
+    known = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
+    hashes = {kind: cat.hashes(kind) for kind in hash_kinds} if decode else {}
+    seen: list[dict] = []
+    stale: list[dict] = []
+    for root in scan_roots:
+        for entry in walk_files(root):
+            where = place(ws, Path(entry.path))
+            if where is None:
+                continue
+            st = entry.stat()
+            where.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+            row = known.get(where["path"])
+            seen.append(where)
+            if _needs_work(row, where, decode, hashes):
+                stale.append(where)
+            else:
+                _carry_over(where, row)
+    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
+    _store(cat, seen, scan_roots, ws, known)
+    paths = [w["path"] for w in seen]
+    return _rows(cat, paths)
+
+
+def _needs_work(row, where: dict, decode: bool, hashes: dict) -> bool:
+    if row is None or row["size"] != where["size"] or row["mtime_ns"] != where["mtime_ns"] or not row["sha256"]:
+        return True
+    if not decode:
+        return False
+    if row["checked"] is None:
+        return True
+    return row["problem"] is None and any(row["sha256"] not in h for h in hashes.values())
+
+
+def _carry_over(where: dict, row) -> None:
+    for key in ("sha256", "format", "width", "height", "mode", "frames", "problem", "detail", "checked", "split"):
+        where[key] = row[key]
+    if where["status"] == "ok" and row["status"] == "ok":
+        where["reason"] = row["reason"]
+
+
+def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
+    if not stale:
+        return
+    paths = [str(ws.abs(w["path"])) for w in stale]
+    if decode:
+        results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
+        now = time.time()
+        for where, ins in zip(stale, results):
+            where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,
+                         frames=ins.frames, problem=ins.reason, detail=ins.detail or None, checked=now)
+            where["_hashes"] = ins.hashes
+    else:
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            digests = list(progress(pool.map(sha256_file, paths), total=len(paths), desc="hashing", quiet=quiet))
+        for where, digest in zip(stale, digests):
+            where.update(sha256=digest, checked=None)
+            if digest is None:
+                where.update(problem="unreadable", detail="permission denied", checked=time.time())
+
+
+def sha256_file(path: str) -> str | None:
+    """Hex sha256 of a file's bytes (None when it cannot be read)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _inspect_job(args) -> dict:
+    path, limits, kinds = args
+    return asdict(inspect_file(path, limits, kinds))
+
+
+def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | None, quiet: bool) -> list[Inspection]:
+    workers = max(1, workers or os.cpu_count() or 1)
+    jobs = [(p, limits, kinds) for p in paths]
+    if workers == 1 or len(paths) < 4:
+        out = [_inspect_job(j) for j in progress(jobs, total=len(jobs), desc="decoding", quiet=quiet)]
+    else:
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        chunk = max(1, min(32, len(jobs) // (workers * 8)))
+        with ctx.Pool(workers) as pool:
+            out = list(progress(pool.imap(_inspect_job, jobs, chunksize=chunk), total=len(jobs), desc="decoding", quiet=quiet))
+    return [Inspection(**d) for d in out]
+
+
+def _store(cat: Catalog, seen: list[dict], roots: Sequence[Path], ws: Workspace, known: dict) -> None:
+    present = {w["path"] for w in seen}
+    prefixes = [ws.rel(r).rstrip("/") + "/" for r in roots]
+    gone = [p for p in known if p not in present and any(p.startswith(pre) for pre in prefixes)]
+    with cat.transaction():
+        cat.delete_files(gone)
+        for where in seen:
+            new_hashes = where.pop("_hashes", None)
+            if new_hashes:
+                cat.put_hashes(where["sha256"], new_hashes)
+            row = known.get(where["path"])
+            if row is not None and all(where.get(k) == row[k] for k in where):
+                continue
+            merged = dict(row) if row is not None else {}
+            merged.update(where)
+            cat.upsert_file(merged)
+
+
+def _rows(cat: Catalog, paths: list[str]) -> list[sqlite3.Row]:
+    rows = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
+    return [rows[p] for p in paths if p in rows]
