@@ -163,16 +163,27 @@ def to_rgb(im: Image.Image) -> Image.Image:
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" or im.mode == "PA":
-        im = im.convert("RGBA")
+        im = Image.fromarray(np.clip(arr / _full_scale(im.mode, arr) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("P", "PA") or (im.mode in ("L", "RGB") and "transparency" in im.info):
+        im = im.convert("RGBA")  # palette and tRNS colour-key transparency become alpha
     if im.mode in ("RGBA", "LA", "La", "RGBa"):
         im = im.convert("RGBA")
         canvas = Image.new("RGB", im.size, BACKGROUND)
         canvas.paste(im, mask=im.getchannel("A"))
         return canvas
     return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def _full_scale(mode: str, arr: np.ndarray) -> float:
+    """The value that maps to white: 16-bit range, 8-bit range, [0, 1] floats, or wider ints."""
+    top = float(arr.max()) if arr.size else 0.0
+    if mode.startswith("I;16"):
+        return 65535.0
+    if mode == "F" and top <= 1.0 and float(arr.min()) >= 0.0:
+        return 1.0
+    if top <= 255:
+        return 255.0
+    return 65535.0 if top <= 65535 else top
 
 
 def hash_input(im: Image.Image) -> Image.Image:
