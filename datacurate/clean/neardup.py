@@ -1,0 +1,139 @@
+"""Perceptual near-duplicates, label conflicts and test-set leaks among the usable files.
+
+Order of work:
+1. Leaks: every original or scraped item within K of any test item is set aside as `test-leak`
+   (`of` = the nearest test image). Leaked items take no further part.
+2. Clusters, greedy in keeper order (`keeper_key`: original over scraped, larger resolution,
+   larger file, path): the first unassigned item becomes a keeper and takes every unassigned item
+   within K of *itself*. Every member is therefore within K of its keeper; chains (A~B~C with
+   A and C far apart) never merge unrelated images, C simply starts its own cluster.
+3. In each cluster: a member of the keeper's class is a `near-duplicate`; a scraped member filed
+   under another class is a `label-conflict`; an original member under another class (the keeper
+   is then an original too) stays where it is and is reported as `conflict-reported`.
+
+The search is exact (datacurate.clean.search): no pair within K is missed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datacurate.clean.model import Decision, Item, Pair, keeper_key
+from datacurate.clean.search import codes_from_hex, cross_within, search_unique, unique_codes
+from datacurate.errors import UserError
+
+# Chosen with benchmarks/bench_dedupe.py (phash through datacurate.imageio): at K=10 every
+# resize, JPEG-recompress, brightness, watermark and EXIF-rotation variant is found and no two
+# different photographs pair up; K=12+ starts pairing different photos, K<=8 loses
+# recompressed/cropped copies. See notes/readme-neardup.md for the table.
+DEFAULT_THRESHOLD = 10
+MAX_THRESHOLD = 32
+
+
+def check_threshold(threshold: int) -> int:
+    """Validate --threshold: a whole number of bits in 0..MAX_THRESHOLD."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)):
+        raise UserError(f"--threshold {threshold!r} must be a whole number of bits")
+    if not 0 <= threshold <= MAX_THRESHOLD:
+        raise UserError(
+            f"--threshold {threshold} is outside 0..{MAX_THRESHOLD} (a 64-bit hash at distance "
+            f"{MAX_THRESHOLD} matches unrelated images)"
+        )
+    return int(threshold)
+
+
+def find_near_duplicates(
+    items: list[Item], test_items: list[Item], threshold: int = DEFAULT_THRESHOLD, kind: str = "phash"
+) -> tuple[list[Decision], list[Pair]]:
+    """Decisions (files to set aside) and every pair found, for hashes of `kind` within `threshold`."""
+    k = check_threshold(threshold)
+    hashed = [it for it in items if it.hash]
+    tests = [t for t in test_items if t.hash]
+    leak_decisions, leak_pairs = find_leaks(hashed, tests, k, kind)
+    leaked = {d.path for d in leak_decisions}
+    decisions, pairs = cluster(([it for it in hashed if it.path not in leaked]), k, kind)
+    return leak_decisions + decisions, leak_pairs + pairs
+
+
+def find_leaks(items: list[Item], tests: list[Item], k: int, kind: str) -> tuple[list[Decision], list[Pair]]:
+    """Items within k of any test item: one `test-leak` decision each (nearest test image)."""
+    if not items or not tests:
+        return [], []
+    tests = sorted(tests, key=lambda t: t.path)
+    qi, ri, dist = cross_within(codes_from_hex([it.hash for it in items]), codes_from_hex([t.hash for t in tests]), k)
+    pairs = [Pair(a=tests[r].path, b=items[q].path, kind="test-leak", distance=int(d), hash=kind)
+             for q, r, d in zip(qi.tolist(), ri.tolist(), dist.tolist())]
+    nearest: dict[int, tuple[int, int]] = {}
+    hits: dict[int, int] = {}
+    for q, r, d in zip(qi.tolist(), ri.tolist(), dist.tolist()):
+        hits[q] = hits.get(q, 0) + 1
+        if q not in nearest or (d, r) < nearest[q]:
+            nearest[q] = (d, r)
+    decisions = []
+    for q in sorted(nearest, key=lambda q: items[q].path):
+        d, r = nearest[q]
+        also = hits[q] - 1
+        detail = f"within {d} bits of test image {tests[r].path}" + (f" (and {also} more)" if also > 0 else "")
+        decisions.append(Decision(path=items[q].path, reason="test-leak", of=tests[r].path, distance=d, detail=detail))
+    pairs.sort(key=lambda p: (p.b, p.distance, p.a))
+    return decisions, pairs
+
+
+def cluster(items: list[Item], k: int, kind: str) -> tuple[list[Decision], list[Pair]]:
+    """Greedy clusters in keeper order; see the module docstring for the rules."""
+    if len(items) < 2:
+        return [], []
+    ordered = sorted(items, key=keeper_key)
+    uniq, inverse = unique_codes(codes_from_hex([it.hash for it in ordered]))
+    indptr, nbr, nbr_dist = _adjacency(len(uniq), *search_unique(uniq, k))
+    members = _members_by_code(inverse, len(uniq))
+    claimed = np.zeros(len(uniq), dtype=bool)
+    decisions: list[Decision] = []
+    pairs: list[Pair] = []
+    for pos, code in enumerate(inverse.tolist()):
+        if claimed[code]:
+            continue
+        keeper = ordered[pos]
+        joined = [(0, m) for m in members[code] if m != pos]
+        claimed[code] = True
+        for u, d in zip(nbr[indptr[code]:indptr[code + 1]].tolist(), nbr_dist[indptr[code]:indptr[code + 1]].tolist()):
+            if not claimed[u]:
+                claimed[u] = True
+                joined.extend((d, m) for m in members[u])
+        for d, m in sorted(joined):
+            decision, pair = _judge(keeper, ordered[m], d, kind)
+            pairs.append(pair)
+            if decision:
+                decisions.append(decision)
+    return decisions, pairs
+
+
+def _judge(keeper: Item, member: Item, d: int, kind: str) -> tuple[Decision | None, Pair]:
+    """What happens to one cluster member, and the pair to report."""
+    if member.klass == keeper.klass:
+        reason, detail = "near-duplicate", f"within {d} bits of {keeper.path}"
+    elif member.source != "original":
+        reason = "label-conflict"
+        detail = f"filed under {member.klass!s} but matches {keeper.source} {keeper.path} under {keeper.klass!s} ({d} bits)"
+    else:
+        return None, Pair(a=keeper.path, b=member.path, kind="conflict-reported", distance=d, hash=kind)
+    return (Decision(path=member.path, reason=reason, of=keeper.path, distance=d, detail=detail),
+            Pair(a=keeper.path, b=member.path, kind=reason, distance=d, hash=kind))
+
+
+def _adjacency(n: int, ui: np.ndarray, uj: np.ndarray, ud: np.ndarray):
+    """CSR neighbour lists (both directions) of the distinct codes."""
+    src = np.concatenate([ui, uj])
+    dst = np.concatenate([uj, ui])
+    dist = np.concatenate([ud, ud])
+    order = np.argsort(src, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(np.int64)
+    return indptr, dst[order], dist[order]
+
+
+def _members_by_code(inverse: np.ndarray, n: int) -> list[list[int]]:
+    """Row positions holding each distinct code, in keeper order."""
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=n))])
+    flat = order.tolist()
+    return [flat[bounds[u]:bounds[u + 1]] for u in range(n)]
