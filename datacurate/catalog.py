@@ -149,9 +149,10 @@ class Catalog:
         sql = f"INSERT OR REPLACE INTO files ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
         self.db.execute(sql, [row[c] for c in cols])
 
-    def update_file(self, path: str, **values: Any) -> None:
+    def update_file(self, key: str, /, **values: Any) -> None:
+        """Set columns of the row at path `key` (values may include a new path)."""
         sets = ",".join(f"{k}=?" for k in values)
-        self.db.execute(f"UPDATE files SET {sets} WHERE path=?", (*values.values(), path))
+        self.db.execute(f"UPDATE files SET {sets} WHERE path=?", (*values.values(), key))
 
     def delete_files(self, paths: Iterable[str]) -> None:
         self.db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])

@@ -28,10 +28,10 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False) -> Iterator[T]:
-    """A progress bar on stderr (silent with --quiet or when stderr is not a terminal and quiet)."""
+    """A progress bar on stderr (none with --quiet, or when stderr is not a terminal)."""
     from tqdm import tqdm
 
-    yield from tqdm(items, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False, dynamic_ncols=True)
+    yield from tqdm(items, total=total, desc=desc, disable=True if quiet else None, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def echo_table(rows: list[dict], columns: list[str] | None = None, *, err: bool = False) -> None:

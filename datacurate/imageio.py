@@ -115,7 +115,7 @@ def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",))
     if im.format not in TRAINABLE_EXTENSIONS and im.format not in CONVERTIBLE:
         return _fail(out, "unsupported", f"{im.format} cannot be read by the trainer")
     if out.width * out.height > limits.max_pixels:
-        return _fail(out, "too-large", f"{out.width}x{out.height} exceeds {limits.max_pixels} pixels")
+        return _fail(out, *check_limits(out.width, out.height, limits))
     try:
         if im.format == "PNG":
             im.verify()  # PNG chunk CRCs; load() alone does not check them all
@@ -126,16 +126,29 @@ def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",))
     except Exception as exc:  # noqa: BLE001
         msg = f"{type(exc).__name__}: {exc}"
         return _fail(out, "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt", msg)
-    short, long = sorted((out.width, out.height))
-    if short < limits.min_size:
-        return _fail(out, "too-small", f"{out.width}x{out.height} is under {limits.min_size} px on the short side")
-    if long / max(short, 1) > limits.max_aspect:
-        return _fail(out, "odd-aspect", f"{out.width}x{out.height} is more than {limits.max_aspect}:1")
+    problem = check_limits(out.width, out.height, limits)
+    if problem:
+        return _fail(out, *problem)
     try:
         out.hashes = compute_hashes(hash_input(im), hash_kinds)
     except Exception as exc:  # noqa: BLE001
         return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
     return out
+
+
+LIMIT_REASONS = ("too-large", "too-small", "odd-aspect")
+
+
+def check_limits(width: int, height: int, limits: Limits) -> tuple[str, str] | None:
+    """(reason, detail) when a size limit is broken; clean re-checks these from the catalog each run."""
+    if width * height > limits.max_pixels:
+        return "too-large", f"{width}x{height} exceeds {limits.max_pixels} pixels"
+    short, long = sorted((width, height))
+    if short < limits.min_size:
+        return "too-small", f"{width}x{height} is under {limits.min_size} px on the short side"
+    if long / max(short, 1) > limits.max_aspect:
+        return "odd-aspect", f"{width}x{height} is more than {limits.max_aspect:g}:1"
+    return None
 
 
 def _fail(out: Inspection, reason: str, detail: str) -> Inspection:

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
 from datacurate.fsutil import is_hidden
-from datacurate.imageio import Inspection, Limits, inspect_file
+from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
 ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
@@ -110,29 +110,35 @@ def index_files(
             where.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
             row = known.get(where["path"])
             seen.append(where)
-            if _needs_work(row, where, decode, hashes):
+            if _needs_work(row, where, decode, hashes, limits):
                 stale.append(where)
             else:
-                _carry_over(where, row)
+                _carry_over(where, row, limits if decode else None)
     _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
     _store(cat, seen, scan_roots, ws, known)
     paths = [w["path"] for w in seen]
     return _rows(cat, paths)
 
 
-def _needs_work(row, where: dict, decode: bool, hashes: dict) -> bool:
+def _needs_work(row, where: dict, decode: bool, hashes: dict, limits: Limits) -> bool:
     if row is None or row["size"] != where["size"] or row["mtime_ns"] != where["mtime_ns"] or not row["sha256"]:
         return True
     if not decode:
         return False
     if row["checked"] is None:
         return True
+    if row["problem"] in LIMIT_REASONS and not check_limits(row["width"], row["height"], limits):
+        return True  # a limit was loosened: the file was never fully decoded and hashed
     return row["problem"] is None and any(row["sha256"] not in h for h in hashes.values())
 
 
-def _carry_over(where: dict, row) -> None:
+def _carry_over(where: dict, row, limits: Limits | None) -> None:
+    """Reuse a row's decode results; size limits are judged again against this run's limits."""
     for key in ("sha256", "format", "width", "height", "mode", "frames", "problem", "detail", "checked", "split"):
         where[key] = row[key]
+    if limits is not None and row["problem"] in (None,) + LIMIT_REASONS and row["width"]:
+        found = check_limits(row["width"], row["height"], limits)
+        where["problem"], where["detail"] = found if found else (None, None)
     if where["status"] == "ok" and row["status"] == "ok":
         where["reason"] = row["reason"]
 

@@ -1,0 +1,83 @@
+"""What clean writes under reports/: a CSV of every decision, an HTML page of what was set aside."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from datacurate.catalog import Catalog
+from datacurate.fsutil import atomic_write_text
+from datacurate.report.html import card, esc, table, write_page
+from datacurate.workspace import Workspace
+
+MAX_CARDS_PER_REASON = 200
+NO_PREVIEW = {"empty", "unreadable", "not-an-image", "unsupported", "too-large", "corrupt"}
+
+
+def write_reports(ws: Workspace, cat: Catalog, result, rows) -> dict[str, str]:
+    """Write clean-decisions.csv, clean.html and the duplicates gallery; return their paths."""
+    try:  # TODO(integration)
+        from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
+    except ModuleNotFoundError:
+        write_duplicates_report = write_pairs_csv = lambda *a: a[-1]
+    from datacurate.clean.run import _item
+
+    now = {e["src"]: e["dst"] for e in cat.events() if e["action"] in ("quarantine", "rename", "convert")}
+    out = ws.reports
+    decisions_csv = _write_decisions(out / "clean-decisions.csv", result, rows, now)
+    html = _write_html(ws, out / "clean.html", result, now)
+    hashes = cat.hashes("phash")
+    items = {r["path"]: _item(r, hashes) for r in cat.files()}
+    pairs_csv = write_pairs_csv(result.pairs, out / "clean-pairs.csv")
+    gallery = write_duplicates_report(ws, result.pairs, items, out / "clean-duplicates.html")
+    return {"decisions_csv": ws.rel(decisions_csv), "html": ws.rel(html), "pairs_csv": ws.rel(pairs_csv),
+            "duplicates_html": ws.rel(gallery)}
+
+
+def _write_decisions(path: Path, result, rows, now: dict) -> Path:
+    decided = {d.path: d for d in result.decisions}
+    fixed = {f.path: f for f in result.fixes}
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", "now_at", "class", "source", "decision", "reason", "of", "distance", "detail"])
+    for row in rows:
+        p = row["path"]
+        if p in decided:
+            d = decided[p]
+            writer.writerow([p, now.get(p, p), row["class"], row["source"], "set-aside", d.reason, d.of or "", d.distance, d.detail])
+        elif p in fixed:
+            f = fixed[p]
+            writer.writerow([p, now.get(p, f.dst), row["class"], row["source"], "fixed", f.action, "", "", f.detail])
+        else:
+            writer.writerow([p, p, row["class"], row["source"], "keep", "", "", "", ""])
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def _write_html(ws: Workspace, path: Path, result, now: dict) -> Path:
+    summary = [{"what": "scanned", "files": result.scanned}, {"what": "kept", "files": result.kept},
+               {"what": "fixed (renamed or converted)", "files": len(result.fixes)}]
+    summary += [{"what": f"set aside: {reason}", "files": n} for reason, n in result.counts.items()]
+    body = [table(summary, ["what", "files"]),
+            '<p class="muted">Nothing was deleted: set-aside files are in the quarantine folder; '
+            "<code>datacurate restore</code> moves them back. Duplicate clusters, conflicts and leaks: "
+            '<a href="clean-duplicates.html">clean-duplicates.html</a>.</p>']
+    by_reason: dict[str, list] = {}
+    for d in result.decisions:
+        by_reason.setdefault(d.reason, []).append(d)
+    for reason, decisions in sorted(by_reason.items()):
+        cards = [card(ws.abs(now.get(d.path, d.path)), [d.path, d.detail or ""], preview=reason not in NO_PREVIEW)
+                 for d in decisions[:MAX_CARDS_PER_REASON]]
+        more = len(decisions) - MAX_CARDS_PER_REASON
+        tail = f'<p class="muted">and {more} more (see clean-decisions.csv)</p>' if more > 0 else ""
+        body.append(f"<h2>{esc(reason)} ({len(decisions)})</h2><div class=grid>{''.join(cards)}</div>{tail}")
+    if result.fixes:
+        rows = [{"file": f.path, "now": f.dst, "action": f.action, "why": f.detail} for f in result.fixes]
+        body.append("<h2>fixed</h2>" + table(rows, ["file", "now", "action", "why"]))
+    conflicts = result.conflicts_reported
+    if conflicts:
+        rows = [{"kept": p.a, "other": p.b, "distance": p.distance} for p in conflicts]
+        body.append("<h2>label conflicts between originals (nothing moved: decide by hand)</h2>"
+                    + table(rows, ["kept", "other", "distance"]))
+    return write_page(path, f"datacurate clean: {ws.root.name}", "".join(body))

@@ -1,0 +1,59 @@
+"""Workspace commands: `init` and `demo-data`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from datacurate.clicommon import pass_ctx
+from datacurate.errors import UserError
+from datacurate.fsutil import atomic_write_text
+from datacurate.workspace import CONFIG_NAME, Workspace
+
+TEMPLATE = Path(__file__).with_name("data") / "datacurate.yaml"
+
+
+def init_workspace(root: Path) -> list[str]:
+    """Make the workspace layout and a commented datacurate.yaml (kept if present); return what was made."""
+    root.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.open(root)
+    made = []
+    for folder in (ws.original, ws.scraped, ws.quarantine, ws.runs, ws.reports, ws.state_dir):
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            made.append(ws.rel(folder) + "/")
+    config = root / CONFIG_NAME
+    if not config.exists():
+        atomic_write_text(config, TEMPLATE.read_text(encoding="utf-8"))
+        made.append(CONFIG_NAME)
+    return made
+
+
+@click.command()
+@pass_ctx
+def init(ctx):
+    """Make the workspace layout and a commented datacurate.yaml here (or in -C DIR)."""
+    ws = ctx.workspace(must_exist=False)
+    made = init_workspace(ws.root)
+    click.echo(f"workspace {ws.root}: " + (", ".join(made) if made else "already set up"))
+
+
+@click.command("demo-data")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--per-class", type=click.IntRange(2, 10000), default=24, show_default=True, help="Images per class.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_data(directory, per_class, seed):
+    """Write a small generated workspace with broken files and duplicates planted among the images."""
+    from datacurate.demodata import CLASSES, make_demo_data
+
+    root = Path(directory)
+    if root.exists() and any((root / "data").glob("*/*")):
+        raise UserError(f"{root} already holds data; choose an empty folder")
+    init_workspace(root)
+    planted = make_demo_data(root, per_class=per_class, seed=seed)
+    click.echo(f"wrote {len(CLASSES)} classes x {per_class} images and {planted['problems']} planted problems to {root}")
+    click.echo(f"next: datacurate -C {root} clean")
+
+
+COMMANDS = [init, demo_data]
