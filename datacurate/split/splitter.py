@@ -1,0 +1,135 @@
+"""`datacurate split` as a library call: index, group, assign, build the folders, record, report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datacurate.catalog import open_catalog
+from datacurate.clean.scan import index_files
+from datacurate.errors import UserError
+from datacurate.fsutil import atomic_write_text
+from datacurate.split import balance as balance_mod
+from datacurate.split.assign import Assignment, assign
+from datacurate.split.clusters import groups, linked_pairs, moves
+from datacurate.split.eligible import SPLIT_SOURCES, Item, select
+from datacurate.split.memory import load_prior, save
+from datacurate.split.options import SplitOptions
+from datacurate.split.stats import STATS_NAME
+from datacurate.split.tree import Placement, TreeResult, build, locked
+from datacurate.workspace import Workspace
+
+CSV_NAME = "split.csv"
+
+
+@dataclass
+class SplitResult:
+    """What a split did (or, with dry_run, would do)."""
+
+    options: SplitOptions
+    dry_run: bool
+    items: list[Item]
+    assignment: Assignment
+    skipped: dict[str, str]
+    balance: balance_mod.Balance
+    folder: Path
+    tree: TreeResult | None = None
+    reports: dict[str, Path] = field(default_factory=dict)
+    stats_removed: bool = False
+    seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(self.assignment.split.values())
+        return {s: c.get(s, 0) for s in ("train", "valid", "test") if s in c or s != "test"}
+
+    def summary(self) -> dict:
+        tree = self.tree
+        return {
+            "dry_run": self.dry_run, "images": len(self.items), "counts": self.counts,
+            "left_out": len(self.assignment.left_out) + len(self.skipped), "moved": len(self.assignment.moved),
+            "link": self.options.link, "copied_instead_of_linked": tree.copied if tree and self.options.link == "hardlink" else 0,
+            "seed": self.options.seed, "final": self.options.final, "folder": str(self.folder),
+            "reports": {k: str(v) for k, v in self.reports.items()}, "seconds": round(self.seconds, 3),
+        }
+
+
+def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry_run: bool = False,
+                  quiet: bool = True) -> SplitResult:
+    """Split the workspace's eligible images into data/split/<split>/<class>/ (see the README)."""
+    start = time.perf_counter()
+    if not ws.original.is_dir() and not ws.scraped.is_dir():
+        raise UserError(f"nothing to split: {ws.original} does not exist (put labeled images in <class>/ folders there)")
+    with open_catalog(ws) as cat, locked(ws.state_dir):
+        rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=False, quiet=quiet)
+        items, skipped = select(rows, opts.seed)
+        if not items:
+            raise UserError(f"no images to split under {ws.original} or {ws.scraped}")
+        moved = moves(cat.db)
+        res = assign(items, groups(items, linked_pairs(cat.db), moved), {} if fresh else load_prior(cat, items, moved), opts)
+        by_path = {it.path: it for it in items}
+        bal = balance_mod.from_records(((by_path[p].klass, s, by_path[p].source) for p, s in res.split.items()),
+                                       opts.min_per_class, opts.final)
+        out = SplitResult(opts, dry_run, items, res, skipped, bal, ws.split_dir)
+        if not dry_run:
+            splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
+            placed = _placements(ws, items, res)
+            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link)
+            atomic_write_text(ws.split_dir / CSV_NAME, _csv(items, res, skipped, placed))
+            save(cat, items, res, forget=fresh)
+            out.stats_removed = _drop_stale_stats(ws, rows, res)
+            cat.log("split", None, ws.rel(ws.split_dir), None, detail=out.summary())
+            out.reports = balance_mod.write(bal, ws.reports)
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def _placements(ws: Workspace, items: list[Item], res: Assignment) -> dict[str, Placement]:
+    """Where each placed file goes (by catalog path): <split>/<class>/<name>; a name clash gets the content hash."""
+    taken: set[tuple[str, str]] = set()
+    out = {}
+    for it in items:  # sorted by path: originals come first and keep their names
+        split = res.split.get(it.path)
+        if split is None:
+            continue
+        src = ws.abs(it.path)
+        rel = src.relative_to(ws.path(it.source)).as_posix()
+        if (split, rel.casefold()) in taken:
+            stem, dot, ext = rel.rpartition(".")
+            rel = f"{stem}-{it.sha256[:10]}.{ext}" if dot else f"{rel}-{it.sha256[:10]}"
+        taken.add((split, rel.casefold()))
+        out[it.path] = Placement(src, split, rel)
+    return out
+
+
+def _csv(items: list[Item], res: Assignment, skipped: dict[str, str], placed: dict[str, Placement]) -> str:
+    """split.csv: every file under the sources, the split and file it got (or why it has none)."""
+    rows = []
+    for it in items:
+        p = placed.get(it.path)
+        note = res.left_out.get(it.path, "")
+        if p and res.memory.get(it.path) not in (None, p.split):
+            note = f"final: held out as {res.memory[it.path]} otherwise"
+        rows.append([it.path, it.klass, it.source, p.split if p else "", f"{p.split}/{p.rel}" if p else "", it.sha256, note])
+    rows += [[path, "", "", "", "", "", why] for path, why in skipped.items()]
+    rows.sort(key=lambda r: r[0])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "class", "source", "split", "file", "sha256", "note"])
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _drop_stale_stats(ws: Workspace, rows, res: Assignment) -> bool:
+    """Remove stats.json when the train split changed, so the trainer never normalises with stale numbers."""
+    path = ws.split_dir / STATS_NAME
+    before = {r["path"] for r in rows if r["split"] == "train"}
+    after = {p for p, s in res.split.items() if s == "train"}
+    if before == after or not path.exists():
+        return False
+    path.unlink()
+    return True

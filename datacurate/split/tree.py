@@ -1,0 +1,132 @@
+"""Build data/split/<split>/<class>/ in a folder beside it, then swap it in (hardlink | symlink | copy)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from datacurate.errors import UserError
+
+# errors from os.link that mean "this file system (pair) cannot hardlink": copy instead
+NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+BUILD_PREFIX = ".tmp-build-"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One file to put in the tree: `src` (absolute) at <split>/<rel>."""
+
+    src: Path
+    split: str
+    rel: str  # <class>/<name> (or <class>/<sub>/<name>), POSIX
+
+
+@dataclass
+class TreeResult:
+    linked: int = 0
+    copied: int = 0        # with --link hardlink: files copied because the file system cannot link
+    symlinked: int = 0
+
+
+@contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """One split at a time per workspace (an exclusive lock on .datacurate/split.lock)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "split.lock", "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another `datacurate split` is running in {state_dir.parent}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mode: str) -> TreeResult:
+    """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
+
+    `root` is data/split; a split named in `splits` with no files gets an empty folder.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    _sweep(root)
+    work = root / f"{BUILD_PREFIX}{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        for s in splits:
+            (work / s).mkdir()
+        result = _fill(root, work, placements, mode)
+        for s in ("train", "valid", "test"):
+            _swap(root / s, work / s, work / f"old-{s}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _sweep(root: Path) -> None:
+    """Remove build folders left by a run that was killed (we hold the lock, so none is live)."""
+    for entry in os.scandir(root):
+        if entry.name.startswith(BUILD_PREFIX) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) -> TreeResult:
+    out = TreeResult()
+    made: set[str] = set()
+    for p in placements:
+        dst = os.path.join(work, p.split, p.rel)
+        parent = os.path.dirname(dst)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if mode == "symlink":
+            final_parent = os.path.dirname(os.path.join(root, p.split, p.rel))
+            os.symlink(os.path.relpath(p.src, final_parent), dst)
+            out.symlinked += 1
+        elif mode == "hardlink":
+            try:
+                os.link(p.src, dst)
+                out.linked += 1
+            except OSError as exc:
+                if exc.errno not in NO_HARDLINK:
+                    raise
+                shutil.copy2(p.src, dst)
+                out.copied += 1
+        else:
+            shutil.copy2(p.src, dst)
+            out.copied += 1
+    return out
+
+
+def _swap(target: Path, new: Path, trash: Path) -> None:
+    """Put `new` at `target` (exchanging atomically where the kernel can); the old one goes to `trash`."""
+    has_new, has_old = new.is_dir(), os.path.lexists(target)
+    if has_new and has_old and _exchange(new, target):
+        return  # the old tree now sits at `new`, removed with the build folder
+    if has_old:
+        os.rename(target, trash)
+    if has_new:
+        os.rename(new, target)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): swap two paths in one step (Linux); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange)
+    return rc == 0
