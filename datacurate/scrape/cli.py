@@ -1,0 +1,105 @@
+"""`datacurate scrape`: flags onto scrape(), then the summary."""
+
+from __future__ import annotations
+
+import click
+
+from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.scrape.options import DEFAULTS, ENGINES, check_options
+from datacurate.scrape.result import ScrapeResult, rejected_text
+
+
+def _d(key: str) -> str:
+    value = DEFAULTS[key]
+    return f" (default {value})" if value not in (None, "", (), {}) else ""
+
+
+@click.command()
+@click.option("--engine", "-e", metavar="NAMES", help=f"Engines, comma-separated: {', '.join(ENGINES)}{_d('engine')}.")
+@click.option("--suffix", "-s", metavar="TEXT", help="Words added to every query through {suffix}, e.g. \"shirt doll\".")
+@click.option("--template", metavar="TEXT", help="Query template with {class} and {suffix} (default \"{class} {suffix}\").")
+@click.option("--queries", metavar="FILE", help="YAML of per-class overrides: several queries, other text, or skip.")
+@click.option("--class", "classes", multiple=True, metavar="NAME", help="Only this class (repeatable).")
+@click.option("--max-per-class", "-n", type=int, help=f"Scraped images wanted per class{_d('max_per_class')}; a re-run fetches the difference.")
+@click.option("--max-pages", type=int, help=f"Result pages per query and engine{_d('max_pages')}.")
+@click.option("--base-url", multiple=True, metavar="ENGINE=URL", help="Another base URL for an engine (mirror, proxy, test server); repeatable.")
+@click.option("--urls", metavar="FILE", help="For --engine urls: YAML {class: [url, ...]} or a folder of <class>.txt.")
+@click.option("--flickr-key", metavar="KEY", help="Flickr API key (default: $FLICKR_APIKEY).")
+@click.option("--concurrency", "-j", type=int, help=f"Requests at once, all hosts{_d('concurrency')}.")
+@click.option("--per-host", type=int, help=f"Requests at once to one host{_d('per_host')}.")
+@click.option("--delay", type=float, help=f"Minimum seconds between requests to one host{_d('delay')}.")
+@click.option("--timeout", type=float, help=f"Seconds per request: connect, each read, the whole body{_d('timeout')}.")
+@click.option("--retries", type=int, help=f"Retries after 429/503 (honouring Retry-After) or a connection error{_d('retries')}.")
+@click.option("--max-wait", type=float, help=f"Longest Retry-After to honour, seconds{_d('max_wait')}.")
+@click.option("--max-bytes", metavar="SIZE", help=f"Byte limit per image, e.g. 20MB{_d('max_bytes')}.")
+@click.option("--max-redirects", type=int, help=f"Redirects followed per request{_d('max_redirects')}.")
+@click.option("--min-size", type=int, help=f"Smallest side in pixels{_d('min_size')}.")
+@click.option("--max-pixels", type=int, help=f"Most pixels per image{_d('max_pixels')}.")
+@click.option("--max-aspect", type=float, help=f"Longest side over shortest side{_d('max_aspect')}.")
+@click.option("--ignore-robots", is_flag=True, default=None, help="Do not read robots.txt (X-Robots-Tag is still honoured).")
+@click.option("--allow-private", is_flag=True, default=None, help="Allow private, loopback and link-local addresses (intranet mirrors, tests).")
+@click.option("--user-agent", metavar="TEXT", help="User-Agent header (default names datacurate).")
+@click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
+@pass_ctx
+def scrape(ctx, dry_run, **flags) -> None:
+    """More images per class from image search, by query template, into data/scraped/<class>/."""
+    ws = ctx.workspace()
+    flags["base_url"] = list(flags["base_url"]) or None
+    opts = check_options(ws.resolve("scrape", flags, DEFAULTS), dry_run=dry_run)
+    warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
+    from datacurate.scrape.run import scrape as run_scrape  # icrawler loads only when scraping
+
+    result = run_scrape(ws, opts, quiet=ctx.quiet, warn=warn)
+    if dry_run:
+        _print_plan(result)
+        return
+    _print_summary(ws, result)
+    failure = result.failure()
+    if failure:
+        raise click.ClickException(failure)
+
+
+def _print_plan(result: ScrapeResult) -> None:
+    for klass, queries in result.queries.items():
+        click.echo(f"{klass}: have {result.had.get(klass, 0)}, want {result.need.get(klass, 0)} more")
+        for q in queries:
+            click.echo(f"  query: {q}")
+        for c, engine, q, url in result.planned:
+            if c == klass:
+                click.echo(f"    {engine:<7} {url}")
+    skipped = sorted(set(result.had) - set(result.queries))
+    if skipped:
+        click.echo(f"skipped: {', '.join(skipped)}")
+
+
+def _print_summary(ws, result: ScrapeResult) -> None:
+    rows = []
+    for (klass, engine), t in sorted(result.tallies.items()):
+        pages = f"{t.pages}" + (f" ({t.empty_pages} empty)" if t.empty_pages else "") + \
+                (f" ({t.unrecognised_pages} unrecognised)" if t.unrecognised_pages else "")
+        errors = sum(t.page_errors.values())
+        rows.append({"class": klass, "engine": engine, "pages": pages, "page errors": errors or 0,
+                     "candidates": t.candidates, "saved": t.saved, "rejected": rejected_text(t.rejected)})
+    echo_table(rows)
+    full = [k for k, n in result.need.items() if n == 0]
+    if full:
+        click.echo(f"already full ({len(full)} classes): {', '.join(full[:10])}{' ...' if len(full) > 10 else ''}")
+    for klass, need in result.need.items():
+        got = result.saved(klass)
+        if need and not got:
+            click.echo(f"datacurate: warning: class {klass}: no new image (wanted {need})", err=True)
+        elif need and got < need:
+            click.echo(f"datacurate: warning: class {klass}: {got} of {need} wanted (results ran out)", err=True)
+    rate = f", {result.images_per_second:.1f} images/s while downloading" if result.download_seconds else ""
+    click.echo(f"saved {result.saved()} images into {_shown(ws, ws.scraped)}/ in {result.seconds:.1f} s{rate}")
+
+
+
+def _shown(ws, path) -> str:
+    try:
+        return ws.rel(path)
+    except Exception:  # noqa: BLE001 - a scraped folder outside the workspace
+        return str(path)
+
+
+COMMANDS = [scrape]

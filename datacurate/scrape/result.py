@@ -1,0 +1,79 @@
+"""What a scrape did: per class and engine, pages, candidates, saved, rejected by reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Tally:
+    """Counts for one (class, engine)."""
+
+    pages: int = 0
+    empty_pages: int = 0           # well-formed pages with no results
+    unrecognised_pages: int = 0    # pages the parser did not recognise (markup changed?)
+    page_errors: Counter = field(default_factory=Counter)
+    candidates: int = 0
+    saved: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class ScrapeResult:
+    """The outcome of `scrape()` (with dry_run, only the plan: queries and page URLs)."""
+
+    dry_run: bool
+    queries: dict[str, list[str]] = field(default_factory=dict)
+    had: dict[str, int] = field(default_factory=dict)        # class -> scraped images before the run
+    need: dict[str, int] = field(default_factory=dict)       # class -> images wanted in this run
+    tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    given_up: dict[str, str] = field(default_factory=dict)   # engine -> why it was given up
+    planned: list[tuple[str, str, str, str]] = field(default_factory=list)  # (class, engine, query, page URL)
+    seconds: float = 0.0
+    download_seconds: float = 0.0  # first image request to last image answer
+    downloads: int = 0             # image requests answered (saved or not)
+
+    def tally(self, klass: str, engine: str) -> Tally:
+        return self.tallies.setdefault((klass, engine), Tally())
+
+    def saved(self, klass: str | None = None) -> int:
+        return sum(t.saved for (c, _), t in self.tallies.items() if klass is None or c == klass)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.saved() / self.download_seconds if self.download_seconds > 0 else 0.0
+
+    def failure(self) -> str | None:
+        """Why no class got a single image, when images were wanted and none came; else None."""
+        if self.dry_run or not any(self.need.values()) or self.saved() > 0:
+            return None
+        parts = []
+        engines = sorted({e for _, e in self.tallies}, key=str)
+        for engine in engines:
+            rows = [t for (_, e), t in self.tallies.items() if e == engine]
+            if engine in self.given_up:
+                parts.append(f"{engine}: {self.given_up[engine]}")
+                continue
+            pages = sum(t.pages for t in rows)
+            cands = sum(t.candidates for t in rows)
+            unrec = sum(t.unrecognised_pages for t in rows)
+            errors = sum((t.page_errors for t in rows), Counter())
+            rejected = sum((t.rejected for t in rows), Counter())
+            if unrec:
+                parts.append(f"{engine}: {unrec} of {pages} result pages not recognised (the page format may have changed)")
+            elif errors and not cands:
+                parts.append(f"{engine}: result pages failed ({_counts(errors)})")
+            elif not cands:
+                parts.append(f"{engine}: {pages} result pages held no images (no results for these queries?)")
+            else:
+                parts.append(f"{engine}: {cands} candidates, all rejected ({_counts(rejected)})")
+        return "no class got a single image: " + ("; ".join(parts) or "no engine produced anything")
+
+
+def _counts(c: Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in c.most_common())
+
+
+def rejected_text(c: Counter) -> str:
+    return ", ".join(f"{k}:{v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) or "-"

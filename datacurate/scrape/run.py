@@ -1,0 +1,382 @@
+"""`datacurate scrape` as a library call: plan queries, fetch result pages, download, validate,
+save, record.
+
+One thread pool of `concurrency` workers runs both result-page fetches and image downloads; the
+main thread schedules them (a result page is fetched for a class only while it lacks candidates,
+and no more downloads run for a class than images it still needs, so nothing is fetched in vain)
+and is the only one that writes the catalog.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from datacurate.catalog import Catalog, open_catalog
+from datacurate.clean.scan import index_files, walk_files
+from datacurate.imageio import inspect_bytes
+from datacurate.scrape import engines as eng
+from datacurate.scrape.net import Net, NetConfig, Refused, x_robots_forbids
+from datacurate.scrape.options import ROBOTS_TOKEN, ScrapeOptions
+from datacurate.scrape.plan import class_queries, load_url_lists, select_classes
+from datacurate.scrape.result import ScrapeResult
+from datacurate.scrape.store import Store, prior_urls, record, sweep_partials, to_trainable
+from datacurate.workspace import Workspace
+
+HASH_KINDS = ("phash",)
+
+
+@dataclass
+class Candidate:
+    klass: str
+    engine: str
+    query: str
+    rank: int
+    image_url: str
+    page_url: str | None
+
+
+@dataclass
+class Stream:
+    """The result pages of one engine for one query of one class."""
+
+    engine: str
+    query: str
+    pending: deque = field(default_factory=deque)
+    fetched: int = 0
+    ranked: int = 0               # candidates seen so far (next rank)
+    seen_pages: set = field(default_factory=set)
+    done: bool = False
+
+
+@dataclass
+class ClassState:
+    klass: str
+    need: int
+    streams: list[Stream]
+    saved: int = 0
+    buffer: deque = field(default_factory=deque)
+    seen_urls: set = field(default_factory=set)
+    prior: set = field(default_factory=set)
+    page_inflight: int = 0
+    dl_inflight: int = 0
+    turn: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.need - self.saved
+
+    def next_stream(self, given_up: dict) -> Stream | None:
+        live = [s for s in self.streams if not s.done and s.pending and s.engine not in given_up]
+        if not live:
+            return None
+        self.turn += 1
+        return live[self.turn % len(live)]
+
+    def finished(self, given_up: dict) -> bool:
+        if self.remaining <= 0:
+            return True
+        return (not self.buffer and not self.dl_inflight and not self.page_inflight
+                and self.next_stream_peek(given_up) is None)
+
+    def next_stream_peek(self, given_up: dict) -> Stream | None:
+        return next((s for s in self.streams if not s.done and s.pending and s.engine not in given_up), None)
+
+
+@dataclass
+class Outcome:
+    cand: Candidate
+    status: int | None = None
+    content_type: str | None = None
+    nbytes: int | None = None
+    sha256: str | None = None
+    reason: str | None = None
+    detail: str = ""
+    row: dict | None = None
+    hashes: dict | None = None
+
+
+def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
+           warn: Callable[[str], None] | None = None) -> ScrapeResult:
+    """Top up data/scraped/<class>/ to opts.max_per_class images per class (see the module doc)."""
+    warn = warn or (lambda msg: print(f"datacurate: warning: {msg}", file=sys.stderr))
+    started = time.monotonic()
+    classes = select_classes(ws, opts)
+    queries = class_queries(ws, opts, classes)
+    url_lists = load_url_lists(ws, opts.urls, list(queries)) if "urls" in opts.engines else {}
+    result = ScrapeResult(dry_run=opts.dry_run, queries=queries)
+    if opts.dry_run:
+        _plan_only(ws, opts, result, url_lists)
+    else:
+        with open_catalog(ws) as cat:
+            _run(ws, cat, opts, result, url_lists, quiet, warn)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _streams(opts: ScrapeOptions, query_list: list[str], pages_needed: int) -> list[Stream]:
+    out = []
+    for query in query_list:
+        for engine in opts.engines:
+            spec = eng.ENGINES[engine]
+            if engine == "urls":
+                continue
+            urls = eng.page_urls(spec, query, opts.base_for(engine) or "", min(opts.max_pages, pages_needed),
+                                 apikey=opts.flickr_key or "")
+            out.append(Stream(engine, query, deque(urls)))
+    return out
+
+
+def _plan_only(ws: Workspace, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict) -> None:
+    for klass, qs in result.queries.items():
+        have = sum(1 for _ in walk_files(ws.scraped / klass))
+        result.had[klass], result.need[klass] = have, max(0, opts.max_per_class - have)
+        for engine in opts.engines:
+            spec = eng.ENGINES[engine]
+            if engine == "urls":
+                for url in url_lists.get(klass, []):
+                    result.planned.append((klass, engine, "(urls file)", url))
+                continue
+            per_page = spec.page_size or 1
+            pages = max(1, min(opts.max_pages, -(-result.need[klass] // per_page))) if result.need[klass] else 0
+            for q in qs:
+                for url in eng.page_urls(spec, q, opts.base_for(engine) or "", pages, apikey=opts.flickr_key or "")[:pages]:
+                    result.planned.append((klass, engine, q, url))
+
+
+def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn) -> None:
+    sweep_partials(ws.scraped)
+    rows = index_files(ws, cat, quiet=quiet)
+    known = {r["sha256"] for r in rows if r["sha256"]}
+    known.update(r[0] for r in cat.db.execute("SELECT sha256 FROM files WHERE sha256 IS NOT NULL"))
+    have: dict[str, int] = {}
+    for r in rows:
+        if r["source"] == "scraped" and r["status"] == "ok":
+            have[r["class"]] = have.get(r["class"], 0) + 1
+    prior = prior_urls(cat)
+    states = []
+    for klass, qs in result.queries.items():
+        result.had[klass] = have.get(klass, 0)
+        need = max(0, opts.max_per_class - result.had[klass])
+        result.need[klass] = need
+        if need == 0:
+            continue
+        st = ClassState(klass, need, _streams(opts, qs, opts.max_pages), prior=prior.get(klass, set()))
+        for engine in opts.engines:
+            result.tally(klass, engine)
+        states.append(st)
+        for rank, url in enumerate(url_lists.get(klass, [])):
+            _take(result, cat, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
+    Runner(ws, cat, opts, result, states, known, quiet, warn).run()
+
+
+def _take(result: ScrapeResult, cat: Catalog, st: ClassState, cand: Candidate) -> None:
+    """A candidate from a page: queued, or recorded as a repeat."""
+    tally = result.tally(st.klass, cand.engine)
+    tally.candidates += 1
+    reason = "repeat-url" if cand.image_url in st.seen_urls else "seen-before" if cand.image_url in st.prior else None
+    st.seen_urls.add(cand.image_url)
+    if reason is None:
+        st.buffer.append(cand)
+        return
+    tally.rejected[reason] += 1
+    record(cat, _prov(Outcome(cand, reason=reason)), None, None)
+
+
+def _prov(out: Outcome) -> dict:
+    c = out.cand
+    return {"class": c.klass, "engine": c.engine, "query": c.query, "rank": c.rank, "image_url": c.image_url,
+            "page_url": c.page_url, "http_status": out.status, "content_type": out.content_type, "bytes": out.nbytes,
+            "sha256": out.sha256, "path": out.row["path"] if out.row else None, "reason": out.reason}
+
+
+class Runner:
+    """The scheduling loop (main thread) and the work done in the pool (page fetch, download)."""
+
+    def __init__(self, ws, cat, opts: ScrapeOptions, result: ScrapeResult, states: list[ClassState], known: set,
+                 quiet, warn):
+        self.ws, self.cat, self.opts, self.result, self.states, self.warn = ws, cat, opts, result, states, warn
+        self.quiet = quiet
+        self.stop = threading.Event()
+        self.net = Net(NetConfig(user_agent=opts.user_agent, robots_token=ROBOTS_TOKEN, timeout=opts.timeout,
+                                 per_host=opts.per_host, delay=opts.delay, retries=opts.retries,
+                                 max_wait=opts.max_wait, max_redirects=opts.max_redirects,
+                                 allow_private=opts.allow_private, ignore_robots=opts.ignore_robots), self.stop)
+        self.store = Store(ws, known)
+        self.limits = opts.limits
+        self.first_download: float | None = None
+        self.last_download: float | None = None
+
+    # -- main loop ------------------------------------------------------------------------------
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        total = sum(s.need for s in self.states)
+        bar = tqdm(total=total, desc="scraping", unit="img", disable=self.quiet or not total, file=sys.stderr,
+                   leave=False, dynamic_ncols=True)
+        pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="scrape")
+        futures: dict[Future, tuple[str, ClassState, object]] = {}
+        try:
+            while True:
+                self._schedule(pool, futures)
+                if not futures:
+                    break
+                done, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    kind, st, payload = futures.pop(fut)
+                    if kind == "page":
+                        st.page_inflight -= 1
+                        self._on_page(st, payload, fut.result())
+                    else:
+                        st.dl_inflight -= 1
+                        saved_before = st.saved
+                        self._on_image(st, fut.result())
+                        bar.update(st.saved - saved_before)
+        except BaseException:
+            self.stop.set()
+            for fut in futures:
+                fut.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            if self.first_download is not None and self.last_download is not None:
+                self.result.download_seconds = self.last_download - self.first_download
+
+    def _schedule(self, pool: ThreadPoolExecutor, futures: dict) -> None:
+        slots = self.opts.concurrency - len(futures)
+        active = [s for s in self.states if not s.finished(self.result.given_up)]
+        for st in active:
+            if slots <= 0:
+                return
+            if st.page_inflight == 0 and len(st.buffer) < st.remaining - st.dl_inflight + 1:
+                stream = st.next_stream(self.result.given_up)
+                if stream is not None:
+                    url = stream.pending.popleft()
+                    stream.seen_pages.add(url)
+                    st.page_inflight += 1
+                    futures[pool.submit(self._fetch_page, stream, url)] = ("page", st, stream)
+                    slots -= 1
+        moved = True
+        while slots > 0 and moved:
+            moved = False
+            for st in active:
+                if slots > 0 and st.buffer and st.dl_inflight < st.remaining:
+                    cand = st.buffer.popleft()
+                    st.dl_inflight += 1
+                    if self.first_download is None:
+                        self.first_download = time.monotonic()
+                    futures[pool.submit(self._download, cand)] = ("image", st, cand)
+                    slots -= 1
+                    moved = True
+
+    # -- result pages ---------------------------------------------------------------------------
+    def _fetch_page(self, stream: Stream, url: str):
+        spec = eng.ENGINES[stream.engine]
+        try:
+            got = self.net.fetch(url, max_bytes=self.opts.max_bytes, check_robots=stream.engine == "greedy")
+        except Refused as exc:
+            return exc
+        try:
+            return eng.read_page(spec, got.data, got.url)
+        except Exception as exc:  # noqa: BLE001 - a parser must never take the run down
+            return Refused("parse-error", f"{type(exc).__name__}: {exc}")
+
+    def _on_page(self, st: ClassState, stream: Stream, got) -> None:
+        tally = self.result.tally(st.klass, stream.engine)
+        stream.fetched += 1
+        if isinstance(got, Refused):
+            if got.reason == "stopped":
+                return
+            tally.pages += 1
+            stream.done = True
+            tally.page_errors[got.reason] += 1
+            if got.status in (429, 503) and stream.engine not in self.result.given_up:
+                msg = (f"gave up for this run: {urlhost(got.url)} kept refusing (HTTP {got.status}) through "
+                       f"{self.opts.retries} retries{' ' + got.detail if '(' in got.detail else ''}")
+                self.result.given_up[stream.engine] = msg
+                self.warn(f"{stream.engine} {msg}")
+            return
+        tally.pages += 1
+        page: eng.Page = got
+        if not page.recognised:
+            tally.unrecognised_pages += 1
+            stream.done = True
+            return
+        if not page.candidates:
+            tally.empty_pages += 1
+            stream.done = True
+            return
+        for url, page_url in page.candidates:
+            _take(self.result, self.cat, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
+            stream.ranked += 1
+        if stream.engine == "greedy":
+            for link in page.links:
+                if link not in stream.seen_pages and stream.fetched + len(stream.pending) < self.opts.max_pages:
+                    stream.seen_pages.add(link)
+                    stream.pending.append(link)
+
+    # -- images ---------------------------------------------------------------------------------
+    def _download(self, cand: Candidate) -> Outcome:
+        out = Outcome(cand)
+        try:
+            got = self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=_check_x_robots)
+        except Refused as exc:
+            out.reason, out.detail, out.status = exc.reason, exc.detail, exc.status
+            out.content_type, out.nbytes = exc.content_type, exc.nbytes
+            return out
+        out.status, out.content_type, out.nbytes = got.status, got.content_type, len(got.data)
+        ins = inspect_bytes(got.data, self.limits, HASH_KINDS)
+        out.sha256 = ins.sha256
+        if not ins.ok:
+            out.reason, out.detail = ins.reason, ins.detail
+            return out
+        data, saved_ins = to_trainable(got.data, ins, self.limits)
+        if not saved_ins.ok:
+            out.reason, out.detail = saved_ins.reason, saved_ins.detail
+            return out
+        digests = {ins.sha256, saved_ins.sha256}
+        if not self.store.claim(*digests):
+            out.reason, out.detail = "duplicate", "the workspace already holds these bytes"
+            return out
+        try:
+            out.row = self.store.save(cand.klass, data, saved_ins)
+        except OSError as exc:
+            self.store.release(*digests)
+            out.reason, out.detail = "write-error", str(exc)
+            return out
+        out.hashes = saved_ins.hashes
+        return out
+
+    def _on_image(self, st: ClassState, out: Outcome) -> None:
+        if out.reason == "stopped":
+            return
+        self.last_download = time.monotonic()
+        self.result.downloads += 1
+        tally = self.result.tally(st.klass, out.cand.engine)
+        if out.row is not None:
+            st.saved += 1
+            tally.saved += 1
+        else:
+            tally.rejected[out.reason] += 1
+        record(self.cat, _prov(out), out.row, out.hashes)
+
+
+def _check_x_robots(resp) -> None:
+    value = resp.headers.get("X-Robots-Tag")
+    if value:
+        word = x_robots_forbids(value, ROBOTS_TOKEN)
+        if word:
+            raise Refused("x-robots-tag", f"X-Robots-Tag: {value}", status=resp.status_code,
+                          content_type=resp.headers.get("Content-Type"))
+
+
+def urlhost(url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc if url else "the engine"

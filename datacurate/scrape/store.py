@@ -1,0 +1,112 @@
+"""Where scraped images land: data/scraped/<class>/<sha256 prefix><true extension>, written
+atomically, with a files row (so clean does not decode them again) and provenance for every
+candidate."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterable
+
+from PIL import Image
+
+from datacurate.catalog import Catalog
+from datacurate.fsutil import atomic_write_bytes, deferred_signals
+from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
+from datacurate.workspace import Workspace
+
+NAME_CHARS = 16
+# Reasons that may pass with time: a later run tries those URLs again.
+TRANSIENT = {
+    "timeout", "connection-error", "incomplete-body", "dns-error", "stopped", "http-408", "http-425", "http-429",
+    "http-500", "http-502", "http-503", "http-504", "robots-txt",
+}
+
+
+class Store:
+    """The set of sha256 the workspace holds (claimed under a lock), and the saver."""
+
+    def __init__(self, ws: Workspace, known: Iterable[str]):
+        self.ws = ws
+        self.known = set(known)
+        self._lock = threading.Lock()
+
+    def claim(self, *digests: str) -> bool:
+        """True (and remembered) when none of `digests` is held yet."""
+        with self._lock:
+            if any(d in self.known for d in digests):
+                return False
+            self.known.update(digests)
+            return True
+
+    def release(self, *digests: str) -> None:
+        with self._lock:
+            self.known.difference_update(digests)
+
+    def save(self, klass: str, data: bytes, ins: Inspection) -> dict:
+        """Write the bytes under their content name; return the files row."""
+        path = self.ws.scraped / klass / f"{ins.sha256[:NAME_CHARS]}{ins.true_extension()}"
+        atomic_write_bytes(path, data)
+        st = path.stat()
+        return {
+            "path": self.ws.rel(path), "home": self.ws.rel(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": ins.sha256, "format": ins.format, "width": ins.width, "height": ins.height, "mode": ins.mode,
+            "frames": ins.frames, "class": klass, "source": "scraped", "status": "ok", "reason": None,
+            "problem": None, "detail": None, "checked": time.time(),
+        }
+
+
+def to_trainable(data: bytes, ins: Inspection, limits: Limits) -> tuple[bytes, Inspection]:
+    """A GIF (which ImageFolder ignores) becomes a PNG of its first frame; others pass unchanged."""
+    if ins.format not in CONVERTIBLE:
+        return data, ins
+    im = Image.open(io.BytesIO(data))
+    im.seek(0)
+    out = io.BytesIO()
+    im.convert("RGBA" if im.info.get("transparency") is not None else "RGB").save(out, format="PNG")
+    png = out.getvalue()
+    return png, inspect_bytes(png, limits, tuple(ins.hashes) or ("phash",))
+
+
+def record(cat: Catalog, prov: dict, row: dict | None, hashes: dict | None) -> None:
+    """One candidate's provenance (and files row and hashes when saved), in one transaction."""
+    with deferred_signals():
+        with cat.transaction():
+            if row is not None:
+                cat.upsert_file(row)
+                if hashes:
+                    cat.put_hashes(row["sha256"], hashes)
+                cat.log("save", prov.get("image_url"), row["path"], None,
+                        {"engine": prov["engine"], "query": prov["query"], "rank": prov.get("rank")})
+            cat.add_provenance(**prov)
+
+
+def prior_urls(cat: Catalog) -> dict[str, set[str]]:
+    """class -> image URLs an earlier run settled (saved, or rejected for a lasting reason)."""
+    out: dict[str, set[str]] = {}
+    marks = ",".join("?" * len(TRANSIENT))
+    sql = f"SELECT class, image_url FROM provenance WHERE image_url IS NOT NULL AND (reason IS NULL OR reason NOT IN ({marks}))"
+    for klass, url in cat.db.execute(sql, tuple(TRANSIENT)):
+        out.setdefault(klass, set()).add(url)
+    return out
+
+
+def sweep_partials(folder: Path) -> int:
+    """Remove our own partial writes (.tmp-*) a killed run left in the scraped class folders."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for klass in os.scandir(folder):
+        if not klass.is_dir():
+            continue
+        for entry in os.scandir(klass.path):
+            if entry.name.startswith(".tmp-") and entry.is_file():
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
