@@ -1,0 +1,62 @@
+"""Checkpoints: one dict with everything a resumed run needs, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from datacurate.errors import UserError
+from datacurate.fsutil import atomic_path
+
+FORMAT = "datacurate-train/1"
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(_py_state())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _py_state():
+    version, internal, gauss = random.getstate()
+    return version, list(internal), gauss
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file beside `path`, then os.replace."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def copy(src: Path, dst: Path) -> None:
+    """Atomic copy (best.pt from last.pt)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def load(path: Path) -> dict:
+    """Read a checkpoint written by `save`."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"{path} is not a datacurate training checkpoint")
+    return data

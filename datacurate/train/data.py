@@ -1,0 +1,167 @@
+"""Data loading for training: ImageFolder-layout folders, draft-decoded JPEGs, deterministic augmentation.
+
+Workers return uint8 tensors (a quarter of the bytes of float32 through pinned memory); scaling and
+normalisation run on the device. Brightness jitter draws from a per-(seed, epoch, index) generator,
+so results do not depend on the number of workers and a resumed run sees the same augmentation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datacurate.errors import UserError
+from datacurate.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
+
+log = logging.getLogger("datacurate.train")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Preprocess:
+    """What an image goes through before the model (saved in every checkpoint)."""
+
+    resize: int = 255
+    crop: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    stats: str = "imagenet"  # or the path of the split's stats.json
+
+    def as_dict(self) -> dict:
+        return {"resize": self.resize, "crop": self.crop, "mean": list(self.mean), "std": list(self.std), "stats": self.stats}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocess":
+        return cls(int(d["resize"]), int(d["crop"]), tuple(d["mean"]), tuple(d["std"]), d.get("stats", ""))
+
+
+def load_stats(split_dir: Path, mode: str = "auto") -> tuple[tuple, tuple, str]:
+    """(mean, std, source): the split's stats.json when present (mode auto/split), else ImageNet's."""
+    path = split_dir / "stats.json"
+    if mode == "imagenet" or (mode == "auto" and not path.is_file()):
+        return IMAGENET_MEAN, IMAGENET_STD, "imagenet"
+    if mode not in ("auto", "split"):
+        raise UserError(f"train.normalize must be auto, split or imagenet, got {mode!r}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        mean, std = tuple(float(x) for x in data["mean"]), tuple(float(x) for x in data["std"])
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError("three means and three positive stds expected")
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; run `datacurate stats` or set train.normalize: imagenet") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not a valid stats file ({exc}); run `datacurate stats` again") from None
+    return mean, std, "stats.json"
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files ImageFolder would load under `folder`, recursively, sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(Path(dirpath) / f for f in filenames
+                   if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGEFOLDER_EXTENSIONS)
+    return sorted(out)
+
+
+def class_folders(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def scan_folder(folder: Path, classes: list[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """(classes, [(path, label)]) of an ImageFolder tree; with `classes` given, folders must be among them."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist; build it with `datacurate split`")
+    found = class_folders(folder)
+    if classes is None:
+        classes = found
+    else:
+        extra = [c for c in found if c not in classes]
+        if extra:
+            raise UserError(f"{folder} has class folder {extra[0]!r} that the model was not trained on")
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [(str(p), index[c]) for c in found for p in list_images(folder / c)]
+    return classes, samples
+
+
+class ImageSet(Dataset):
+    """(uint8 CHW tensor, label, index) per sample; a file that fails to decode gives image None."""
+
+    def __init__(self, samples: list[tuple[str, int]], pre: Preprocess, *, brightness: float = 0.0, seed: int = 0):
+        self.samples, self.pre, self.brightness, self.seed = samples, pre, brightness, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        try:
+            return self.transform(load_rgb(path, self.pre.resize), i), label, i
+        except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
+            log.warning("skipped %s: %s: %s", path, type(exc).__name__, exc)
+            return None, label, i
+
+    def transform(self, im, i: int) -> torch.Tensor:
+        import torchvision.transforms.v2.functional as F
+
+        im = F.center_crop(F.resize(im, [self.pre.resize]), [self.pre.crop])
+        if self.brightness:
+            rng = random.Random(f"{self.seed}:{self.epoch}:{i}")
+            im = F.adjust_brightness(im, rng.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness))
+        return F.pil_to_tensor(im)
+
+
+def collate(batch):
+    """Stack decodable samples; also return the indices of the ones that failed."""
+    good = [b for b in batch if b[0] is not None]
+    bad = [b[2] for b in batch if b[0] is None]
+    if not good:
+        return torch.empty(0, 3, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad
+    return torch.stack([b[0] for b in good]), torch.tensor([b[1] for b in good]), bad
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation drawn from (seed, epoch): the same order in a resumed run."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False) -> DataLoader:
+    """A DataLoader over `ds`; call set_epoch(loader, e) before each epoch."""
+    return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), seed, shuffle), num_workers=workers,
+                      collate_fn=collate, pin_memory=pin, prefetch_factor=4 if workers else None,
+                      persistent_workers=False)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    loader.sampler.epoch = epoch
+    loader.dataset.epoch = epoch
+
+
+def to_input(images: torch.Tensor, device: torch.device, pre: Preprocess, channels_last: bool) -> torch.Tensor:
+    """uint8 NCHW -> normalised float on `device` (optionally channels_last)."""
+    x = images.to(device, non_blocking=True).float().div_(255)
+    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -1,0 +1,245 @@
+"""The training loop: stages, epochs, steps; validation, early stopping, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from datacurate.clicommon import progress
+from datacurate.train import checkpoint
+from datacurate.train.data import Preprocess, set_epoch, to_input
+from datacurate.train.freeze import apply_trainable, set_train_mode
+from datacurate.train.groups import set_lrs
+from datacurate.train.plan import Plan
+from datacurate.train.schedules import StageSchedule
+
+
+@dataclass
+class Device:
+    """Where and how the model runs: device, autocast dtype (None: fp32), channels_last."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+
+def pick_device(name: str, amp: bool, channels_last: bool) -> Device:
+    """auto picks cuda, then mps, then cpu; on CUDA: bf16 autocast where supported (else fp16), channels_last."""
+    from datacurate.errors import UserError
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to this PyTorch (use --device cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: MPS is not available (use --device cpu)")
+    if name != "cuda":
+        return Device(torch.device(name))
+    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if amp else None
+    return Device(torch.device("cuda"), dtype, channels_last)
+
+
+@dataclass
+class LoopState:
+    """Where the run stands; saved in every checkpoint."""
+
+    stage: int = 0
+    stage_epoch: int = 0
+    epoch: int = 0
+    step: int = 0
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    schedule: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Loop:
+    """Everything one run trains with."""
+
+    model: nn.Module
+    plan: Plan
+    optimizers: dict[str, torch.optim.Optimizer]
+    train_loader: Any
+    valid_loader: Any
+    pre: Preprocess
+    dev: Device
+    run_dir: Path
+    meta: dict  # classes, config, arch: written into every checkpoint
+    label_smoothing: float = 0.0
+    bn_update: bool = False
+    monitor: str = "valid_acc"
+    patience: int = 0
+    quiet: bool = False
+    echo: Callable[[str], None] = lambda s: None
+    on_step: Callable[[int], None] | None = None
+    state: LoopState = field(default_factory=LoopState)
+    scaler: Any = None
+
+    def __post_init__(self):
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        if self.dev.amp_dtype == torch.float16:
+            self.scaler = torch.amp.GradScaler("cuda")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def payload(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "scaler": self.scaler.state_dict() if self.scaler else None, "state": self.state.as_dict(),
+                "rng": checkpoint.rng_state(), "preprocess": self.pre.as_dict(), **self.meta}
+
+    def restore(self, ck: dict) -> None:
+        """Continue from a checkpoint written at the end of an epoch."""
+        self.model.load_state_dict(ck["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(ck["optimizers"][k])
+        if self.scaler and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        self.state = LoopState(**ck["state"])
+        checkpoint.set_rng_state(ck["rng"])
+
+    # -- the loop ------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.state.stage >= len(self.plan.stages)
+
+    def fit(self) -> LoopState:
+        st = self.state
+        while not self.done:
+            sp = self.plan.stages[st.stage]
+            if sp.spec.epochs == 0:
+                st.stage, st.stage_epoch = st.stage + 1, 0
+                continue
+            apply_trainable(self.model, sp.trainable)
+            sched = StageSchedule(sp.spec.schedule, sp.spec.epochs, len(self.train_loader))
+            if st.stage_epoch and st.schedule:
+                sched.load_state_dict(st.schedule)
+            while True:
+                row = self.run_epoch(sp, sched)
+                sched.epoch_end(row)
+                stop = self.after_epoch(row)
+                st.schedule = sched.state_dict()
+                if stop or st.stage_epoch >= sp.spec.epochs:
+                    st.stage, st.stage_epoch, st.bad_epochs, st.schedule = st.stage + 1, 0, 0, None
+                    self.save(improved=row["best"])
+                    break
+                self.save(improved=row["best"])
+        return st
+
+    def run_epoch(self, sp, sched: StageSchedule) -> dict:
+        st, t0 = self.state, time.perf_counter()
+        for loader in (self.train_loader, self.valid_loader):
+            set_epoch(loader, st.epoch)
+        lrs = {}
+        set_train_mode(self.model, self.bn_update)
+        tr = self.pass_over(self.train_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} train",
+                            step=lambda i: lrs.update(self.set_lr(sp, sched, st.stage_epoch, i)))
+        self.model.eval()
+        va = self.pass_over(self.valid_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} valid", step=None)
+        st.epoch, st.stage_epoch = st.epoch + 1, st.stage_epoch + 1
+        row = {"epoch": st.epoch, "stage": sp.spec.name, "stage_epoch": st.stage_epoch,
+               "train_loss": tr[0], "train_acc": tr[1], "valid_loss": va[0], "valid_acc": va[1],
+               **{f"lr_{g}": lr for g, lr in lrs.items()}, "skipped": tr[2] + va[2],
+               "seconds": round(time.perf_counter() - t0, 2)}
+        return row
+
+    def set_lr(self, sp, sched: StageSchedule, epoch: int, step: int) -> dict[str, float]:
+        f = sched.factor(epoch, step)
+        lrs = {g: lr * f for g, lr in sp.lrs.items()}
+        set_lrs(self.optimizers, lrs)
+        return lrs
+
+    def pass_over(self, loader, desc: str, step: Callable[[int], None] | None) -> tuple[float, float, int]:
+        """One pass; trains when `step` is given. Returns (mean loss, accuracy, files skipped)."""
+        total, correct, loss_sum, skipped = 0, 0, 0.0, 0
+        train = step is not None
+        grad = torch.enable_grad() if train else torch.no_grad()
+        with grad:
+            for i, (images, labels, bad) in enumerate(progress(loader, total=len(loader), desc=desc, quiet=self.quiet)):
+                skipped += len(bad)
+                self.note_skipped(loader, bad)
+                if not len(labels):
+                    continue
+                x = to_input(images, self.dev.device, self.pre, self.dev.channels_last)
+                y = labels.to(self.dev.device, non_blocking=True)
+                if train:
+                    step(i)
+                with self.dev.autocast():
+                    out = self.model(x)
+                loss = self.criterion(out.float(), y)
+                if train:
+                    self.backward(loss)
+                    self.state.step += 1
+                    if self.on_step:
+                        self.on_step(self.state.step)
+                n = len(labels)
+                total += n
+                loss_sum += loss.item() * n
+                correct += (out.argmax(1) == y).sum().item()
+        return (loss_sum / total if total else math.nan, correct / total if total else math.nan, skipped)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        for o in self.optimizers.values():
+            o.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            for o in self.optimizers.values():
+                self.scaler.step(o)
+            self.scaler.update()
+        else:
+            loss.backward()
+            for o in self.optimizers.values():
+                o.step()
+
+    def note_skipped(self, loader, bad: list[int]) -> None:
+        for i in bad:
+            path = loader.dataset.samples[i][0]
+            if path not in self.state.skipped:
+                self.state.skipped.append(path)
+                self.echo(f"skipped {path}: it could not be decoded")
+
+    def after_epoch(self, row: dict) -> bool:
+        """Record the epoch, track the best; True when early stopping ends the stage."""
+        st = self.state
+        value = row[self.monitor]
+        lower = "loss" in self.monitor
+        improved = not math.isnan(value) and (st.best_value is None or (value < st.best_value if lower else value > st.best_value))
+        if improved:
+            st.best_value, st.best_epoch, st.bad_epochs = value, row["epoch"], 0
+        else:
+            st.bad_epochs += 1
+        row["best"] = improved
+        st.history.append(row)
+        self.echo(f"epoch {row['epoch']} {row['stage']} {row['stage_epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
+                  f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''} | {row['seconds']:.1f} s")
+        if self.patience and st.bad_epochs >= self.patience:
+            st.stopped_early = True
+            self.echo(f"early stop: {self.monitor} did not improve for {st.bad_epochs} epochs")
+            return True
+        return False
+
+    def save(self, improved: bool) -> None:
+        last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        checkpoint.save(last, {**self.payload(), "done": self.done})
+        if improved:
+            checkpoint.copy(last, best)
+        from datacurate.train.outputs import write_history
+
+        write_history(self.run_dir, self.state.history)

@@ -1,0 +1,137 @@
+"""Model factory: any torchvision classification architecture by name, its head replaced for the classes."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from datacurate.errors import UserError
+
+# Environment switches for the ImageNet weights (documented in the README):
+OFFLINE_ENV = "DATACURATE_OFFLINE"  # "1": never download, use torchvision's cache only
+WEIGHTS_URL_ENV = "DATACURATE_WEIGHTS_URL"  # a mirror base URL; the file name is torchvision's
+
+
+def architectures() -> list[str]:
+    """Names of torchvision's classification models."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def head_name(model: nn.Module) -> str:
+    """Qualified name of the classifier: the last Linear layer (fc for ResNets, classifier.N, heads.head...)."""
+    last = None
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            last = name
+    if last is None:
+        raise UserError(f"{type(model).__name__} has no Linear classifier layer to replace")
+    return last
+
+
+def replace_head(model: nn.Module, num_classes: int) -> str:
+    """Swap the last Linear for Linear(in_features, num_classes); returns its name."""
+    name = head_name(model)
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    if attr.isdigit():
+        parent[int(attr)] = new
+    else:
+        setattr(parent, attr, new)
+    return name
+
+
+def create_model(arch: str, num_classes: int, weights: str = "none", *, quiet: bool = False) -> nn.Module:
+    """Build `arch` with `weights` (imagenet | none | PATH) and a fresh head for `num_classes`."""
+    import torchvision
+
+    names = architectures()
+    if arch not in names:
+        near = difflib.get_close_matches(arch, names, n=4, cutoff=0.5)
+        raise UserError(f"unknown architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else "; see torchvision.models.list_models()"))
+    model = torchvision.models.get_model(arch, weights=None)
+    if weights == "imagenet" or weights.startswith("imagenet:"):
+        model.load_state_dict(imagenet_state_dict(arch, weights.partition(":")[2] or "DEFAULT", quiet=quiet))
+        replace_head(model, num_classes)
+        return model
+    replace_head(model, num_classes)
+    if weights not in ("none", "", None):
+        load_weights_file(model, weights)
+    return model
+
+
+def imagenet_weights_enum(arch: str, tag: str = "DEFAULT"):
+    """torchvision's Weights entry for `arch` (DEFAULT, IMAGENET1K_V1, ...)."""
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+        return enum.DEFAULT if tag == "DEFAULT" else enum[tag]
+    except (KeyError, ValueError):
+        raise UserError(f"torchvision has no ImageNet weights {tag} for {arch}") from None
+
+
+def imagenet_state_dict(arch: str, tag: str = "DEFAULT", *, quiet: bool = False) -> dict:
+    """ImageNet weights from torchvision's cache (TORCH_HOME), else downloaded; one-line error when neither works."""
+    entry = imagenet_weights_enum(arch, tag)
+    file_name = os.path.basename(entry.url)
+    cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = cache_dir / file_name
+    base = os.environ.get(WEIGHTS_URL_ENV)
+    url = f"{base.rstrip('/')}/{file_name}" if base else entry.url
+    how = f"put {file_name} in {cache_dir} or pass a local file with --weights PATH"
+    if not cached.is_file() and os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise UserError(f"ImageNet weights for {arch} are not in the torch cache and {OFFLINE_ENV} forbids downloading; {how}")
+    try:
+        return torch.hub.load_state_dict_from_url(url, model_dir=str(cache_dir), map_location="cpu", progress=not quiet,
+                                                  weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - urllib, socket and HTTP errors all mean "cannot be had"
+        import urllib.error
+
+        reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", None) or exc
+        raise UserError(f"ImageNet weights for {arch} are not cached and could not be downloaded from {url} ({reason}); {how}") from None
+
+
+def read_weights_file(path: str | os.PathLike) -> dict:
+    """A state dict from a plain state-dict file or a datacurate checkpoint (torch.load weights_only=True)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--weights {path}: no such file (use imagenet, none or a path to a .pt/.pth file)")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"--weights {path} is not a loadable PyTorch weights file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    elif isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise UserError(f"--weights {path} holds neither a state dict nor a datacurate checkpoint")
+    return {k.removeprefix("module."): v for k, v in data.items()}
+
+
+def load_weights_file(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Load a local weights file into `model`; a head of another shape is skipped. Returns skipped keys."""
+    state = read_weights_file(path)
+    own = model.state_dict()
+    head = head_name(model)
+    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    bad = [k for k in skipped if not k.startswith(head + ".")]
+    if bad:
+        raise UserError(f"--weights {path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, the model wants {tuple(own[bad[0]].shape)}")
+    for k in skipped:
+        del state[k]
+    missing = [k for k in own if k not in state and not (k in skipped or k.startswith(head + "."))]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        what = f"misses {missing[0]}" if missing else f"has unknown key {unexpected[0]}"
+        raise UserError(f"--weights {path} does not fit this architecture: it {what} ({len(missing)} missing, {len(unexpected)} unknown)")
+    model.load_state_dict(state, strict=False)
+    return skipped

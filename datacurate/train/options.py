@@ -1,0 +1,244 @@
+"""Training options: defaults (the characters seed's recipe), parsing and validation of groups and stages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from datacurate.errors import UserError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
+SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
+METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# The seed's three groups: layer3[18:] and layer4 at 5e-5, the new head at 5e-4, each with Adam.
+SEED_GROUPS = [
+    {"name": "layer3.18-", "modules": ["layer3.18-"], "optimizer": "adam", "lr": 5e-5, "weight_decay": 0.0},
+    {"name": "layer4", "modules": ["layer4"], "optimizer": "adam", "lr": 5e-5, "weight_decay": 0.0},
+    {"name": "fc", "modules": ["head"], "optimizer": "adam", "lr": 5e-4, "weight_decay": 0.0},
+]
+# For models without those modules: everything not in the head, and the head.
+GENERIC_GROUPS = [
+    {"name": "body", "modules": ["*"], "optimizer": "adam", "lr": 5e-5, "weight_decay": 0.0},
+    {"name": "head", "modules": ["head"], "optimizer": "adam", "lr": 5e-4, "weight_decay": 0.0},
+]
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "resnext101_32x8d",
+    "weights": "imagenet",
+    "freeze_until": "layer3.18",
+    "head_epochs": 2,
+    "epochs": 8,
+    "milestones": [3, 6],
+    "gamma": [0.2, 0.1],
+    "img_size": 224,
+    "resize": None,  # default: img_size * 255 / 224 (255 for 224)
+    "brightness": 0.05,
+    "batch_size": 32,
+    "workers": None,  # default: min(8, CPU count)
+    "seed": 0,
+    "label_smoothing": 0.0,
+    "device": "auto",
+    "amp": True,
+    "channels_last": True,
+    "bn_update": False,
+    "early_stop": "valid_acc",
+    "patience": 0,  # 0: no early stopping
+    "restore_best": True,
+    "normalize": "auto",  # auto: data/split/stats.json when present, else imagenet
+    "groups": None,  # default: SEED_GROUPS when the model has those modules, else GENERIC_GROUPS
+    "stages": None,  # default: head-only for head_epochs, then unfrozen from freeze_until for epochs
+    "name": None,
+}
+
+
+@dataclass
+class GroupSpec:
+    """A named set of modules with its own optimizer kind, learning rate and weight decay."""
+
+    name: str
+    modules: list[str]
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    betas: tuple[float, float] = (0.9, 0.999)  # adam, adamw, nadam
+
+
+@dataclass
+class ScheduleSpec:
+    """How the learning rate moves within one stage."""
+
+    kind: str = "constant"
+    step_size: int = 1
+    milestones: list[int] = field(default_factory=list)
+    gamma: float | list[float] = 0.1
+    warmup_epochs: float = 0.0
+    min_factor: float = 0.0
+    patience: int = 1
+    metric: str = "valid_loss"
+
+
+@dataclass
+class StageSpec:
+    """One stage: train from module `freeze_until` on (or the head alone) for `epochs` epochs."""
+
+    name: str
+    epochs: int
+    freeze_until: str  # a module name, "head" (head only) or "none" (nothing frozen)
+    lr: dict[str, float] = field(default_factory=dict)  # per-group learning rate for this stage
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+
+
+def _num(value: Any, what: str, *, lo: float | None = None, integer: bool = False) -> Any:
+    try:
+        out = int(value) if integer else float(value)
+        if integer and float(value) != out:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be {'an integer' if integer else 'a number'}, got {value!r}") from None
+    if lo is not None and out < lo:
+        raise UserError(f"{what} must be at least {lo}, got {value!r}")
+    return out
+
+
+def parse_groups(raw: Any) -> list[GroupSpec]:
+    """Validate `train.groups` (a list of mappings) into GroupSpecs."""
+    if not isinstance(raw, list) or not raw:
+        raise UserError("train.groups must be a non-empty list of mappings (name, modules, optimizer, lr, weight_decay)")
+    known = {"name", "modules", "optimizer", "lr", "weight_decay", "momentum", "betas"}
+    out, names = [], set()
+    for i, g in enumerate(raw):
+        if not isinstance(g, Mapping):
+            raise UserError(f"train.groups[{i}] must be a mapping, got {g!r}")
+        extra = sorted(set(g) - known)
+        if extra:
+            raise UserError(f"train.groups[{i}]: unknown key {extra[0]!r}; known: {', '.join(sorted(known))}")
+        modules = g.get("modules")
+        modules = [modules] if isinstance(modules, str) else modules
+        if not modules or not all(isinstance(m, str) and m for m in modules):
+            raise UserError(f"train.groups[{i}]: modules must be a list of module names, e.g. [layer4]")
+        name = str(g.get("name") or modules[0])
+        if name in names:
+            raise UserError(f"train.groups: two groups are named {name!r}")
+        names.add(name)
+        opt = str(g.get("optimizer", "adam")).lower()
+        if opt not in OPTIMIZERS:
+            raise UserError(f"train.groups[{name}]: optimizer {opt!r} is not one of {', '.join(OPTIMIZERS)}")
+        betas = g.get("betas", (0.9, 0.999))
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise UserError(f"train.groups[{name}]: betas must be two numbers, got {betas!r}")
+        out.append(GroupSpec(
+            name=name, modules=list(modules), optimizer=opt,
+            lr=_num(g.get("lr", 1e-4), f"train.groups[{name}].lr", lo=0),
+            weight_decay=_num(g.get("weight_decay", 0.0), f"train.groups[{name}].weight_decay", lo=0),
+            momentum=_num(g.get("momentum", 0.9), f"train.groups[{name}].momentum", lo=0),
+            betas=(_num(betas[0], "betas[0]", lo=0), _num(betas[1], "betas[1]", lo=0)),
+        ))
+    if sum("*" in g.modules for g in out) > 1:
+        raise UserError("train.groups: only one group may use the catch-all module '*'")
+    return out
+
+
+def parse_schedule(raw: Any, where: str) -> ScheduleSpec:
+    """Validate a stage's `schedule:` mapping (or a bare kind name)."""
+    if raw is None:
+        return ScheduleSpec()
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where}.schedule must be a mapping like {{kind: step, step_size: 3, gamma: 0.1}}")
+    known = {"kind", "step_size", "milestones", "gamma", "warmup_epochs", "min_factor", "patience", "metric"}
+    extra = sorted(set(raw) - known)
+    if extra:
+        raise UserError(f"{where}.schedule: unknown key {extra[0]!r}; known: {', '.join(sorted(known))}")
+    kind = str(raw.get("kind", "constant")).lower()
+    if kind not in SCHEDULES:
+        raise UserError(f"{where}.schedule.kind {kind!r} is not one of {', '.join(SCHEDULES)}")
+    gamma = raw.get("gamma", 0.1)
+    gamma = [_num(x, f"{where}.schedule.gamma", lo=0) for x in gamma] if isinstance(gamma, list) else _num(gamma, f"{where}.schedule.gamma", lo=0)
+    milestones = [_num(m, f"{where}.schedule.milestones", lo=1, integer=True) for m in raw.get("milestones", []) or []]
+    if milestones != sorted(set(milestones)):
+        raise UserError(f"{where}.schedule.milestones must increase, got {milestones}")
+    if kind == "multistep" and isinstance(gamma, list) and len(gamma) != len(milestones):
+        raise UserError(f"{where}.schedule: {len(gamma)} gammas for {len(milestones)} milestones")
+    metric = str(raw.get("metric", "valid_loss"))
+    if metric not in METRICS:
+        raise UserError(f"{where}.schedule.metric {metric!r} is not one of {', '.join(METRICS)}")
+    return ScheduleSpec(
+        kind=kind, step_size=_num(raw.get("step_size", 1), f"{where}.schedule.step_size", lo=1, integer=True),
+        milestones=milestones, gamma=gamma,
+        warmup_epochs=_num(raw.get("warmup_epochs", 0.0), f"{where}.schedule.warmup_epochs", lo=0),
+        min_factor=_num(raw.get("min_factor", 0.0), f"{where}.schedule.min_factor", lo=0),
+        patience=_num(raw.get("patience", 1), f"{where}.schedule.patience", lo=0, integer=True), metric=metric)
+
+
+def parse_stages(raw: Any) -> list[StageSpec]:
+    """Validate `train.stages` (a list of mappings) into StageSpecs."""
+    if not isinstance(raw, list) or not raw:
+        raise UserError("train.stages must be a non-empty list of mappings (name, epochs, freeze_until, lr, schedule)")
+    known = {"name", "epochs", "freeze_until", "lr", "schedule"}
+    out = []
+    for i, s in enumerate(raw):
+        if not isinstance(s, Mapping):
+            raise UserError(f"train.stages[{i}] must be a mapping, got {s!r}")
+        extra = sorted(set(s) - known)
+        if extra:
+            raise UserError(f"train.stages[{i}]: unknown key {extra[0]!r}; known: {', '.join(sorted(known))}")
+        name = str(s.get("name") or f"stage{i + 1}")
+        where = f"train.stages[{name}]"
+        if "freeze_until" not in s:
+            raise UserError(f"{where}: freeze_until is required (a module name, 'head' or 'none')")
+        lr = s.get("lr") or {}
+        if not isinstance(lr, Mapping):
+            raise UserError(f"{where}.lr must map group names to learning rates")
+        out.append(StageSpec(
+            name=name, epochs=_num(s.get("epochs", 1), f"{where}.epochs", lo=0, integer=True),
+            freeze_until=str(s["freeze_until"]), lr={str(k): _num(v, f"{where}.lr.{k}", lo=0) for k, v in lr.items()},
+            schedule=parse_schedule(s.get("schedule"), where)))
+    return out
+
+
+def default_stages(opts: Mapping[str, Any]) -> list[StageSpec]:
+    """The two-stage shorthand: the head alone for head_epochs, then from freeze_until for epochs, step drops."""
+    gamma = opts["gamma"]
+    milestones = [m for m in opts["milestones"]]
+    sched = parse_schedule({"kind": "multistep", "milestones": milestones, "gamma": gamma}, "train")
+    stages = []
+    if opts["head_epochs"]:
+        stages.append(StageSpec("head", int(opts["head_epochs"]), "head"))
+    stages.append(StageSpec("finetune", int(opts["epochs"]), str(opts["freeze_until"]), schedule=sched))
+    return stages
+
+
+def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
+    """Validate scalar options in place; returns opts."""
+    for key, lo in (("head_epochs", 0), ("epochs", 0), ("img_size", 16), ("batch_size", 1), ("seed", 0), ("patience", 0)):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=lo, integer=True)
+    if opts["workers"] is not None:
+        opts["workers"] = _num(opts["workers"], "--workers", lo=0, integer=True)
+    if opts["resize"] is not None:
+        opts["resize"] = _num(opts["resize"], "train.resize", lo=opts["img_size"], integer=True)
+    opts["label_smoothing"] = _num(opts["label_smoothing"], "--label-smoothing", lo=0)
+    if opts["label_smoothing"] >= 1:
+        raise UserError(f"--label-smoothing must be below 1, got {opts['label_smoothing']}")
+    opts["brightness"] = _num(opts["brightness"], "train.brightness", lo=0)
+    if str(opts["device"]) not in DEVICES:
+        raise UserError(f"--device {opts['device']!r} is not one of {', '.join(DEVICES)}")
+    if opts["early_stop"] not in METRICS:
+        raise UserError(f"--early-stop {opts['early_stop']!r} is not one of {', '.join(METRICS)}")
+    if not isinstance(opts["milestones"], list) or not isinstance(opts["gamma"], (list, float, int)):
+        raise UserError("train.milestones must be a list of epochs and train.gamma a number or a list")
+    return opts
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses and tuples to plain JSON-able values (for config.json and checkpoints)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return to_jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    return obj

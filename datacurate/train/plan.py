@@ -1,0 +1,96 @@
+"""The training plan: per stage, which parameters train, in which group, at which learning rate.
+
+`build_plan` is shared by `--plan` (printed, nothing trained) and the loop (which follows it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from datacurate.errors import UserError
+from datacurate.train.freeze import frozen_before, summarize
+from datacurate.train.groups import assign, default_groups, param_count
+from datacurate.train.options import GroupSpec, StageSpec, default_stages, parse_groups, parse_stages
+
+
+@dataclass
+class StagePlan:
+    spec: StageSpec
+    trainable: set[str]
+    lrs: dict[str, float]
+
+
+@dataclass
+class Plan:
+    groups: list[GroupSpec]
+    members: dict[str, list[str]]
+    stages: list[StagePlan]
+    head: str
+    total_params: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return sum(s.spec.epochs for s in self.stages)
+
+
+def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
+    """Resolve groups and stages against the model; every mistake is a UserError naming it."""
+    from datacurate.train.models import head_name
+
+    groups = parse_groups(opts["groups"]) if opts.get("groups") else default_groups(model)
+    stage_specs = parse_stages(opts["stages"]) if opts.get("stages") else default_stages(opts)
+    members = assign(model, groups)
+    grouped = {p for names in members.values() for p in names}
+    all_params = [n for n, _ in model.named_parameters()]
+    names = {g.name for g in groups}
+    stages = []
+    for st in stage_specs:
+        unknown = sorted(set(st.lr) - names)
+        if unknown:
+            raise UserError(f"train.stages[{st.name}].lr names group {unknown[0]!r}; groups are {', '.join(sorted(names))}")
+        frozen = frozen_before(model, st.freeze_until)
+        free = [p for p in all_params if p not in frozen]
+        orphans = [p for p in free if p not in grouped]
+        if orphans:
+            where = ", ".join(summarize(model, set(orphans))[:4])
+            raise UserError(f"stage {st.name!r} (freeze_until {st.freeze_until}) would train {where}, which no parameter group names; "
+                            "add a group for them in train.groups or freeze more")
+        lrs = {g.name: st.lr.get(g.name, g.lr) for g in groups}
+        stages.append(StagePlan(st, set(free), lrs))
+    return Plan(groups, members, stages, head_name(model), param_count(model, all_params))
+
+
+def describe(model: nn.Module, plan: Plan) -> list[str]:
+    """Human-readable plan lines (what --plan prints)."""
+    lines = [f"model: {type(model).__name__}, {plan.total_params:,} parameters, head {plan.head}"]
+    lines.append("groups:")
+    for g in plan.groups:
+        lines.append(f"  {g.name}: {', '.join(summarize(model, set(plan.members[g.name]))) or '(no parameters)'}")
+    ungrouped = set(n for n, _ in model.named_parameters()) - {p for v in plan.members.values() for p in v}
+    if ungrouped:
+        lines.append(f"  (no group, always frozen): {', '.join(summarize(model, ungrouped))}")
+    for i, st in enumerate(plan.stages, 1):
+        s = st.spec
+        sched = s.schedule
+        how = sched.kind
+        if sched.kind == "step":
+            how += f" every {sched.step_size} epochs x{sched.gamma}"
+        elif sched.kind == "multistep":
+            how += f" at epochs {sched.milestones} x{sched.gamma}"
+        elif sched.kind == "cosine":
+            how += f" warmup {sched.warmup_epochs} epochs, to x{sched.min_factor}"
+        elif sched.kind == "plateau":
+            how += f" on {sched.metric}, patience {sched.patience}, x{sched.gamma}"
+        frozen = set(n for n, _ in model.named_parameters()) - st.trainable
+        lines.append(f"stage {i} {s.name}: {s.epochs} epochs, freeze until {s.freeze_until}, schedule {how}")
+        lines.append(f"  frozen ({param_count(model, frozen):,}): {', '.join(summarize(model, frozen)) or '-'}")
+        lines.append(f"  trains ({param_count(model, st.trainable):,}): {', '.join(summarize(model, st.trainable)) or '-'}")
+        for g in plan.groups:
+            n = param_count(model, [p for p in plan.members[g.name] if p in st.trainable])
+            state = f"{n:,} parameters train" if n else "frozen"
+            lines.append(f"  group {g.name}: {g.optimizer} lr {st.lrs[g.name]:g} weight_decay {g.weight_decay:g}, {state}")
+    return lines

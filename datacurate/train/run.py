@@ -1,0 +1,189 @@
+"""`train`: resolve options, build model, plan and loaders, run the loop, write the run folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from datacurate.errors import UserError
+from datacurate.fsutil import atomic_write_text
+from datacurate.train import checkpoint
+from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
+from datacurate.train.groups import build_optimizers
+from datacurate.train.loop import Loop, pick_device
+from datacurate.train.models import create_model
+from datacurate.train.options import DEFAULTS, check_scalars, to_jsonable
+from datacurate.train.outputs import plot_history, write_json, write_history
+from datacurate.train.plan import build_plan, describe
+from datacurate.workspace import Workspace
+
+RESUME_KEEP = ("device", "workers")  # options a resumed run may change; everything else comes from the run
+
+
+@dataclass
+class TrainResult:
+    """What a run did (or, with plan_only, would do)."""
+
+    name: str
+    run_dir: Path | None
+    plan: list[str]
+    epochs: int = 0
+    best_epoch: int = 0
+    best: dict = field(default_factory=dict)
+    last: dict = field(default_factory=dict)
+    stopped_early: bool = False
+    skipped: list[str] = field(default_factory=list)
+    device: str = ""
+
+
+def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
+    """Options: flag > datacurate.yaml `train:` > DEFAULTS, validated."""
+    opts = ws.resolve("train", flags, DEFAULTS)
+    if opts["stages"] and any(flags.get(k) is not None for k in ("head_epochs", "epochs", "freeze_until")):
+        raise UserError("datacurate.yaml sets train.stages; --head-epochs, --epochs and --freeze-until only apply to the default two stages")
+    check_scalars(opts)
+    if opts["resize"] is None:
+        opts["resize"] = round(opts["img_size"] * 255 / 224)
+    if opts["workers"] is None:
+        opts["workers"] = min(8, os.cpu_count() or 1)
+    return opts
+
+
+def _run_dir(ws: Workspace, name: str | None, arch: str, resume: bool) -> tuple[str, Path]:
+    runs = ws.runs
+    if resume:
+        if name is None:
+            cands = sorted((p for p in runs.glob("*/last.pt")), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+            if not cands:
+                raise UserError(f"--resume: no run with a last.pt under {runs}")
+            return cands[-1].parent.name, cands[-1].parent
+        if not (runs / name / "last.pt").is_file():
+            raise UserError(f"--resume: run {name!r} has no checkpoint {runs / name / 'last.pt'} to continue")
+        return name, runs / name
+    if name:
+        if "/" in name or name.startswith("."):
+            raise UserError(f"--name {name!r} must be a plain folder name")
+        if (runs / name / "last.pt").exists():
+            raise UserError(f"run {name!r} exists; continue it with --resume or pick another --name")
+        return name, runs / name
+    n, base = 0, arch
+    while (runs / (base if n == 0 else f"{base}-{n}")).exists():
+        n += 1
+    name = base if n == 0 else f"{base}-{n}"
+    return name, runs / name
+
+
+def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resume: bool = False, quiet: bool = False,
+          echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section."""
+    opts = resolve(ws, flags)
+    ck = None
+    if resume:
+        name, run_dir = _run_dir(ws, flags.get("name"), opts["arch"], True)
+        ck = checkpoint.load(run_dir / "last.pt")
+        if ck.get("done"):
+            raise UserError(f"run {name!r} already finished; start a new one with another --name")
+        opts = {**ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
+    split = ws.split_dir
+    if plan_only and not (split / "train").is_dir():
+        classes = ["class0", "class1"]
+        echo(f"{split / 'train'} does not exist yet: the plan assumes 2 classes")
+    else:
+        classes, train_samples = scan_folder(split / "train")
+        if len(classes) < 2 or not train_samples:
+            raise UserError(f"{split / 'train'} needs at least 2 class folders with images (found {len(classes)} classes, {len(train_samples)} images)")
+        _, valid_samples = scan_folder(split / "valid", classes)
+        if not valid_samples:
+            raise UserError(f"{split / 'valid'} has no images; `datacurate split --valid 0.2` makes a validation split")
+    torch.manual_seed(opts["seed"])
+    model = create_model(opts["arch"], len(classes), "none" if (plan_only or ck) else str(opts["weights"]), quiet=quiet)
+    plan = build_plan(model, opts)
+    lines = describe(model, plan)
+    if plan_only:
+        return TrainResult("", None, lines)
+    if plan.epochs == 0:
+        raise UserError("every stage has 0 epochs: nothing to train")
+    if not resume:
+        name, run_dir = _run_dir(ws, opts.get("name"), opts["arch"], False)
+    opts["name"] = name
+    dev = pick_device(str(opts["device"]), bool(opts["amp"]), bool(opts["channels_last"]))
+    mean, std, source = load_stats(split, str(opts["normalize"]))
+    pre = Preprocess(opts["resize"], opts["img_size"], mean, std, source)
+    if ck:
+        pre = Preprocess.from_dict(ck["preprocess"])
+    pin = dev.device.type == "cuda"
+    train_ds = ImageSet(train_samples, pre, brightness=opts["brightness"], seed=opts["seed"])
+    valid_ds = ImageSet(valid_samples, pre)
+    bs, workers = opts["batch_size"], opts["workers"]
+    model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
+    loop = Loop(model=model, plan=plan, optimizers=build_optimizers(model, plan.groups, plan.members),
+                train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin),
+                valid_loader=make_loader(valid_ds, bs, workers, shuffle=False, pin=pin),
+                pre=pre, dev=dev, run_dir=run_dir, label_smoothing=opts["label_smoothing"], bn_update=bool(opts["bn_update"]),
+                monitor=opts["early_stop"], patience=opts["patience"], quiet=quiet, echo=echo, on_step=on_step,
+                meta={"classes": classes, "arch": opts["arch"], "config": to_jsonable(opts)})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if ck:
+        loop.restore(ck)
+        echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
+    else:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"train": to_jsonable(opts)}, allow_unicode=True, sort_keys=False))
+        atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
+    echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
+         f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}")
+    st = loop.fit()
+    return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
+
+
+def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> TrainResult:
+    """Restore the best weights if asked, write metrics.json, history.csv and the plot."""
+    st = loop.state
+    best_row = next((r for r in st.history if r["epoch"] == st.best_epoch), {})
+    restored = False
+    if restore_best and (run_dir / "best.pt").is_file() and st.best_epoch != st.history[-1]["epoch"]:
+        loop.model.load_state_dict(checkpoint.load(run_dir / "best.pt")["model"])
+        restored = True
+    write_history(run_dir, st.history)
+    plot_history(run_dir, st.history)
+    metrics = {"run": name, "arch": loop.meta["arch"], "classes": loop.meta["classes"], "epochs": st.epoch,
+               "monitor": loop.monitor, "best_epoch": st.best_epoch, "best": best_row, "last": st.history[-1],
+               "stopped_early": st.stopped_early, "restored_best": restored, "skipped_files": st.skipped,
+               "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None}
+    write_json(run_dir / "metrics.json", metrics)
+    return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, best_row, st.history[-1], st.stopped_early,
+                       list(st.skipped), str(dev.device))
+
+
+# -- loading a finished run (evaluate, predict) ---------------------------------------------------
+@dataclass
+class LoadedRun:
+    name: str
+    run_dir: Path
+    model: torch.nn.Module
+    classes: list[str]
+    pre: Preprocess
+    checkpoint: Path
+
+
+def load_run(ws: Workspace, run: str, device: str = "auto") -> LoadedRun:
+    """A run by name (under runs/), folder or checkpoint file; best.pt when present, else last.pt."""
+    p = Path(run)
+    if p.is_file():
+        ck_path = p
+    else:
+        folder = p if p.is_dir() and (p / "last.pt").exists() else ws.runs / run
+        ck_path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
+        if not ck_path.is_file():
+            known = sorted(d.name for d in ws.runs.iterdir() if (d / "last.pt").is_file()) if ws.runs.is_dir() else []
+            raise UserError(f"no run {run!r} (no {ck_path}); runs: {', '.join(known) or 'none yet'}")
+    ck = checkpoint.load(ck_path)
+    model = create_model(ck["arch"], len(ck["classes"]), "none")
+    model.load_state_dict(ck["model"])
+    dev = pick_device(device, True, True)
+    model.to(dev.device).eval()
+    return LoadedRun(ck_path.parent.name, ck_path.parent, model, list(ck["classes"]), Preprocess.from_dict(ck["preprocess"]), ck_path)
