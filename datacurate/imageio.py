@@ -121,7 +121,7 @@ def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",))
             im.verify()  # PNG chunk CRCs; load() alone does not check them all
             im = Image.open(io.BytesIO(data))
         if im.format == "JPEG":
-            im.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
+            im.draft("L" if im.mode in ("L", "RGB", "YCbCr") else im.mode, (DRAFT_SIZE, DRAFT_SIZE))
         im.load()
     except Exception as exc:  # noqa: BLE001
         msg = f"{type(exc).__name__}: {exc}"

@@ -45,9 +45,14 @@ class Workspace:
     # -- layout ---------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         """Absolute path of a layout entry (original, scraped, test, quarantine, split, runs, reports)."""
-        paths = self.config.get("paths") or {}
-        rel = paths.get(name, DEFAULT_PATHS[name])
-        return (self.root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+        cache = self.__dict__.setdefault("_paths", {})
+        if name not in cache:
+            paths = self.config.get("paths") or {}
+            if not isinstance(paths, Mapping) or name not in DEFAULT_PATHS:
+                raise UserError(f"{CONFIG_NAME}: `paths` must map names among {', '.join(DEFAULT_PATHS)} to folders")
+            rel = str(paths.get(name, DEFAULT_PATHS[name]))
+            cache[name] = Path(rel) if Path(rel).is_absolute() else (self.root / rel).resolve()
+        return cache[name]
 
     @property
     def original(self) -> Path:
@@ -87,12 +92,11 @@ class Workspace:
 
     def rel(self, path: str | os.PathLike) -> str:
         """Workspace-relative POSIX path (the catalog's key for a file)."""
-        p = Path(path)
-        p = p if p.is_absolute() else self.root / p
-        try:
-            return Path(os.path.abspath(p)).relative_to(self.root).as_posix()
-        except ValueError:
-            raise UserError(f"{path} is outside the workspace {self.root}") from None
+        text = os.path.abspath(os.path.join(self.root, path))
+        root = str(self.root)
+        if text.startswith(root + os.sep):
+            return text[len(root) + 1:].replace(os.sep, "/")
+        raise UserError(f"{path} is outside the workspace {self.root}")
 
     def abs(self, rel: str) -> Path:
         """Absolute path of a workspace-relative catalog path."""
@@ -100,14 +104,12 @@ class Workspace:
 
     def source_of(self, path: str | os.PathLike) -> tuple[str, str] | None:
         """(source, class) of a file under data/original, data/scraped or data/test, else None."""
-        p = Path(os.path.abspath(path))
+        text = os.path.abspath(path)
         for source in SOURCES:
-            base = self.path(source)
-            try:
-                parts = p.relative_to(base).parts
-            except ValueError:
-                continue
-            return source, (parts[0] if len(parts) > 1 else "")
+            base = str(self.path(source)) + os.sep
+            if text.startswith(base):
+                parts = text[len(base):].split(os.sep)
+                return source, (parts[0] if len(parts) > 1 else "")
         return None
 
     def class_names(self, source: str = "original") -> list[str]:

@@ -49,21 +49,21 @@ def walk_files(root: Path) -> Iterable[os.DirEntry]:
                 yield entry
 
 
-def place(ws: Workspace, path: Path) -> dict | None:
+def place(ws: Workspace, path: str) -> dict | None:
     """home, class, source, status and reason of a file, from where it lies."""
     rel = ws.rel(path)
-    try:
-        parts = path.relative_to(ws.quarantine).parts
-    except ValueError:
+    text, base = str(path), str(ws.quarantine) + os.sep
+    if not text.startswith(base):
         found = ws.source_of(path)
         if found is None:
             return None
         source, klass = found
         return {"path": rel, "home": rel, "source": source, "class": klass, "status": "ok", "reason": None}
+    parts = text[len(base):].split(os.sep)
     if len(parts) < 3 or parts[1] not in SOURCES:
         return None
     reason, source, rest = parts[0], parts[1], parts[2:]
-    home = ws.rel(ws.path(source).joinpath(*rest))
+    home = ws.rel(os.path.join(ws.path(source), *rest))
     klass = rest[0] if len(rest) > 1 else ""
     return {"path": rel, "home": home, "source": source, "class": klass, "status": "quarantined", "reason": reason}
 
@@ -103,7 +103,7 @@ def index_files(
     stale: list[dict] = []
     for root in scan_roots:
         for entry in walk_files(root):
-            where = place(ws, Path(entry.path))
+            where = place(ws, entry.path)
             if where is None:
                 continue
             st = entry.stat()
