@@ -17,10 +17,7 @@ NO_PREVIEW = {"empty", "unreadable", "not-an-image", "unsupported", "too-large",
 
 def write_reports(ws: Workspace, cat: Catalog, result, rows) -> dict[str, str]:
     """Write clean-decisions.csv, clean.html and the duplicates gallery; return their paths."""
-    try:  # TODO(integration)
-        from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
-    except ModuleNotFoundError:
-        write_duplicates_report = write_pairs_csv = lambda *a: a[-1]
+    from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
     from datacurate.clean.run import _item
 
     now = {e["src"]: e["dst"] for e in cat.events() if e["action"] in ("quarantine", "rename", "convert")}
