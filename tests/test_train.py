@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +21,6 @@ from datacurate.train.options import DEFAULTS, ScheduleSpec, parse_groups, parse
 from datacurate.train.plan import build_plan
 from datacurate.train.schedules import StageSchedule
 
-DC = [sys.executable, "-m", "datacurate"]
 
 
 @pytest.fixture(autouse=True)
@@ -216,47 +214,54 @@ class _NotFound(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _cli_env(tmp_path, **extra):
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home"), **extra}
-    env.pop("DATACURATE_OFFLINE", None) if "DATACURATE_OFFLINE" not in extra else None
-    return env
+def _cli(args, capsys, monkeypatch, **env) -> tuple[int, str, str]:
+    """Run the real console entry point in-process: (exit code, stdout, stderr)."""
+    from datacurate.cli import run
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sys, "argv", ["datacurate", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ex:
+        run()
+    out = capsys.readouterr()
+    return ex.value.code, out.out, out.err
 
 
-def test_imagenet_weights_unavailable_one_line_404(tmp_path):
+def test_imagenet_weights_unavailable_one_line_404(tmp_path, capsys, monkeypatch):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.delenv("DATACURATE_OFFLINE", raising=False)
     try:
         _make_split(tmp_path)
-        env = _cli_env(tmp_path, DATACURATE_WEIGHTS_URL=f"http://127.0.0.1:{srv.server_port}/models")
-        r = subprocess.run(DC + ["-C", str(tmp_path), "-q", "train", "--arch", "resnet18", "--device", "cpu"],
-                           capture_output=True, text=True, env=env, timeout=120)
+        code, _, err = _cli(["-C", str(tmp_path), "-q", "train", "--arch", "resnet18", "--device", "cpu"], capsys, monkeypatch,
+                            TORCH_HOME=str(tmp_path / "torch-home"),
+                            DATACURATE_WEIGHTS_URL=f"http://127.0.0.1:{srv.server_port}/models")
     finally:
         srv.shutdown()
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and "ImageNet weights for resnet18" in lines[0] and "--weights PATH" in lines[0]
     assert "404" in lines[0] and _NotFound.hits == ["/models/resnet18-f37072fd.pth"]
     assert not (tmp_path / "runs").exists()
 
 
-def test_imagenet_weights_offline_switch_and_cache(tmp_path):
+def test_imagenet_weights_offline_switch_and_cache(tmp_path, capsys, monkeypatch):
     _make_split(tmp_path)
-    env = _cli_env(tmp_path, DATACURATE_OFFLINE="1")
-    r = subprocess.run(DC + ["-C", str(tmp_path), "train", "--arch", "resnet18"], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "DATACURATE_OFFLINE" in r.stderr and "--weights PATH" in r.stderr
+    home = tmp_path / "torch-home"
+    monkeypatch.setenv("DATACURATE_WEIGHTS_URL", "http://127.0.0.1:9/never")  # a refused port, should it try
+    code, _, err = _cli(["-C", str(tmp_path), "train", "--arch", "resnet18"], capsys, monkeypatch,
+                        TORCH_HOME=str(home), DATACURATE_OFFLINE="1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "DATACURATE_OFFLINE" in err and "--weights PATH" in err
     # with the file in torchvision's cache (TORCH_HOME/hub/checkpoints), offline works: no download
-    cache = tmp_path / "torch-home" / "hub" / "checkpoints"
+    cache = home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.manual_seed(3)
     ref = create_model("resnet18", 1000, "none")
     torch.save(ref.state_dict(), cache / "resnet18-f37072fd.pth")
-    code = ("import os,sys,torch;from datacurate.train.models import create_model;"
-            "m=create_model('resnet18',3,'imagenet',quiet=True);w=torch.load(sys.argv[1],weights_only=True);"
-            "print(torch.equal(m.layer2[0].conv1.weight,w['layer2.0.conv1.weight']), m.fc.out_features)")
-    r = subprocess.run([sys.executable, "-c", code, str(cache / "resnet18-f37072fd.pth")], capture_output=True, text=True,
-                       env=env, timeout=120)
-    assert r.stdout.split() == ["True", "3"], r.stderr
+    m = create_model("resnet18", 3, "imagenet", quiet=True)
+    assert torch.equal(m.layer2[0].conv1.weight, ref.layer2[0].conv1.weight) and m.fc.out_features == 3
 
 
 # -- --plan through the CLI -----------------------------------------------------------------------
@@ -285,11 +290,11 @@ def test_plan_cli_resnext(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_plan_cli_errors(tmp_path):
+def test_plan_cli_errors(tmp_path, capsys, monkeypatch):
     _make_split(tmp_path)
     (tmp_path / "datacurate.yaml").write_text("train:\n  stages:\n    - {freeze_until: layer9, epochs: 1}\n", encoding="utf-8")
-    r = subprocess.run(DC + ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "'layer9' is not a module" in r.stderr and "layer4" in r.stderr
-    r = subprocess.run(DC + ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--epochs", "3"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "only apply to the default two stages" in r.stderr
+    code, _, err = _cli(["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18"], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'layer9' is not a module" in err and "layer4" in err
+    code, _, err = _cli(["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--epochs", "3"], capsys, monkeypatch)
+    assert code == 2 and "only apply to the default two stages" in err

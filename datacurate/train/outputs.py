@@ -81,7 +81,15 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str]) -> N
     """A confusion-matrix heat map (rows: true class, columns: predicted)."""
     import warnings
 
+    with warnings.catch_warnings():
+        _plot_confusion(path, matrix, classes)
+
+
+def _plot_confusion(path: Path, matrix: list[list[int]], classes: list[str]) -> None:
+    import warnings
+
     plt = _pyplot()
+    warnings.simplefilter("ignore")  # a missing CJK glyph is drawn as a box, not worth a warning per glyph
     n = len(classes)
     size = max(4.0, min(0.5 * n + 2, 30))
     fig, ax = plt.subplots(figsize=(size, size))
@@ -96,7 +104,6 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str]) -> N
                 if matrix[i][j]:
                     ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
