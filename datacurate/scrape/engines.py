@@ -94,7 +94,7 @@ class BingParser(_PageParser):
 
     @classmethod
     def read_page(cls, content: bytes, url: str) -> Page:
-        soup = BeautifulSoup(_text(content), "lxml")
+        soup = BeautifulSoup(_text(content), "html.parser")
         anchors = soup.select("a.iusc[m], div.imgpt a[m]")
         pairs = []
         for a in anchors:
@@ -179,7 +179,7 @@ class GoogleParser(_PageParser):
 
     @classmethod
     def read_page(cls, content: bytes, url: str) -> Page:
-        soup = BeautifulSoup(_text(content), "lxml")
+        soup = BeautifulSoup(_text(content), "html.parser")
         scripts = [s.get_text() for s in soup.find_all("script")]
         pairs = []
         for txt in scripts:
@@ -245,7 +245,7 @@ class GreedyParser(_PageParser):
 
     @classmethod
     def read_page(cls, content: bytes, url: str) -> Page:
-        soup = BeautifulSoup(_text(content), "lxml")
+        soup = BeautifulSoup(_text(content), "html.parser")
         host = urlsplit(url).netloc
         pairs, links = [], []
         for img in soup.find_all("img"):

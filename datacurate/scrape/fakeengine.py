@@ -16,7 +16,7 @@ API::
     with FakeEngine(images, page_faults={"google": "429"}, latency=0.1) as fe:
         fe.base_url               # "http://127.0.0.1:PORT"
         fe.hits("/img/...")       # how many requests reached a path
-        fe.max_inflight           # the most image requests served at once
+        fe.max_inflight           # the most image requests held at once (counted until answered)
         fe.user_agents            # set of User-Agent headers seen
 
 `images` maps a query (exact text, as the client sends it) to its ranked results; each result is
@@ -183,6 +183,7 @@ class FakeEngine:
         self.user_agents: set[str] = set()
         self.log: list[tuple[float, str]] = []  # (time, path) of every request
         self._server: ThreadingHTTPServer | None = None
+        self._base = ""
         self._thread: threading.Thread | None = None
         self._converted: dict[tuple[str, int], bytes] = {}
 
@@ -193,10 +194,9 @@ class FakeEngine:
         class Handler(_Handler):
             fake = engine
 
-        server = ThreadingHTTPServer((self.host, 0), Handler)
-        server.daemon_threads = True
-        server.request_queue_size = 256
+        server = _Server((self.host, 0), Handler)
         self._server = server
+        self._base = f"http://{self.host}:{server.server_address[1]}"
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -215,8 +215,8 @@ class FakeEngine:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the engine first"
-        return f"http://{self.host}:{self._server.server_address[1]}"
+        assert self._base, "start the engine first"
+        return self._base
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def hits(self, path_prefix: str = "/") -> int:
@@ -259,6 +259,12 @@ class FakeEngine:
                 self._converted[key] = _convert(data, spec.fault.upper())
             data = self._converted[key]
         return spec, data
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # listen() backlog: the default 5 drops SYNs under load (1 s client retries)
+    block_on_close = False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -329,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         items = []
         for rank, url, page in rows:
             m = json.dumps({"cid": str(rank), "purl": page, "murl": url, "turl": f"{self.fake.base_url}/th/{rank}.jpg",
-                            "md5": hashlib.md5(url.encode()).hexdigest(), "t": f"result {rank}"})
+                            "md5": hashlib.md5(url.encode()).hexdigest(), "t": f"result {rank}"}, separators=(",", ":"))
             items.append(f'<li><div class="iuscp"><div class="imgpt"><a class="iusc" m="{html.escape(m)}" '
                          f'href="/images/search?view=detailV2&amp;id={rank}"><img class="mimg" '
                          f'src="{self.fake.base_url}/th/{rank}.jpg" alt="result"></a></div></div></li>')
@@ -395,10 +401,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fe.latency:
                 time.sleep(fe.latency)
-            self._image_body(route, hit)
-        finally:
+        finally:  # counted before answering: a client cannot start its next request before this
             with fe._lock:
                 fe._inflight -= 1
+        self._image_body(route, hit)
 
     def _image_body(self, route: str, hit: int) -> None:
         fe = self.fake

@@ -1,14 +1,16 @@
 """`datacurate scrape` as a library call: plan queries, fetch result pages, download, validate,
 save, record.
 
-One thread pool of `concurrency` workers runs both result-page fetches and image downloads; the
-main thread schedules them (a result page is fetched for a class only while it lacks candidates,
+A pool of `concurrency` threads does the network (result pages and images), a small pool decodes,
+hashes and saves what came, so fetch threads never wait on the CPU or the disk; the main thread
+schedules both (a result page is fetched for a class only while it lacks candidates,
 and no more downloads run for a class than images it still needs, so nothing is fetched in vain)
 and is the only one that writes the catalog.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -52,6 +54,7 @@ class Stream:
     ranked: int = 0               # candidates seen so far (next rank)
     seen_pages: set = field(default_factory=set)
     done: bool = False
+    busy: bool = False            # a page of this stream is being fetched
 
 
 @dataclass
@@ -72,7 +75,7 @@ class ClassState:
         return self.need - self.saved
 
     def next_stream(self, given_up: dict) -> Stream | None:
-        live = [s for s in self.streams if not s.done and s.pending and s.engine not in given_up]
+        live = [s for s in self.streams if not s.done and not s.busy and s.pending and s.engine not in given_up]
         if not live:
             return None
         self.turn += 1
@@ -149,7 +152,16 @@ def _plan_only(ws: Workspace, opts: ScrapeOptions, result: ScrapeResult, url_lis
                     result.planned.append((klass, engine, q, url))
 
 
+def _warm_up() -> None:
+    """Import the perceptual-hash stack (scipy: ~0.5 s) while the first result pages load."""
+    try:
+        import imagehash  # noqa: F401
+    except Exception:  # noqa: BLE001 - the first inspect_bytes will report it
+        pass
+
+
 def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn) -> None:
+    threading.Thread(target=_warm_up, daemon=True).start()
     sweep_partials(ws.scraped)
     rows = index_files(ws, cat, quiet=quiet)
     known = {r["sha256"] for r in rows if r["sha256"]}
@@ -170,13 +182,15 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
         for engine in opts.engines:
             result.tally(klass, engine)
         states.append(st)
+        rows: list = []
         for rank, url in enumerate(url_lists.get(klass, [])):
-            _take(result, cat, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
+            _take(result, rows, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
+        record(cat, rows)
     Runner(ws, cat, opts, result, states, known, quiet, warn).run()
 
 
-def _take(result: ScrapeResult, cat: Catalog, st: ClassState, cand: Candidate) -> None:
-    """A candidate from a page: queued, or recorded as a repeat."""
+def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate) -> None:
+    """A candidate from a page: queued, or noted (in `rows`, for the catalog) as a repeat."""
     tally = result.tally(st.klass, cand.engine)
     tally.candidates += 1
     reason = "repeat-url" if cand.image_url in st.seen_urls else "seen-before" if cand.image_url in st.prior else None
@@ -185,7 +199,7 @@ def _take(result: ScrapeResult, cat: Catalog, st: ClassState, cand: Candidate) -
         st.buffer.append(cand)
         return
     tally.rejected[reason] += 1
-    record(cat, _prov(Outcome(cand, reason=reason)), None, None)
+    rows.append((_prov(Outcome(cand, reason=reason)), None, None))
 
 
 def _prov(out: Outcome) -> dict:
@@ -211,6 +225,7 @@ class Runner:
         self.limits = opts.limits
         self.first_download: float | None = None
         self.last_download: float | None = None
+        self.rows: list = []  # catalog entries waiting for the next transaction
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -219,11 +234,13 @@ class Runner:
         total = sum(s.need for s in self.states)
         bar = tqdm(total=total, desc="scraping", unit="img", disable=self.quiet or not total, file=sys.stderr,
                    leave=False, dynamic_ncols=True)
-        pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="scrape")
+        self.fetch_pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="fetch")
+        # decoding is short; fsync of each saved file is what takes time here, and it frees the GIL
+        self.work_pool = ThreadPoolExecutor(max(4, self.opts.concurrency // 2), thread_name_prefix="check")
         futures: dict[Future, tuple[str, ClassState, object]] = {}
         try:
             while True:
-                self._schedule(pool, futures)
+                self._schedule(futures)
                 if not futures:
                     break
                 done, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
@@ -231,36 +248,46 @@ class Runner:
                     kind, st, payload = futures.pop(fut)
                     if kind == "page":
                         st.page_inflight -= 1
+                        payload.busy = False
                         self._on_page(st, payload, fut.result())
+                    elif kind == "fetch":
+                        self._fetched(fut.result(), st, futures)
                     else:
                         st.dl_inflight -= 1
                         saved_before = st.saved
                         self._on_image(st, fut.result())
                         bar.update(st.saved - saved_before)
+                record(self.cat, self.rows)
+                self.rows = []
         except BaseException:
             self.stop.set()
             for fut in futures:
                 fut.cancel()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            self.fetch_pool.shutdown(wait=True, cancel_futures=True)
+            self.work_pool.shutdown(wait=True, cancel_futures=True)
+            record(self.cat, self.rows)  # what was settled before an interruption
             bar.close()
             if self.first_download is not None and self.last_download is not None:
                 self.result.download_seconds = self.last_download - self.first_download
 
-    def _schedule(self, pool: ThreadPoolExecutor, futures: dict) -> None:
-        slots = self.opts.concurrency - len(futures)
+    def _schedule(self, futures: dict) -> None:
+        # Keep a few fetches queued beyond the pool's threads, so none waits for this loop.
+        fetching = sum(1 for kind, _, _ in futures.values() if kind != "check")
+        slots = self.opts.concurrency + max(2, self.opts.concurrency // 2) - fetching
         active = [s for s in self.states if not s.finished(self.result.given_up)]
         for st in active:
             if slots <= 0:
                 return
-            if st.page_inflight == 0 and len(st.buffer) < st.remaining - st.dl_inflight + 1:
+            if st.page_inflight < 2 and len(st.buffer) < st.remaining - st.dl_inflight + 1:
                 stream = st.next_stream(self.result.given_up)
                 if stream is not None:
                     url = stream.pending.popleft()
                     stream.seen_pages.add(url)
+                    stream.busy = True
                     st.page_inflight += 1
-                    futures[pool.submit(self._fetch_page, stream, url)] = ("page", st, stream)
+                    futures[self.fetch_pool.submit(self._fetch_page, stream, url)] = ("page", st, stream)
                     slots -= 1
         moved = True
         while slots > 0 and moved:
@@ -271,9 +298,19 @@ class Runner:
                     st.dl_inflight += 1
                     if self.first_download is None:
                         self.first_download = time.monotonic()
-                    futures[pool.submit(self._download, cand)] = ("image", st, cand)
+                    futures[self.fetch_pool.submit(self._fetch_image, cand)] = ("fetch", st, cand)
                     slots -= 1
                     moved = True
+
+    def _fetched(self, got, st: ClassState, futures: dict) -> None:
+        """A downloaded body goes to the check pool (decode, hash, save) so fetch threads stay on the network."""
+        if isinstance(got, Outcome):
+            done: Future = Future()
+            done.set_result(got)
+            futures[done] = ("check", st, got.cand)
+        else:
+            cand, body = got
+            futures[self.work_pool.submit(self._check, cand, body)] = ("check", st, cand)
 
     # -- result pages ---------------------------------------------------------------------------
     def _fetch_page(self, stream: Stream, url: str):
@@ -313,7 +350,7 @@ class Runner:
             stream.done = True
             return
         for url, page_url in page.candidates:
-            _take(self.result, self.cat, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
+            _take(self.result, self.rows, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
             stream.ranked += 1
         if stream.engine == "greedy":
             for link in page.links:
@@ -322,15 +359,16 @@ class Runner:
                     stream.pending.append(link)
 
     # -- images ---------------------------------------------------------------------------------
-    def _download(self, cand: Candidate) -> Outcome:
-        out = Outcome(cand)
+    def _fetch_image(self, cand: Candidate):
+        """(candidate, Fetched), or an Outcome when nothing usable came."""
         try:
-            got = self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=_check_x_robots)
+            return cand, self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=_check_x_robots)
         except Refused as exc:
-            out.reason, out.detail, out.status = exc.reason, exc.detail, exc.status
-            out.content_type, out.nbytes = exc.content_type, exc.nbytes
-            return out
-        out.status, out.content_type, out.nbytes = got.status, got.content_type, len(got.data)
+            return Outcome(cand, exc.status, exc.content_type, exc.nbytes, reason=exc.reason, detail=exc.detail)
+
+    def _check(self, cand: Candidate, got) -> Outcome:
+        """Decode fully (the same check as clean), claim the content hash, save under it."""
+        out = Outcome(cand, got.status, got.content_type, len(got.data))
         ins = inspect_bytes(got.data, self.limits, HASH_KINDS)
         out.sha256 = ins.sha256
         if not ins.ok:
@@ -364,7 +402,7 @@ class Runner:
             tally.saved += 1
         else:
             tally.rejected[out.reason] += 1
-        record(self.cat, _prov(out), out.row, out.hashes)
+        self.rows.append((_prov(out), out.row, out.hashes))
 
 
 def _check_x_robots(resp) -> None:

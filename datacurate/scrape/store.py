@@ -71,17 +71,20 @@ def to_trainable(data: bytes, ins: Inspection, limits: Limits) -> tuple[bytes, I
     return png, inspect_bytes(png, limits, tuple(ins.hashes) or ("phash",))
 
 
-def record(cat: Catalog, prov: dict, row: dict | None, hashes: dict | None) -> None:
-    """One candidate's provenance (and files row and hashes when saved), in one transaction."""
+def record(cat: Catalog, entries: list[tuple[dict, dict | None, dict | None]]) -> None:
+    """Candidates' provenance (and files rows and hashes for the saved ones), in one transaction."""
+    if not entries:
+        return
     with deferred_signals():
         with cat.transaction():
-            if row is not None:
-                cat.upsert_file(row)
-                if hashes:
-                    cat.put_hashes(row["sha256"], hashes)
-                cat.log("save", prov.get("image_url"), row["path"], None,
-                        {"engine": prov["engine"], "query": prov["query"], "rank": prov.get("rank")})
-            cat.add_provenance(**prov)
+            for prov, row, hashes in entries:
+                if row is not None:
+                    cat.upsert_file(row)
+                    if hashes:
+                        cat.put_hashes(row["sha256"], hashes)
+                    cat.log("save", prov.get("image_url"), row["path"], None,
+                            {"engine": prov["engine"], "query": prov["query"], "rank": prov.get("rank")})
+                cat.add_provenance(**prov)
 
 
 def prior_urls(cat: Catalog) -> dict[str, set[str]]:
