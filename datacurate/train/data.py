@@ -1,8 +1,9 @@
 """Data loading for training: ImageFolder-layout folders, draft-decoded JPEGs, deterministic augmentation.
 
 Workers return uint8 tensors (a quarter of the bytes of float32 through pinned memory); scaling and
-normalisation run on the device. Brightness jitter draws from a per-(seed, epoch, index) generator,
-so results do not depend on the number of workers and a resumed run sees the same augmentation.
+normalisation run on the device. The sampler hands out (index, epoch) keys and brightness jitter
+draws from a per-(seed, epoch, index) generator, so results do not depend on the number of workers,
+a resumed run sees the same augmentation, and workers can persist across epochs.
 """
 
 from __future__ import annotations
@@ -98,25 +99,25 @@ class ImageSet(Dataset):
 
     def __init__(self, samples: list[tuple[str, int]], pre: Preprocess, *, brightness: float = 0.0, seed: int = 0):
         self.samples, self.pre, self.brightness, self.seed = samples, pre, brightness, seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, epoch = key if isinstance(key, tuple) else (key, 0)
         path, label = self.samples[i]
         try:
-            return self.transform(load_rgb(path, self.pre.resize), i), label, i
+            return self.transform(load_rgb(path, self.pre.resize), i, epoch), label, i
         except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
             log.warning("skipped %s: %s: %s", path, type(exc).__name__, exc)
             return None, label, i
 
-    def transform(self, im, i: int) -> torch.Tensor:
+    def transform(self, im, i: int, epoch: int = 0) -> torch.Tensor:
         import torchvision.transforms.v2.functional as F
 
         im = F.center_crop(F.resize(im, [self.pre.resize]), [self.pre.crop])
         if self.brightness:
-            rng = random.Random(f"{self.seed}:{self.epoch}:{i}")
+            rng = random.Random(f"{self.seed}:{epoch}:{i}")
             im = F.adjust_brightness(im, rng.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness))
         return F.pil_to_tensor(im)
 
@@ -131,7 +132,7 @@ def collate(batch):
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """A permutation drawn from (seed, epoch): the same order in a resumed run."""
+    """(index, epoch) keys in a permutation drawn from (seed, epoch): the same order in a resumed run."""
 
     def __init__(self, n: int, seed: int, shuffle: bool):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
@@ -141,21 +142,20 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         if not self.shuffle:
-            return iter(range(self.n))
+            return iter((i, self.epoch) for i in range(self.n))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter((i, self.epoch) for i in torch.randperm(self.n, generator=g).tolist())
 
 
 def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False) -> DataLoader:
     """A DataLoader over `ds`; call set_epoch(loader, e) before each epoch."""
     return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), seed, shuffle), num_workers=workers,
                       collate_fn=collate, pin_memory=pin, prefetch_factor=4 if workers else None,
-                      persistent_workers=False)
+                      persistent_workers=workers > 0)
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.sampler.epoch = epoch
-    loader.dataset.epoch = epoch
 
 
 def to_input(images: torch.Tensor, device: torch.device, pre: Preprocess, channels_last: bool) -> torch.Tensor:

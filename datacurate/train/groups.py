@@ -70,7 +70,8 @@ def _extra(g: GroupSpec) -> dict:
 
 def _make(kind: str, pgs: list[dict]) -> torch.optim.Optimizer:
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "nadam": torch.optim.NAdam}[kind]
-    return cls(pgs, lr=pgs[0]["lr"])
+    fused = kind in ("adam", "adamw", "sgd") and all(p.is_cuda for pg in pgs for p in pg["params"])
+    return cls(pgs, lr=pgs[0]["lr"], **({"fused": True} if fused else {}))
 
 
 def set_lrs(optimizers: dict[str, torch.optim.Optimizer], lrs: dict[str, float]) -> None:

@@ -1,0 +1,274 @@
+"""Benchmark the training side of datacurate; prints figures measured side by side in one run.
+
+  (a) loader: datacurate's training loader (draft-decoded JPEG, uint8 tensors, normalise after
+      batching) against torchvision's stock ImageFolder + Resize/CenterCrop/ColorJitter/ToTensor/
+      Normalize on the same large JPEGs, same workers and batch size.
+  (b) step time: resnext101_32x8d frozen until layer3.18 (the seed's stage 2) against a full
+      fine-tune (CPU at a small input; with --gpu at 224 under AMP).
+  (c) --gpu: resnext101_32x8d training images/s with the seed's freezing, AMP (bf16) and
+      channels_last, on synthetic batches and on real JPEGs (generated on local disk at startup)
+      through datacurate's own loader and loop. Prints one JSON line; --out FILE writes it too.
+
+    python benchmarks/bench_train.py                      # (a) and (b) on the CPU
+    python benchmarks/bench_train.py --gpu --out FILE     # (b) and (c) on CUDA, plus (a)
+
+Needs only the repository and its packages (torch, torchvision, pillow, numpy, pyyaml, click, tqdm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+# -- data -----------------------------------------------------------------------------------------
+def _make_jpeg(args) -> None:
+    path, w, h, seed = args
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    im = Image.fromarray(small).resize((w, h), Image.BICUBIC)
+    noise = rng.integers(0, 24, (h, w, 3), dtype=np.uint8)  # texture, so the entropy-coded stream is realistic
+    im = Image.fromarray(np.clip(np.asarray(im, np.int16) + noise - 12, 0, 255).astype(np.uint8))
+    im.save(path, quality=90)
+
+
+def make_folder(root: Path, n: int, size: tuple[int, int], classes: int = 10, procs: int | None = None) -> Path:
+    """An ImageFolder tree of `n` JPEGs of `size` (w, h) under root; reused when already there."""
+    jobs = []
+    for i in range(n):
+        d = root / f"class{i % classes:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / f"{i:05d}.jpg"
+        if not p.exists():
+            jobs.append((str(p), size[0], size[1], i))
+    if jobs:
+        with ProcessPoolExecutor(procs or os.cpu_count()) as ex:
+            list(ex.map(_make_jpeg, jobs, chunksize=8))
+    return root
+
+
+# -- (a) the loader -------------------------------------------------------------------------------
+def bench_loader(folder: Path, workers: int, batch: int, passes: int = 1) -> dict:
+    import torchvision
+    from torchvision import transforms as T
+
+    from datacurate.train.data import IMAGENET_MEAN, IMAGENET_STD, ImageSet, Preprocess, make_loader, scan_folder, set_epoch, to_input
+
+    stock_tf = T.Compose([T.Resize(255), T.CenterCrop(224), T.ColorJitter(brightness=0.05), T.ToTensor(),
+                          T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    stock = torch.utils.data.DataLoader(torchvision.datasets.ImageFolder(str(folder), stock_tf), batch_size=batch,
+                                        shuffle=True, num_workers=workers)
+    _, samples = scan_folder(folder)
+    pre = Preprocess(255, 224)
+    ours = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True)
+
+    def run_stock() -> int:
+        return sum(len(x) for x, _ in stock)
+
+    def run_ours() -> int:
+        n = 0
+        for images, labels, _ in ours:
+            n += len(to_input(images, torch.device("cpu"), pre, False))
+        return n
+
+    out = {}
+    for name, fn in (("stock", run_stock), ("datacurate", run_ours)):
+        t0, n = time.perf_counter(), 0
+        for p in range(passes):
+            set_epoch(ours, p)
+            n += fn()
+        out[name] = n / (time.perf_counter() - t0)
+    out["ratio"] = out["datacurate"] / out["stock"]
+    return out
+
+
+# -- (b) frozen vs full step time -----------------------------------------------------------------
+def _setup(freeze_until: str, device, amp_dtype, channels_last: bool):
+    from datacurate.train.freeze import apply_trainable, set_train_mode
+    from datacurate.train.groups import build_optimizers
+    from datacurate.train.models import create_model
+    from datacurate.train.options import DEFAULTS
+    from datacurate.train.plan import build_plan
+
+    torch.manual_seed(0)
+    model = create_model("resnext101_32x8d", 10, "none")
+    opts = {**DEFAULTS}
+    if freeze_until == "none":  # full fine-tune: one group for everything
+        opts["groups"] = [{"name": "all", "modules": ["*"], "optimizer": "adam", "lr": 5e-5}]
+    opts["freeze_until"] = freeze_until
+    plan = build_plan(model, opts)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    apply_trainable(model, plan.stages[-1].trainable)
+    set_train_mode(model, bn_update=False)
+    return model, plan, build_optimizers(model, plan.groups, plan.members)
+
+
+def bench_steps(device: torch.device, size: int, batch: int, steps: int, amp_dtype=None, channels_last=False) -> dict:
+    out = {}
+    for label, until in (("frozen_layer3.18", "layer3.18"), ("full", "none")):
+        model, _, opts = _setup(until, device, amp_dtype, channels_last)
+        x = torch.randn(batch, 3, size, size, device=device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (batch,), device=device)
+        times = []
+        for i in range(steps + 2):
+            _sync(device)
+            t0 = time.perf_counter()
+            with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else _null():
+                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            for o in opts.values():
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in opts.values():
+                o.step()
+            _sync(device)
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+        out[label] = float(np.median(times))
+        del model, opts
+    out["speedup"] = out["full"] / out["frozen_layer3.18"]
+    return out
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+# -- (c) GPU throughput through datacurate's loop -------------------------------------------------
+def bench_gpu(folder: Path, batch: int, workers: int, seconds: float) -> dict:
+    from datacurate.train.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
+    from datacurate.train.loop import Loop, pick_device
+
+    dev = pick_device("cuda", True, True)
+    model, plan, opts = _setup("layer3.18", dev.device, dev.amp_dtype, dev.channels_last)
+    pre = Preprocess(255, 224)
+    _, samples = scan_folder(folder)
+    loader = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True, pin=True)
+    loop = Loop(model=model, plan=plan, optimizers=opts, train_loader=loader, valid_loader=loader, pre=pre, dev=dev,
+                run_dir=Path(tempfile.gettempdir()), meta={}, quiet=True)
+    lrs = plan.stages[-1].lrs
+
+    def step(_i):
+        pass
+
+    from datacurate.train.groups import set_lrs
+
+    set_lrs(opts, lrs)
+    g = torch.Generator().manual_seed(0)
+    synth = [(torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, generator=g).pin_memory(),
+              torch.randint(0, 10, (batch,), generator=g), []) for _ in range(8)]
+
+    def timed(data, epochs_fn) -> float:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            n += epochs_fn(data)
+        torch.cuda.synchronize()
+        return n / (time.perf_counter() - t0)
+
+    def synth_pass(data) -> int:
+        loop.pass_over(data, "synthetic", step=step)
+        return sum(len(b[1]) for b in data)
+
+    epoch = [0]
+
+    def real_pass(data) -> int:
+        set_epoch(data, epoch[0])
+        epoch[0] += 1
+        loop.pass_over(data, "real", step=step)
+        return len(samples)
+
+    synth_pass(synth[:2])  # warm up cuDNN autotuning
+    real_pass(loader)  # warm up the workers
+    torch.cuda.synchronize()
+    synthetic = timed(synth, synth_pass)
+    real = timed(loader, real_pass)
+    return {"synthetic_img_s": round(synthetic, 1), "real_img_s": round(real, 1), "real_vs_synthetic": round(real / synthetic, 3),
+            "batch": batch, "workers": workers, "amp": str(dev.amp_dtype).replace("torch.", ""), "channels_last": True,
+            "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="run the CUDA parts (b at 224, c)")
+    ap.add_argument("--out", help="also write the JSON figures to this file")
+    ap.add_argument("--data", help="folder for the generated images (default: a temporary folder)")
+    ap.add_argument("--large", type=int, default=48, help="(a) number of large JPEGs (default 48)")
+    ap.add_argument("--large-size", default="4000x3000", help="(a) their size (default 4000x3000, 12 MP)")
+    ap.add_argument("--real", type=int, default=2000, help="(c) number of ~500x375 JPEGs (default 2000)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: CPU count, at most 16)")
+    ap.add_argument("--batch", type=int, default=256, help="(c) batch size (default 256)")
+    ap.add_argument("--seconds", type=float, default=30, help="(c) seconds per throughput measurement (default 30)")
+    ap.add_argument("--cpu-size", type=int, default=64, help="(b) input size on the CPU (default 64)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads on the CPU")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    workers = args.workers if args.workers is not None else min(16, os.cpu_count() or 1)
+    base = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="dc-bench-train-"))
+    w, h = (int(v) for v in args.large_size.split("x"))
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+              "cpus": os.cpu_count(), "torch": torch.__version__, "workers": workers}
+
+    t0 = time.perf_counter()
+    large = make_folder(base / f"large-{w}x{h}", args.large, (w, h))
+    print(f"(a) generated {args.large} JPEGs {w}x{h} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    a = bench_loader(large, workers, 16)
+    result["loader"] = {k: round(v, 2) for k, v in a.items()}
+    print(f"(a) loader on {w}x{h} JPEGs, {workers} workers: stock ImageFolder {a['stock']:.1f} img/s, "
+          f"datacurate {a['datacurate']:.1f} img/s, ratio {a['ratio']:.2f}x (goal >= 2x)")
+
+    if args.gpu:
+        if not torch.cuda.is_available():
+            sys.exit("--gpu: CUDA is not available to this PyTorch")
+        result["device"] = torch.cuda.get_device_name(0)
+        dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        b = bench_steps(torch.device("cuda"), 224, 64, 10, amp_dtype=dt, channels_last=True)
+        result["steps_224_b64"] = {k: round(v, 4) for k, v in b.items()}
+        print(f"(b) step, 224 px, batch 64, AMP: frozen until layer3.18 {b['frozen_layer3.18'] * 1000:.1f} ms, "
+              f"full fine-tune {b['full'] * 1000:.1f} ms, {b['speedup']:.2f}x")
+        t0 = time.perf_counter()
+        real = make_folder(base / "real-500x375", args.real, (500, 375))
+        print(f"(c) generated {args.real} JPEGs 500x375 in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        c = bench_gpu(real, args.batch, workers, args.seconds)
+        result["train_gpu"] = c
+        print(f"(c) resnext101_32x8d, frozen until layer3.18, {c['amp']} + channels_last, batch {c['batch']}: "
+              f"synthetic {c['synthetic_img_s']:.0f} img/s, real JPEGs {c['real_img_s']:.0f} img/s "
+              f"({c['real_vs_synthetic'] * 100:.0f}% of synthetic; goals >= 1000 img/s and >= 90%)")
+    else:
+        result["device"] = "cpu"
+        b = bench_steps(torch.device("cpu"), args.cpu_size, 4, 3)
+        result[f"steps_{args.cpu_size}_b4_cpu"] = {k: round(v, 4) for k, v in b.items()}
+        print(f"(b) step on the CPU, {args.cpu_size} px, batch 4: frozen until layer3.18 {b['frozen_layer3.18']:.2f} s, "
+              f"full fine-tune {b['full']:.2f} s, {b['speedup']:.2f}x")
+    line = json.dumps(result)
+    print(line)
+    if args.out:
+        Path(args.out).write_text(line + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
