@@ -8,7 +8,8 @@ the fake engine's host; datacurate runs as the real CLI in a subprocess, with --
 
 The latency-bound limit for concurrency C is C / latency images/s; the script prints the ratio of
 the two rates and the fraction of that limit, both for the whole command (start-up included) and
-for its download phase (first image request to last answer, as the command reports it).
+for its download phase (first image request to last answer, as the command reports it). A bare
+urllib3 client with as many threads and no checks at all runs last, as the machine's ceiling.
 
     /work/venv/bin/python benchmarks/bench_scrape.py [--classes 4] [--per-class 100] [--concurrency 16]
 """
@@ -75,6 +76,24 @@ def run_datacurate(fe: FakeEngine, classes: list[str], per_class: int, concurren
     return saved, seconds, float(rate.group(1)) if rate else 0.0
 
 
+def run_bare(fe: FakeEngine, classes: list[str], per_class: int, concurrency: int) -> tuple[int, float]:
+    """A bare urllib3 client, `concurrency` threads, no checks at all: what this machine allows now."""
+    import urllib3
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = [fe.image_url(name, r) for name in classes for r in range(per_class)]
+    pool = urllib3.PoolManager(maxsize=concurrency)
+
+    def get(url: str) -> int:
+        resp = pool.request("GET", url, retries=False)
+        return len(resp.data)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as ex:
+        n = sum(1 for size in ex.map(get, urls) if size)
+    return n, time.monotonic() - started
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classes", type=int, default=4)
@@ -88,12 +107,16 @@ def main() -> None:
     with FakeEngine(images, latency=args.latency) as fe, tempfile.TemporaryDirectory() as tmp:
         n_ic, s_ic = run_icrawler(fe, classes, args.per_class, Path(tmp) / "icrawler")
         n_dc, s_dc, phase_rate = run_datacurate(fe, classes, args.per_class, args.concurrency, Path(tmp) / "ws")
+        n_bare, s_bare = run_bare(fe, classes, args.per_class, args.concurrency)
     r_ic, r_dc = n_ic / s_ic, n_dc / s_dc
     print(f"fake engine: {args.classes} classes x {args.per_class} images, {args.latency * 1000:.0f} ms per image")
     print(f"icrawler BingImageCrawler (defaults): {n_ic} images in {s_ic:.1f} s = {r_ic:.1f} images/s")
     print(f"datacurate scrape -j {args.concurrency} --per-host {args.concurrency} --delay 0: "
           f"{n_dc} images in {s_dc:.1f} s = {r_dc:.1f} images/s (download phase {phase_rate:.1f} images/s)")
-    print(f"ratio datacurate / icrawler: {r_dc / r_ic:.1f}x (goal >= 5x)")
+    print(f"bare urllib3 client, {args.concurrency} threads, no checks (this machine's ceiling now): "
+          f"{n_bare / s_bare:.1f} images/s = {100 * n_bare / s_bare / limit:.0f}% of the limit")
+    print(f"ratio datacurate / icrawler: {r_dc / r_ic:.1f}x whole command, {phase_rate / r_ic:.1f}x download phase "
+          f"(goal >= 5x)")
     print(f"latency-bound limit for concurrency {args.concurrency}: {limit:.0f} images/s; reached "
           f"{100 * r_dc / limit:.0f}% for the whole command, {100 * phase_rate / limit:.0f}% in the download phase "
           f"(goal >= 80%)")

@@ -10,12 +10,12 @@ and is the only one that writes the catalog.
 
 from __future__ import annotations
 
-import os
+import queue
 import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -226,6 +226,7 @@ class Runner:
         self.first_download: float | None = None
         self.last_download: float | None = None
         self.rows: list = []  # catalog entries waiting for the next transaction
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()  # futures as they complete
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -238,12 +239,16 @@ class Runner:
         # decoding is short; fsync of each saved file is what takes time here, and it frees the GIL
         self.work_pool = ThreadPoolExecutor(max(4, self.opts.concurrency // 2), thread_name_prefix="check")
         futures: dict[Future, tuple[str, ClassState, object]] = {}
+        # Decoding threads hold the GIL for up to the switch interval (5 ms) each time a fetch thread
+        # wakes on its socket; a shorter interval keeps that convoy from stretching every request.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
         try:
             while True:
                 self._schedule(futures)
                 if not futures:
                     break
-                done, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
+                done = self._completed()
                 for fut in done:
                     kind, st, payload = futures.pop(fut)
                     if kind == "page":
@@ -265,6 +270,7 @@ class Runner:
                 fut.cancel()
             raise
         finally:
+            sys.setswitchinterval(switch)
             self.fetch_pool.shutdown(wait=True, cancel_futures=True)
             self.work_pool.shutdown(wait=True, cancel_futures=True)
             record(self.cat, self.rows)  # what was settled before an interruption
@@ -287,7 +293,7 @@ class Runner:
                     stream.seen_pages.add(url)
                     stream.busy = True
                     st.page_inflight += 1
-                    futures[self.fetch_pool.submit(self._fetch_page, stream, url)] = ("page", st, stream)
+                    futures[self._watch(self.fetch_pool.submit(self._fetch_page, stream, url))] = ("page", st, stream)
                     slots -= 1
         moved = True
         while slots > 0 and moved:
@@ -298,19 +304,35 @@ class Runner:
                     st.dl_inflight += 1
                     if self.first_download is None:
                         self.first_download = time.monotonic()
-                    futures[self.fetch_pool.submit(self._fetch_image, cand)] = ("fetch", st, cand)
+                    futures[self._watch(self.fetch_pool.submit(self._fetch_image, cand))] = ("fetch", st, cand)
                     slots -= 1
                     moved = True
+
+    def _watch(self, fut: Future) -> Future:
+        fut.add_done_callback(self.finished.put)
+        return fut
+
+    def _completed(self) -> list[Future]:
+        """Futures done since the last call (waits up to 0.5 s for the first; Ctrl-C stays prompt)."""
+        try:
+            done = [self.finished.get(timeout=0.5)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self.finished.get_nowait())
+            except queue.Empty:
+                return done
 
     def _fetched(self, got, st: ClassState, futures: dict) -> None:
         """A downloaded body goes to the check pool (decode, hash, save) so fetch threads stay on the network."""
         if isinstance(got, Outcome):
             done: Future = Future()
             done.set_result(got)
-            futures[done] = ("check", st, got.cand)
+            futures[self._watch(done)] = ("check", st, got.cand)
         else:
             cand, body = got
-            futures[self.work_pool.submit(self._check, cand, body)] = ("check", st, cand)
+            futures[self._watch(self.work_pool.submit(self._check, cand, body))] = ("check", st, cand)
 
     # -- result pages ---------------------------------------------------------------------------
     def _fetch_page(self, stream: Stream, url: str):
@@ -405,13 +427,13 @@ class Runner:
         self.rows.append((_prov(out), out.row, out.hashes))
 
 
-def _check_x_robots(resp) -> None:
-    value = resp.headers.get("X-Robots-Tag")
+def _check_x_robots(status: int, headers) -> None:
+    value = headers.get("X-Robots-Tag")
     if value:
         word = x_robots_forbids(value, ROBOTS_TOKEN)
         if word:
-            raise Refused("x-robots-tag", f"X-Robots-Tag: {value}", status=resp.status_code,
-                          content_type=resp.headers.get("Content-Type"))
+            raise Refused("x-robots-tag", f"X-Robots-Tag: {value}", status=status,
+                          content_type=headers.get("Content-Type"))
 
 
 def urlhost(url: str | None) -> str:
