@@ -19,9 +19,16 @@ class Context:
         self.workspace_arg = workspace
         self.debug = debug
         self.quiet = quiet
+        self.overrides: dict = {}  # config sections laid over datacurate.yaml (a pipeline file's)
 
     def workspace(self, must_exist: bool = True) -> Workspace:
-        return Workspace.open(self.workspace_arg, must_exist=must_exist)
+        ws = Workspace.open(self.workspace_arg, must_exist=must_exist)
+        for section, values in self.overrides.items():
+            if isinstance(values, dict) and isinstance(ws.config.get(section), dict):
+                ws.config[section] = {**ws.config[section], **values}
+            else:
+                ws.config[section] = values
+        return ws
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -1,0 +1,106 @@
+"""CLI: `datacurate run PIPELINE.yaml` and `datacurate demo [DIR]`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from datacurate.clicommon import pass_ctx
+from datacurate.errors import UserError
+from datacurate.pipeline.runner import STAGES, Pipeline, StageFailed, load_pipeline, run_pipeline
+from datacurate.workspace import Workspace
+
+CONFIG_SECTIONS = ("paths", "scrape", "clean", "split", "stats", "train")
+
+
+def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline):
+    """A function that runs one stage's command in-process with the pipeline's options."""
+    ctx.overrides = {k: v for k, v in pipeline.config.items() if k in CONFIG_SECTIONS and v is not None}
+
+    def invoke(stage: str, resume: bool) -> None:
+        command = click_ctx.find_root().command.get_command(click_ctx, stage)
+        kwargs = {}
+        if stage == "train":
+            kwargs["resume"] = resume
+            _set_aside_old_run(ws, run_name(pipeline), resume)
+        if stage == "evaluate":
+            kwargs = {k: v for k, v in pipeline.section("evaluate").items() if k != "run"}
+            kwargs["run"] = pipeline.section("evaluate").get("run") or run_name(pipeline)
+        code = click_ctx.invoke(command, **kwargs)
+        if isinstance(code, int) and code:
+            raise click.ClickException(f"exit code {code}")
+
+    return invoke
+
+
+def run_name(pipeline: Pipeline) -> str:
+    """The training run a pipeline writes: train.name, else the pipeline file's name."""
+    return (pipeline.config.get("train") or {}).get("name") or pipeline.path.stem
+
+
+def _set_aside_old_run(ws: Workspace, name: str, resume: bool) -> None:
+    """A finished run of the same name is renamed <name>.prev-N (kept), so the stage can train anew."""
+    folder = ws.runs / name
+    if resume or not folder.exists():
+        return
+    n = 1
+    while (ws.runs / f"{name}.prev-{n}").exists():
+        n += 1
+    shutil.move(str(folder), str(ws.runs / f"{name}.prev-{n}"))
+    click.echo(f"kept the earlier run as {ws.rel(ws.runs / f'{name}.prev-{n}')}")
+
+
+def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False) -> None:
+    """Run a pipeline in the context's workspace; a failing stage stops it with its message."""
+    ws = ctx.workspace()
+    if "train" in pipeline.config and not (pipeline.config.get("train") or {}).get("name"):
+        pipeline.config["train"] = {**pipeline.config["train"], "name": run_name(pipeline)}
+    invoke = _invoker(click_ctx, ctx, ws, pipeline)
+    try:
+        result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
+    except StageFailed as exc:
+        cause = exc.cause
+        if isinstance(cause, (UserError, click.ClickException)):
+            code = getattr(cause, "exit_code", 2)
+            raise _StageError(f"pipeline stopped: {exc}", code) from cause
+        raise
+    ran = [o.stage for o in result.outcomes if o.status == "ran"]
+    skipped = [o.stage for o in result.outcomes if o.status == "skipped"]
+    click.echo(f"pipeline {pipeline.path.name}: ran {', '.join(ran) or 'nothing'}"
+               + (f"; up to date: {', '.join(skipped)}" if skipped else ""))
+
+
+class _StageError(click.ClickException):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code if code else 1
+
+
+@click.command("run")
+@click.argument("pipeline_file", metavar="PIPELINE.yaml")
+@click.option("--from", "start", type=click.Choice(STAGES), help="First stage to run.")
+@click.option("--to", "stop", type=click.Choice(STAGES), help="Last stage to run.")
+@click.option("--force", is_flag=True, help="Run stages even when nothing they read changed.")
+@pass_ctx
+@click.pass_context
+def run(click_ctx, ctx, pipeline_file, start, stop, force):
+    """Run scrape, clean, split, train and evaluate with the options in PIPELINE.yaml (resumable)."""
+    execute(click_ctx, ctx, load_pipeline(pipeline_file), start, stop, force)
+
+
+@click.command()
+@click.argument("directory", default="datacurate-demo", required=False)
+@click.option("--per-class", type=click.IntRange(4, 500), default=24, show_default=True, help="Original images per class.")
+@click.option("--force", is_flag=True, help="Run every stage again.")
+@pass_ctx
+@click.pass_context
+def demo(click_ctx, ctx, directory, per_class, force):
+    """The whole job on built-in data, offline: scrape a loopback image search, clean, split, train, evaluate, predict."""
+    from datacurate.pipeline.demo import run_demo
+
+    run_demo(click_ctx, ctx, Path(directory), per_class=per_class, force=force)
+
+
+COMMANDS = [run, demo]

@@ -1,0 +1,94 @@
+"""`datacurate demo`: the main job on built-in data, fully offline.
+
+Makes a workspace of generated pictures (with planted problems), starts a loopback image-search
+engine that serves more pictures for each class (with broken files, duplicates, a mislabeled
+copy and an off-topic picture among them), then runs the demo pipeline through the real code
+paths: scrape from that engine, clean, split, train a small CNN, evaluate, predict.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import click
+from PIL import Image
+
+from datacurate.commands import init_workspace
+from datacurate.demodata import CLASSES, background, draw, jpeg, make_demo_data
+from datacurate.errors import UserError
+from datacurate.pipeline.runner import load_pipeline
+
+PIPELINE = Path(__file__).resolve().parents[1] / "data" / "demo.yaml"
+MARKER = "demo.json"
+
+
+def search_results(root: Path, queries: dict[str, list[str]], seed: int = 1) -> dict[str, list]:
+    """What the loopback engine returns for each class's query: good pictures and every trap."""
+    from datacurate.scrape.fakeengine import ImageSpec
+
+    rng = random.Random(seed)
+    originals = {k: sorted((root / "data" / "original" / k).glob("*.jpg")) for k in CLASSES}
+    results = {}
+    for i, klass in enumerate(CLASSES):
+        other = CLASSES[(i + 1) % len(CLASSES)]
+        near = Image.open(originals[klass][3]).resize((150, 112))
+        traps = [
+            ImageSpec(jpeg(draw(klass, rng)), fault="html"),          # an error page served as image/jpeg
+            ImageSpec(jpeg(draw(klass, rng)), fault="cut"),           # half an image
+            ImageSpec(jpeg(draw(klass, rng)), fault="404"),
+            ImageSpec(jpeg(draw(klass, rng)), fault="bomb"),          # claims 20000x20000 pixels
+            ImageSpec(originals[klass][0].read_bytes()),              # bytes the workspace already has
+            ImageSpec(jpeg(near, 70)),                                # a resized copy of an original: clean's near-duplicate
+            ImageSpec(jpeg(Image.open(originals[other][5]).resize((140, 105)), 75)),  # another class's picture: label conflict
+            ImageSpec(jpeg(background(rng, (160, 120)))),             # off-topic: no shape at all
+            ImageSpec(jpeg(draw(klass, rng)), fault="png"),           # a PNG behind a .jpg URL
+            ImageSpec(jpeg(draw(klass, rng)), fault="webp"),          # a WebP behind a .jpg URL
+        ]
+        good = [ImageSpec(jpeg(draw(klass, rng))) for _ in range(14)]
+        for query in queries.get(klass, []):
+            results[query] = traps + good
+    return results
+
+
+def prepare(root: Path, per_class: int) -> None:
+    """Make the demo workspace once; a folder holding other data is refused."""
+    marker = root / ".datacurate" / MARKER
+    if marker.exists():
+        return
+    if root.exists() and any(root.iterdir()):
+        raise UserError(f"{root} exists and is not a datacurate demo; choose a new folder")
+    init_workspace(root)
+    make_demo_data(root, per_class=per_class)
+    marker.write_text(json.dumps({"per_class": per_class}), encoding="utf-8")
+
+
+def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force: bool) -> None:
+    from datacurate.pipeline.cli import execute, run_name
+    from datacurate.scrape.fakeengine import FakeEngine
+    from datacurate.scrape.queries import plan_queries
+
+    prepare(root, per_class)
+    ctx.workspace_arg = str(root)
+    pipeline = load_pipeline(PIPELINE)
+    scrape = pipeline.config["scrape"]
+    queries = plan_queries(list(CLASSES), scrape["template"], scrape["suffix"], {})
+    with FakeEngine(search_results(root, queries)) as engine:
+        click.echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
+        scrape["base_url"] = [f"bing={engine.base_url}"]
+        execute(click_ctx, ctx, pipeline, force=force)
+    _predict(click_ctx, root, run_name(pipeline))
+    click.echo("reports:")
+    for name in ("clean.html", "clean-duplicates.html", "balance.html"):
+        if (root / "reports" / name).exists():
+            click.echo(f"  {root / 'reports' / name}")
+    click.echo(f"  {root / 'runs' / run_name(pipeline)}/ (history.png, eval/)")
+
+
+def _predict(click_ctx: click.Context, root: Path, run: str) -> None:
+    """Predict the held-out test pictures and print the JSON lines."""
+    from datacurate.train.cli import predict
+
+    click.echo("== predict (data/test)")
+    click_ctx.invoke(predict, run=run, inputs=(str(root / "data" / "test"),), top=2)
