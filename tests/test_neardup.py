@@ -209,3 +209,17 @@ def test_sixteen_bit_trap(tmp_path: Path, kind: str) -> None:
     assert dist > K, f"two different 16-bit images hash {dist} bits apart with {kind}"
     items = [item(tmp_path, "original/x/a.png", a, kind), item(tmp_path, "original/x/b.png", b, kind)]
     assert find_near_duplicates(items, [], K, kind) == ([], [])
+
+
+def test_scraped_copy_matching_an_original_of_its_own_class_is_a_near_duplicate() -> None:
+    code = 0x0123_4567_89AB_CDEF
+    items = [synthetic("original/狗/misfiled.png", "狗", "original", code, size=2000),   # keeper: larger file
+             synthetic("original/猫/cat.png", "猫", "original", flip(code, 3), size=1000),
+             synthetic("scraped/猫/cat-copy.jpg", "猫", "scraped", flip(code, 5), size=10),
+             synthetic("scraped/鸟/bird.jpg", "鸟", "scraped", flip(code, 4, start=20), size=10)]
+    decisions, pairs = find_near_duplicates(items, [], 10, "phash")
+    assert {d.path: (d.reason, d.of, d.distance) for d in decisions} == {
+        "scraped/猫/cat-copy.jpg": ("near-duplicate", "original/猫/cat.png", 2),
+        "scraped/鸟/bird.jpg": ("label-conflict", "original/狗/misfiled.png", 4),
+    }
+    assert ("original/狗/misfiled.png", "original/猫/cat.png", "conflict-reported") in {(p.a, p.b, p.kind) for p in pairs}

@@ -100,16 +100,28 @@ def cluster(items: list[Item], k: int, kind: str) -> tuple[list[Decision], list[
             if not claimed[u]:
                 claimed[u] = True
                 joined.extend((d, m) for m in members[u])
-        for d, m in sorted(joined):
-            decision, pair = _judge(keeper, ordered[m], d, kind)
+        joined.sort()
+        originals = [keeper] + [ordered[m] for _, m in joined if ordered[m].source == "original"]
+        for d, m in joined:
+            decision, pair = _judge(keeper, ordered[m], d, kind, originals, k)
             pairs.append(pair)
             if decision:
                 decisions.append(decision)
     return decisions, pairs
 
 
-def _judge(keeper: Item, member: Item, d: int, kind: str) -> tuple[Decision | None, Pair]:
-    """What happens to one cluster member, and the pair to report."""
+def _judge(keeper: Item, member: Item, d: int, kind: str, originals: list[Item], k: int) -> tuple[Decision | None, Pair]:
+    """What happens to one cluster member, and the pair to report.
+
+    A scraped member under another class than the keeper is a near-duplicate (not a conflict)
+    of an original of its own class in the same cluster within k of it, when there is one: the
+    originals then disagree among themselves, which is reported, not blamed on the scraped copy.
+    """
+    if member.klass != keeper.klass and member.source != "original":
+        own = [(_distance(member, o), o.path, o) for o in originals if o.klass == member.klass]
+        own = [x for x in own if x[0] <= k]
+        if own:
+            d, _, keeper = min(own, key=lambda x: x[:2])
     if member.klass == keeper.klass:
         reason, detail = "near-duplicate", f"within {d} bits of {keeper.path}"
     elif member.source != "original":
@@ -119,6 +131,10 @@ def _judge(keeper: Item, member: Item, d: int, kind: str) -> tuple[Decision | No
         return None, Pair(a=keeper.path, b=member.path, kind="conflict-reported", distance=d, hash=kind)
     return (Decision(path=member.path, reason=reason, of=keeper.path, distance=d, detail=detail),
             Pair(a=keeper.path, b=member.path, kind=reason, distance=d, hash=kind))
+
+
+def _distance(a: Item, b: Item) -> int:
+    return (int(a.hash, 16) ^ int(b.hash, 16)).bit_count()
 
 
 def _adjacency(n: int, ui: np.ndarray, uj: np.ndarray, ud: np.ndarray):
