@@ -67,9 +67,8 @@ def _print_plan(result: ScrapeResult) -> None:
         for c, engine, q, url in result.planned:
             if c == klass:
                 click.echo(f"    {engine:<7} {url}")
-    skipped = sorted(set(result.had) - set(result.queries))
-    if skipped:
-        click.echo(f"skipped: {', '.join(skipped)}")
+    if result.skipped:
+        click.echo(f"skipped (queries file): {', '.join(result.skipped)}")
 
 
 def _print_summary(ws, result: ScrapeResult) -> None:
@@ -81,6 +80,8 @@ def _print_summary(ws, result: ScrapeResult) -> None:
         rows.append({"class": klass, "engine": engine, "pages": pages, "page errors": errors or 0,
                      "candidates": t.candidates, "saved": t.saved, "rejected": rejected_text(t.rejected)})
     echo_table(rows)
+    if result.skipped:
+        click.echo(f"skipped (queries file): {', '.join(result.skipped)}")
     full = [k for k, n in result.need.items() if n == 0]
     if full:
         click.echo(f"already full ({len(full)} classes): {', '.join(full[:10])}{' ...' if len(full) > 10 else ''}")

@@ -25,6 +25,7 @@ class ScrapeResult:
 
     dry_run: bool
     queries: dict[str, list[str]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)         # classes the queries file skips
     had: dict[str, int] = field(default_factory=dict)        # class -> scraped images before the run
     need: dict[str, int] = field(default_factory=dict)       # class -> images wanted in this run
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
@@ -67,7 +68,10 @@ class ScrapeResult:
             elif not cands:
                 parts.append(f"{engine}: {pages} result pages held no images (no results for these queries?)")
             else:
-                parts.append(f"{engine}: {cands} candidates, all rejected ({_counts(rejected)})")
+                used = rejected["seen-before"] + rejected["repeat-url"] + rejected["duplicate"]
+                hint = ("; the results for these queries are used up: add queries (--queries), another --engine "
+                        "or more --max-pages") if used * 2 >= cands else ""
+                parts.append(f"{engine}: {cands} candidates, all rejected ({_counts(rejected)}){hint}")
         return "no class got a single image: " + ("; ".join(parts) or "no engine produced anything")
 
 

@@ -112,7 +112,7 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     classes = select_classes(ws, opts)
     queries = class_queries(ws, opts, classes)
     url_lists = load_url_lists(ws, opts.urls, list(queries)) if "urls" in opts.engines else {}
-    result = ScrapeResult(dry_run=opts.dry_run, queries=queries)
+    result = ScrapeResult(dry_run=opts.dry_run, queries=queries, skipped=[c for c in classes if c not in queries])
     if opts.dry_run:
         _plan_only(ws, opts, result, url_lists)
     else:
@@ -162,7 +162,7 @@ def _warm_up() -> None:
 
 def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
-    sweep_partials(ws.scraped)
+    sweep_partials(ws)
     rows = index_files(ws, cat, quiet=quiet)
     known = {r["sha256"] for r in rows if r["sha256"]}
     known.update(r[0] for r in cat.db.execute("SELECT sha256 FROM files WHERE sha256 IS NOT NULL"))
@@ -182,10 +182,10 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
         for engine in opts.engines:
             result.tally(klass, engine)
         states.append(st)
-        rows: list = []
+        notes: list = []
         for rank, url in enumerate(url_lists.get(klass, [])):
-            _take(result, rows, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
-        record(cat, rows)
+            _take(result, notes, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
+        record(cat, notes)
     Runner(ws, cat, opts, result, states, known, quiet, warn).run()
 
 
@@ -273,10 +273,22 @@ class Runner:
             sys.setswitchinterval(switch)
             self.fetch_pool.shutdown(wait=True, cancel_futures=True)
             self.work_pool.shutdown(wait=True, cancel_futures=True)
-            record(self.cat, self.rows)  # what was settled before an interruption
+            self._settle(futures)
             bar.close()
             if self.first_download is not None and self.last_download is not None:
                 self.result.download_seconds = self.last_download - self.first_download
+
+    def _settle(self, futures: dict) -> None:
+        """After an interruption: record the checks that finished (their files are saved)."""
+        for fut, (kind, st, _) in futures.items():
+            if kind == "check" and fut.done() and not fut.cancelled() and fut.exception() is None:
+                out = fut.result()
+                if out.row is not None:
+                    st.saved += 1
+                    self.result.tally(st.klass, out.cand.engine).saved += 1
+                    self.rows.append((_prov(out), out.row, out.hashes))
+        record(self.cat, self.rows)
+        self.rows = []
 
     def _schedule(self, futures: dict) -> None:
         # Keep a few fetches queued beyond the pool's threads, so none waits for this loop.
@@ -401,6 +413,9 @@ class Runner:
             out.reason, out.detail = saved_ins.reason, saved_ins.detail
             return out
         digests = {ins.sha256, saved_ins.sha256}
+        if self.stop.is_set():
+            out.reason = "stopped"
+            return out
         if not self.store.claim(*digests):
             out.reason, out.detail = "duplicate", "the workspace already holds these bytes"
             return out

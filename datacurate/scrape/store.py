@@ -4,6 +4,7 @@ candidate."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import threading
@@ -48,8 +49,9 @@ class Store:
 
     def save(self, klass: str, data: bytes, ins: Inspection) -> dict:
         """Write the bytes under their content name; return the files row."""
-        path = self.ws.scraped / klass / f"{ins.sha256[:NAME_CHARS]}{ins.true_extension()}"
-        atomic_write_bytes(path, data)
+        name = f"{ins.sha256[:NAME_CHARS]}{ins.true_extension()}"
+        path = self.ws.scraped / klass / name
+        write_outside(staging_dir(self.ws) / name, path, data)
         st = path.stat()
         return {
             "path": self.ws.rel(path), "home": self.ws.rel(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
@@ -57,6 +59,25 @@ class Store:
             "frames": ins.frames, "class": klass, "source": "scraped", "status": "ok", "reason": None,
             "problem": None, "detail": None, "checked": time.time(),
         }
+
+
+def staging_dir(ws: Workspace) -> Path:
+    """Where downloads are written before they move into a class folder (.datacurate/scrape-tmp)."""
+    return ws.state_dir / "scrape-tmp"
+
+
+def write_outside(staging: Path, path: Path, data: bytes) -> None:
+    """Write atomically outside the class folders, then rename into place: a kill -9 at any moment
+    leaves nothing partial where ImageFolder looks (its hidden .tmp-*.jpg would still load)."""
+    atomic_write_bytes(staging, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staging, path)
+    except OSError as exc:
+        staging.unlink(missing_ok=True)
+        if exc.errno != errno.EXDEV:
+            raise
+        atomic_write_bytes(path, data)  # data/scraped is on another file system
 
 
 def to_trainable(data: bytes, ins: Inspection, limits: Limits) -> tuple[bytes, Inspection]:
@@ -97,11 +118,18 @@ def prior_urls(cat: Catalog) -> dict[str, set[str]]:
     return out
 
 
-def sweep_partials(folder: Path) -> int:
-    """Remove our own partial writes (.tmp-*) a killed run left in the scraped class folders."""
+def sweep_partials(ws: Workspace) -> int:
+    """Remove what a killed run left: staged downloads, and .tmp-* partial writes in class folders."""
     removed = 0
+    staging = staging_dir(ws)
+    if staging.is_dir():
+        for entry in os.scandir(staging):
+            if entry.is_file():
+                os.unlink(entry.path)
+                removed += 1
+    folder = ws.scraped
     if not folder.is_dir():
-        return 0
+        return removed
     for klass in os.scandir(folder):
         if not klass.is_dir():
             continue
