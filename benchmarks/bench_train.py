@@ -159,15 +159,16 @@ class _null:
 
 
 # -- (c) GPU throughput through datacurate's loop -------------------------------------------------
-def bench_gpu(folder: Path, batch: int, workers: int, seconds: float) -> dict:
+def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: str = "cuda", size: int = 224) -> dict:
     from datacurate.train.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
     from datacurate.train.loop import Loop, pick_device
 
-    dev = pick_device("cuda", True, True)
+    dev = pick_device(device, True, True)
+    cuda = dev.device.type == "cuda"
     model, plan, opts = _setup("layer3.18", dev.device, dev.amp_dtype, dev.channels_last)
-    pre = Preprocess(255, 224)
+    pre = Preprocess(round(size * 255 / 224), size)
     _, samples = scan_folder(folder)
-    loader = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True, pin=True)
+    loader = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True, pin=cuda, stream=True)
     loop = Loop(model=model, plan=plan, optimizers=opts, train_loader=loader, valid_loader=loader, pre=pre, dev=dev,
                 run_dir=Path(tempfile.gettempdir()), meta={}, quiet=True)
     lrs = plan.stages[-1].lrs
@@ -179,14 +180,16 @@ def bench_gpu(folder: Path, batch: int, workers: int, seconds: float) -> dict:
 
     set_lrs(opts, lrs)
     g = torch.Generator().manual_seed(0)
-    synth = [(torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, generator=g).pin_memory(),
+    synth = [(torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=g),
               torch.randint(0, 10, (batch,), generator=g), []) for _ in range(8)]
+    if cuda:
+        synth = [(x.pin_memory(), y, b) for x, y, b in synth]
 
     def timed(data, epochs_fn) -> float:
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             n += epochs_fn(data)
-        torch.cuda.synchronize()
+        _sync(dev.device)
         return n / (time.perf_counter() - t0)
 
     def synth_pass(data) -> int:
@@ -203,12 +206,12 @@ def bench_gpu(folder: Path, batch: int, workers: int, seconds: float) -> dict:
 
     synth_pass(synth[:2])  # warm up cuDNN autotuning
     real_pass(loader)  # warm up the workers
-    torch.cuda.synchronize()
+    _sync(dev.device)
     synthetic = timed(synth, synth_pass)
     real = timed(loader, real_pass)
     return {"synthetic_img_s": round(synthetic, 1), "real_img_s": round(real, 1), "real_vs_synthetic": round(real / synthetic, 3),
             "batch": batch, "workers": workers, "amp": str(dev.amp_dtype).replace("torch.", ""), "channels_last": True,
-            "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+            "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
 
 
 def main() -> None:
@@ -224,6 +227,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30, help="(c) seconds per throughput measurement (default 30)")
     ap.add_argument("--cpu-size", type=int, default=64, help="(b) input size on the CPU (default 64)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on the CPU")
+    ap.add_argument("--selfcheck", action="store_true", help="run (c)'s code path on the CPU at toy sizes (no figures)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -233,6 +237,10 @@ def main() -> None:
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "cpus": os.cpu_count(), "torch": torch.__version__, "workers": workers}
 
+    if args.selfcheck:
+        real = make_folder(base / "real-500x375", 24, (500, 375))
+        print(json.dumps(bench_gpu(real, 4, 2, 1.0, device="cpu", size=32)))
+        return
     t0 = time.perf_counter()
     large = make_folder(base / f"large-{w}x{h}", args.large, (w, h))
     print(f"(a) generated {args.large} JPEGs {w}x{h} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

@@ -285,8 +285,10 @@ def test_plan_cli_resnext(tmp_path):
     assert "stage 2 finetune: 8 epochs, freeze until layer3.18, schedule multistep at epochs [3, 6] x[0.2, 0.1]" in out
     assert "  frozen (46,005,568): conv1, bn1, layer1, layer2, layer3.0-17" in out
     assert "  trains (40,740,866): layer3.18-22, layer4, fc" in out
-    assert "group layer3.18-: adam lr 5e-05 weight_decay 0, 11,991,040 parameters train" in out
-    assert "group fc: adam lr 0.0005 weight_decay 0, 4,098 parameters train" in out
+    assert "group layer3.18-: adam lr 5e-05 -> 1e-05 -> 1e-06 weight_decay 0, 11,991,040 parameters train" in out
+    assert "group layer4: adam lr 5e-05 -> 1e-05 -> 1e-06 weight_decay 0, 28,745,728 parameters train" in out
+    assert "group fc: adam lr 0.0005 -> 0.0001 -> 1e-05 weight_decay 0, 4,098 parameters train" in out
+    assert "group fc: adam lr 0.0005 weight_decay 0, 4,098 parameters train" in out  # stage 1
     assert not (tmp_path / "runs").exists()
 
 

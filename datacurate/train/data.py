@@ -131,31 +131,76 @@ def collate(batch):
     return torch.stack([b[0] for b in good]), torch.tensor([b[1] for b in good]), bad
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """(index, epoch) keys in a permutation drawn from (seed, epoch): the same order in a resumed run."""
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of (index, epoch) keys, each epoch a permutation drawn from (seed, epoch).
 
-    def __init__(self, n: int, seed: int, shuffle: bool):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+    Endless (epoch after epoch from `start`) for the training stream, one epoch otherwise.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, endless: bool):
+        self.n, self.bs, self.seed, self.shuffle, self.endless, self.start = n, batch_size, seed, shuffle, endless, 0
 
     def __len__(self) -> int:
-        return self.n
+        return (self.n + self.bs - 1) // self.bs
+
+    def epoch_batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
+        else:
+            order = list(range(self.n))
+        return [[(i, epoch) for i in order[k:k + self.bs]] for k in range(0, self.n, self.bs)]
 
     def __iter__(self):
-        if not self.shuffle:
-            return iter((i, self.epoch) for i in range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter((i, self.epoch) for i in torch.randperm(self.n, generator=g).tolist())
+        epoch = self.start
+        while True:
+            yield from self.epoch_batches(epoch)
+            if not self.endless:
+                return
+            epoch += 1
 
 
-def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False) -> DataLoader:
-    """A DataLoader over `ds`; call set_epoch(loader, e) before each epoch."""
-    return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), seed, shuffle), num_workers=workers,
-                      collate_fn=collate, pin_memory=pin, prefetch_factor=4 if workers else None,
-                      persistent_workers=workers > 0)
+class EpochLoader:
+    """A DataLoader seen one epoch at a time: `set_epoch(e)`, then iterate `len(self)` batches.
+
+    With `stream`, one worker pool reads ahead across epoch boundaries (no pipeline bubble at each
+    epoch start); asking for an epoch other than the next one restarts the stream there.
+    """
+
+    def __init__(self, ds: "ImageSet", batch_size: int, workers: int, *, shuffle: bool, seed: int, pin: bool, stream: bool):
+        self.dataset = ds
+        self.batches = EpochBatches(len(ds), batch_size, seed, shuffle, endless=stream)
+        self.loader = DataLoader(ds, batch_sampler=self.batches, num_workers=workers, collate_fn=collate, pin_memory=pin,
+                                 prefetch_factor=2 if workers else None, persistent_workers=workers > 0 and not stream)
+        self.stream, self.epoch, self._it, self._next = stream, 0, None, None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if not self.stream:
+            self.batches.start = self.epoch
+            yield from self.loader
+            return
+        if self._it is None or self._next != self.epoch:
+            self.batches.start = self.epoch
+            self._it = iter(self.loader)
+        self._next = None
+        for _ in range(len(self)):
+            yield next(self._it)
+        self._next = self.epoch + 1
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    loader.sampler.epoch = epoch
+def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False,
+                stream: bool = False) -> EpochLoader:
+    """Batches of (uint8 images, labels, failed indices); call set_epoch(loader, e) before each epoch."""
+    return EpochLoader(ds, batch_size, workers, shuffle=shuffle, seed=seed, pin=pin, stream=stream)
+
+
+def set_epoch(loader: EpochLoader, epoch: int) -> None:
+    loader.set_epoch(epoch)
 
 
 def to_input(images: torch.Tensor, device: torch.device, pre: Preprocess, channels_last: bool) -> torch.Tensor:

@@ -89,8 +89,25 @@ def describe(model: nn.Module, plan: Plan) -> list[str]:
         lines.append(f"stage {i} {s.name}: {s.epochs} epochs, freeze until {s.freeze_until}, schedule {how}")
         lines.append(f"  frozen ({param_count(model, frozen):,}): {', '.join(summarize(model, frozen)) or '-'}")
         lines.append(f"  trains ({param_count(model, st.trainable):,}): {', '.join(summarize(model, st.trainable)) or '-'}")
+        factors = _factors(st)
         for g in plan.groups:
             n = param_count(model, [p for p in plan.members[g.name] if p in st.trainable])
             state = f"{n:,} parameters train" if n else "frozen"
-            lines.append(f"  group {g.name}: {g.optimizer} lr {st.lrs[g.name]:g} weight_decay {g.weight_decay:g}, {state}")
+            lr = " -> ".join(f"{st.lrs[g.name] * f:.3g}" for f in factors)
+            lines.append(f"  group {g.name}: {g.optimizer} lr {lr} weight_decay {g.weight_decay:g}, {state}")
     return lines
+
+
+def _factors(st: StagePlan) -> list[float]:
+    """The distinct learning-rate factors a step/multistep stage goes through (others: the starting one)."""
+    from datacurate.train.schedules import StageSchedule
+
+    if st.spec.schedule.kind not in ("step", "multistep"):
+        return [1.0]
+    sched = StageSchedule(st.spec.schedule, st.spec.epochs, 1)
+    out: list[float] = []
+    for e in range(max(st.spec.epochs, 1)):
+        f = sched.factor(e)
+        if not out or f != out[-1]:
+            out.append(f)
+    return out

@@ -122,7 +122,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     bs, workers = opts["batch_size"], opts["workers"]
     model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
     loop = Loop(model=model, plan=plan, optimizers=build_optimizers(model, plan.groups, plan.members),
-                train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin),
+                train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin, stream=True),
                 valid_loader=make_loader(valid_ds, bs, workers, shuffle=False, pin=pin),
                 pre=pre, dev=dev, run_dir=run_dir, label_smoothing=opts["label_smoothing"], bn_update=bool(opts["bn_update"]),
                 monitor=opts["early_stop"], patience=opts["patience"], quiet=quiet, echo=echo, on_step=on_step,
