@@ -91,7 +91,7 @@ def _print_summary(ws, result: ScrapeResult) -> None:
             click.echo(f"datacurate: warning: class {klass}: no new image (wanted {need})", err=True)
         elif need and got < need:
             click.echo(f"datacurate: warning: class {klass}: {got} of {need} wanted (results ran out)", err=True)
-    rate = f", {result.images_per_second:.1f} images/s while downloading" if result.download_seconds else ""
+    rate = f", {result.images_per_second:.1f} images/s while downloading" if result.saved() else ""
     click.echo(f"saved {result.saved()} images into {_shown(ws, ws.scraped)}/ in {result.seconds:.1f} s{rate}")
 
 

@@ -368,8 +368,9 @@ class Runner:
             stream.done = True
             tally.page_errors[got.reason] += 1
             if got.status in (429, 503) and stream.engine not in self.result.given_up:
-                msg = (f"gave up for this run: {urlhost(got.url)} kept refusing (HTTP {got.status}) through "
-                       f"{self.opts.retries} retries{' ' + got.detail if '(' in got.detail else ''}")
+                n = self.opts.retries
+                msg = (f"gave up for this run: {urlhost(got.url)} kept refusing (HTTP {got.status}) after "
+                       f"{n} {'retry' if n == 1 else 'retries'}{' ' + got.detail if '(' in got.detail else ''}")
                 self.result.given_up[stream.engine] = msg
                 self.warn(f"{stream.engine} {msg}")
             return
