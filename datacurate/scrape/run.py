@@ -380,18 +380,18 @@ class Runner:
             tally.unrecognised_pages += 1
             stream.done = True
             return
-        if not page.candidates:
-            tally.empty_pages += 1
-            stream.done = True
-            return
-        for url, page_url in page.candidates:
-            _take(self.result, self.rows, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
-            stream.ranked += 1
-        if stream.engine == "greedy":
+        if stream.engine == "greedy":  # a site page may hold only links: follow them either way
             for link in page.links:
                 if link not in stream.seen_pages and stream.fetched + len(stream.pending) < self.opts.max_pages:
                     stream.seen_pages.add(link)
                     stream.pending.append(link)
+        if not page.candidates:
+            tally.empty_pages += 1
+            stream.done = stream.engine != "greedy" or not stream.pending
+            return
+        for url, page_url in page.candidates:
+            _take(self.result, self.rows, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
+            stream.ranked += 1
 
     # -- images ---------------------------------------------------------------------------------
     def _fetch_image(self, cand: Candidate):
@@ -403,6 +403,13 @@ class Runner:
 
     def _check(self, cand: Candidate, got) -> Outcome:
         """Decode fully (the same check as clean), claim the content hash, save under it."""
+        try:
+            return self._check_body(cand, got)
+        except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
+            return Outcome(cand, got.status, got.content_type, len(got.data), reason="check-error",
+                           detail=f"{type(exc).__name__}: {exc}")
+
+    def _check_body(self, cand: Candidate, got) -> Outcome:
         out = Outcome(cand, got.status, got.content_type, len(got.data))
         ins = inspect_bytes(got.data, self.limits, HASH_KINDS)
         out.sha256 = ins.sha256
