@@ -170,3 +170,23 @@ def test_fake_engine_bomb_and_specs():
         ImageSpec(b"x", fault="nope")
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(bomb_png()))
+
+
+def test_net_robots_opt_out_redirect_cap_and_private_refusal():
+    from datacurate.scrape.net import Net, NetConfig, Refused
+
+    specs = [make_image(1), ImageSpec(make_image(2), fault="robots"), ImageSpec(make_image(3), fault="redirect-loop")]
+    with FakeEngine({"q": specs}, robots_txt="User-agent: datacurate\nDisallow: /private/\n") as fe:
+        polite = Net(NetConfig("datacurate/test", "datacurate", delay=0, allow_private=True, max_redirects=3))
+        with pytest.raises(Refused) as exc:
+            polite.fetch(fe.image_url("q", 1), max_bytes=1 << 20)
+        assert exc.value.reason == "robots-txt"
+        rude = Net(NetConfig("datacurate/test", "datacurate", delay=0, allow_private=True, ignore_robots=True))
+        assert rude.fetch(fe.image_url("q", 1), max_bytes=1 << 20).data[:3] == b"\xff\xd8\xff"
+        with pytest.raises(Refused) as exc:
+            polite.fetch(fe.image_url("q", 2), max_bytes=1 << 20)
+        assert exc.value.reason == "too-many-redirects" and fe.hits("/loop/") == 3
+        with pytest.raises(Refused) as exc:
+            Net(NetConfig("x", "datacurate")).fetch(fe.image_url("q", 0), max_bytes=1 << 20)
+        assert exc.value.reason == "private-address"
+        assert fe.hits("/img/") == 1  # only the redirect-loop's first hop; the refused ones never connected
