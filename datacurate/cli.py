@@ -55,8 +55,8 @@ def run() -> None:
             traceback.print_exc()
         click.echo(f"datacurate: error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("datacurate: aborted", err=True)
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        click.echo("datacurate: interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""

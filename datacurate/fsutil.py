@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import Iterator
 
 
+# Partial writes end in .part: torchvision's ImageFolder loads hidden files too, but not this extension,
+# so a write cut short by kill -9 inside a class folder is never trained on.
+PARTIAL = ".part"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then os.replace onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -32,10 +37,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` (for savers that want a path)."""
+    """Yield a temporary path beside `path`; on success it replaces `path` (for savers that want a path).
+
+    The temporary name ends in .part, so pass savers an explicit format (PIL, matplotlib).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
     os.close(fd)
     try:
         yield Path(tmp)
