@@ -12,18 +12,39 @@ from datacurate import __version__
 from datacurate.clicommon import Context
 from datacurate.errors import UserError
 
-# Modules that each define `COMMANDS`, a list of click commands added to the group.
-COMMAND_MODULES = (
-    "datacurate.commands",
-    "datacurate.clean.cli",
-    "datacurate.scrape.cli",
-    "datacurate.split.cli",
-    "datacurate.train.cli",
-    "datacurate.pipeline.cli",
-)
+# Command name -> module defining it (in its COMMANDS list). Modules load only when their command
+# runs, so `datacurate clean` does not pay for importing torch or icrawler.
+COMMANDS = {
+    "init": "datacurate.commands",
+    "demo-data": "datacurate.commands",
+    "clean": "datacurate.clean.cli",
+    "restore": "datacurate.clean.cli",
+    "scrape": "datacurate.scrape.cli",
+    "split": "datacurate.split.cli",
+    "stats": "datacurate.split.cli",
+    "report": "datacurate.split.cli",
+    "train": "datacurate.train.cli",
+    "evaluate": "datacurate.train.cli",
+    "predict": "datacurate.train.cli",
+    "run": "datacurate.pipeline.cli",
+    "demo": "datacurate.pipeline.cli",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name])
+        return next(c for c in module.COMMANDS if c.name == name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="datacurate")
 @click.option("-C", "--workspace", metavar="DIR", help="Workspace folder (default: the current directory).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -32,17 +53,6 @@ COMMAND_MODULES = (
 def main(ctx: click.Context, workspace: str | None, debug: bool, quiet: bool) -> None:
     """Grow, clean and split a labeled image collection, and fine-tune a classifier on it."""
     ctx.obj = Context(workspace, debug, quiet)
-
-
-for _name in COMMAND_MODULES:
-    try:  # TODO(integration): drop this guard once every stage module exists
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as _exc:
-        if not _name.startswith(_exc.name or "?"):
-            raise
-        continue
-    for _cmd in _mod.COMMANDS:
-        main.add_command(_cmd)
 
 
 def run() -> None:
