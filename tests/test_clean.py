@@ -275,7 +275,12 @@ def test_unreadable_file_is_a_reason_not_a_crash(ws: Path):
     if os.geteuid() != 0:
         assert _clean_counts(ws) == {"unreadable": 1}
         return
-    # root reads anything: clean in a forked child that has dropped to nobody, over a tree nobody owns
+    # root reads anything: clean in a forked child that has dropped to nobody, over a tree nobody owns.
+    # Warm every import first: nobody cannot read this Python's library folder.
+    warm = ws / "warm"
+    write(warm / "data" / "original" / "x" / "a.jpg", jpg(82))
+    _clean_counts(warm)
+    shutil.rmtree(warm)
     for p in [ws, *ws.rglob("*")]:
         os.chown(p, 65534, 65534)
     read_end, write_end = os.pipe()
