@@ -89,11 +89,19 @@ def _place(res: Assignment, items, g, split: str, holdable, count) -> None:
             count[split][it.klass] += 1
 
 
+def _usable(split: str, opts: SplitOptions) -> str:
+    """An earlier split, or train when that split is no longer asked for."""
+    return split if split == "train" or (split in HELD_OUT and getattr(opts, split) > 0) else "train"
+
+
 def _place_sticky(res: Assignment, items, g, before, holdable, opts: SplitOptions, count) -> None:
     """A group that has members placed before keeps the split most of them had."""
-    usable = [b if b in SPLITS and (b == "train" or getattr(opts, b) > 0) else "train" for b in before if b]
-    votes = Counter(usable).most_common()
-    split = votes[0][0] if len(votes) == 1 or votes[0][1] > votes[1][1] else usable[0]
+    usable = [_usable(b, opts) for b in before if b]
+    if len(usable) == 1:
+        split = usable[0]
+    else:
+        votes = Counter(usable).most_common()
+        split = votes[0][0] if len(votes) == 1 or votes[0][1] > votes[1][1] else usable[0]
     if split != "train" and not any(holdable[i] for i in g):
         split = "train"
     _place(res, items, g, split, holdable, count)

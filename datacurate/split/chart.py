@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import unicodedata
 import warnings
 
 from datacurate.split.balance import Balance
@@ -27,27 +28,39 @@ def bar_chart_svg(balance: Balance) -> str:
              "test": [balance.n(c, "test") for c in classes]}
     if not any(parts["test"]):
         parts.pop("test")
+    y = list(range(len(classes)))
+    height = 1.2 + 0.28 * max(len(classes), 1)
+    label_in = max((_text_width(c) for c in classes), default=4) * 9 * 0.62 / 72  # 9 pt text
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing-glyph warnings: the browser renders the text
-        fig = Figure(figsize=(8, 1.5 + 0.28 * max(len(classes), 1)), layout="constrained")
+        fig = Figure(figsize=(8, height))  # margins set by hand: a layout engine doubles the drawing time
+        fig.subplots_adjust(left=min(0.5, (label_in + 0.25) / 8), right=0.97, top=1 - 0.45 / height, bottom=0.5 / height)
         ax = fig.add_subplot()
         left = [0] * len(classes)
         for name, values in parts.items():
-            ax.barh(classes, values, left=left, color=COLORS[name], label=name, height=0.7)
+            ax.barh(y, values, left=left, color=COLORS[name], label=name, height=0.7)
             left = [a + b for a, b in zip(left, values)]
         if balance.min_per_class:
             ax.axvline(balance.min_per_class, color="#c53030", linestyle="--", linewidth=1,
                        label=f"minimum ({balance.min_per_class} train)")
+        ax.set_yticks(y, classes)
+        ax.set_ylim(-0.6, len(classes) - 0.4)
+        under = set(balance.under)
         for label in ax.get_yticklabels():
-            if label.get_text() in balance.under:
+            if label.get_text() in under:
                 label.set_color("#c53030")
         ax.set_xlabel("images")
-        fig.legend(loc="outside upper center", ncols=5, fontsize=8, frameon=False)
         ax.grid(axis="x", alpha=0.3)
+        fig.legend(loc="upper center", ncols=5, fontsize=8, frameon=False)
         buf = io.StringIO()
         fig.savefig(buf, format="svg")
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def _text_width(s: str) -> int:
+    """Width in half-width character cells (CJK characters count two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
 def html_page(balance: Balance, title: str = "Class balance") -> str:

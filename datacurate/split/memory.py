@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from datacurate.catalog import Catalog
@@ -20,38 +21,42 @@ CREATE INDEX IF NOT EXISTS split_memory_path ON split_memory(path);
 """
 
 
-def ensure_schema(cat: Catalog) -> None:
-    cat.db.executescript(SCHEMA)
+@dataclass
+class Memory:
+    """What earlier runs assigned: sha256 -> (split, path)."""
+
+    by_sha: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, cat: Catalog) -> "Memory":
+        cat.db.executescript(SCHEMA)
+        return cls({sha: (split, path) for sha, split, path in cat.db.execute("SELECT sha256, split, path FROM split_memory")})
+
+    def prior(self, items: Sequence[Item], moved: dict[str, str]) -> dict[str, str]:
+        """path -> split: by content first, then by path (following recorded moves, e.g. a conversion)."""
+        by_path = {path: split for split, path in self.by_sha.values()}
+        for old, new in moved.items():
+            if old in by_path and new not in by_path:
+                by_path[new] = by_path[old]
+        out = {}
+        for it in items:
+            hit = self.by_sha.get(it.sha256)
+            split = hit[0] if hit else by_path.get(it.path)
+            if split:
+                out[it.path] = split
+        return out
 
 
-def load_prior(cat: Catalog, items: Sequence[Item], moved: dict[str, str]) -> dict[str, str]:
-    """path -> split from earlier runs: by content first, then by path (following recorded moves)."""
-    ensure_schema(cat)
-    by_sha: dict[str, str] = {}
-    by_path: dict[str, str] = {}
-    for sha, split, path in cat.db.execute("SELECT sha256, split, path FROM split_memory"):
-        by_sha[sha] = split
-        by_path[path] = split
-    for old, new in moved.items():
-        if old in by_path and new not in by_path:
-            by_path[new] = by_path[old]
-    out = {}
-    for it in items:
-        split = by_sha.get(it.sha256) or by_path.get(it.path)
-        if split:
-            out[it.path] = split
-    return out
-
-
-def save(cat: Catalog, items: Sequence[Item], res: Assignment, *, forget: bool = False) -> None:
-    """Record the assignment: split_memory for stickiness, files.split for what the folders hold."""
-    ensure_schema(cat)
+def save(cat: Catalog, items: Sequence[Item], res: Assignment, memory: Memory, *, forget: bool = False) -> None:
+    """Record the assignment (writing only what changed): split_memory for stickiness, files.split for the folders."""
     now = time.time()
     sha = {it.path: it.sha256 for it in items}
+    remember = [(sha[p], s, p, now) for p, s in res.memory.items() if forget or memory.by_sha.get(sha[p]) != (s, p)]
+    changed = [(s, it.path) for it in items if (s := res.split.get(it.path)) != it.previous]
     with cat.transaction() as db:
         if forget:
             db.execute("DELETE FROM split_memory")
-        db.executemany("INSERT OR REPLACE INTO split_memory VALUES (?,?,?,?)",
-                       [(sha[p], s, p, now) for p, s in sorted(res.memory.items())])
-        db.execute("UPDATE files SET split=NULL WHERE split IS NOT NULL")
-        db.executemany("UPDATE files SET split=? WHERE path=?", [(s, p) for p, s in res.split.items()])
+        db.executemany("INSERT OR REPLACE INTO split_memory VALUES (?,?,?,?)", sorted(remember))
+        stale = [(p,) for (p,) in db.execute("SELECT path FROM files WHERE split IS NOT NULL") if p not in res.split]
+        db.executemany("UPDATE files SET split=NULL WHERE path=?", stale)
+        db.executemany("UPDATE files SET split=? WHERE path=?", changed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from datacurate.split import balance as balance_mod
 from datacurate.split.assign import Assignment, assign
 from datacurate.split.clusters import groups, linked_pairs, moves
 from datacurate.split.eligible import SPLIT_SOURCES, Item, select
-from datacurate.split.memory import load_prior, save
+from datacurate.split.memory import Memory, save
 from datacurate.split.options import SplitOptions
 from datacurate.split.stats import STATS_NAME
 from datacurate.split.tree import Placement, TreeResult, build, locked
@@ -70,7 +71,9 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
         if not items:
             raise UserError(f"no images to split under {ws.original} or {ws.scraped}")
         moved = moves(cat.db)
-        res = assign(items, groups(items, linked_pairs(cat.db), moved), {} if fresh else load_prior(cat, items, moved), opts)
+        memory = Memory.load(cat)
+        prior = {} if fresh else memory.prior(items, moved)
+        res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
         by_path = {it.path: it for it in items}
         bal = balance_mod.from_records(((by_path[p].klass, s, by_path[p].source) for p, s in res.split.items()),
                                        opts.min_per_class, opts.final)
@@ -80,29 +83,30 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
             placed = _placements(ws, items, res)
             out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link)
             atomic_write_text(ws.split_dir / CSV_NAME, _csv(items, res, skipped, placed))
-            save(cat, items, res, forget=fresh)
+            save(cat, items, res, memory, forget=fresh)
             out.stats_removed = _drop_stale_stats(ws, rows, res)
-            cat.log("split", None, ws.rel(ws.split_dir), None, detail=out.summary())
             out.reports = balance_mod.write(bal, ws.reports)
+            cat.log("split", None, ws.rel(ws.split_dir), None, detail=out.summary())
     out.seconds = time.perf_counter() - start
     return out
 
 
 def _placements(ws: Workspace, items: list[Item], res: Assignment) -> dict[str, Placement]:
     """Where each placed file goes (by catalog path): <split>/<class>/<name>; a name clash gets the content hash."""
+    prefix = {s: ws.rel(ws.path(s)) + "/" for s in SPLIT_SOURCES}
+    root = str(ws.root)
     taken: set[tuple[str, str]] = set()
     out = {}
     for it in items:  # sorted by path: originals come first and keep their names
         split = res.split.get(it.path)
         if split is None:
             continue
-        src = ws.abs(it.path)
-        rel = src.relative_to(ws.path(it.source)).as_posix()
+        rel = it.path[len(prefix[it.source]):]
         if (split, rel.casefold()) in taken:
             stem, dot, ext = rel.rpartition(".")
             rel = f"{stem}-{it.sha256[:10]}.{ext}" if dot else f"{rel}-{it.sha256[:10]}"
         taken.add((split, rel.casefold()))
-        out[it.path] = Placement(src, split, rel)
+        out[it.path] = Placement(os.path.join(root, it.path), split, rel)
     return out
 
 

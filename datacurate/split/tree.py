@@ -23,7 +23,7 @@ BUILD_PREFIX = ".tmp-build-"
 class Placement:
     """One file to put in the tree: `src` (absolute) at <split>/<rel>."""
 
-    src: Path
+    src: str  # absolute
     split: str
     rel: str  # <class>/<name> (or <class>/<sub>/<name>), POSIX
 
@@ -85,25 +85,25 @@ def _sweep(root: Path) -> None:
 def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) -> TreeResult:
     out = TreeResult()
     made: set[str] = set()
+    work_s, root_s = str(work), str(root)
     for p in placements:
-        dst = os.path.join(work, p.split, p.rel)
-        parent = os.path.dirname(dst)
+        dst = f"{work_s}/{p.split}/{p.rel}"
+        parent = dst.rpartition("/")[0]
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
-        if mode == "symlink":
-            final_parent = os.path.dirname(os.path.join(root, p.split, p.rel))
-            os.symlink(os.path.relpath(p.src, final_parent), dst)
-            out.symlinked += 1
-        elif mode == "hardlink":
+        if mode == "hardlink":
             try:
                 os.link(p.src, dst)
                 out.linked += 1
+                continue
             except OSError as exc:
                 if exc.errno not in NO_HARDLINK:
                     raise
-                shutil.copy2(p.src, dst)
-                out.copied += 1
+        if mode == "symlink":
+            final_parent = f"{root_s}/{p.split}/{p.rel}".rpartition("/")[0]
+            os.symlink(os.path.relpath(p.src, final_parent), dst)
+            out.symlinked += 1
         else:
             shutil.copy2(p.src, dst)
             out.copied += 1
