@@ -300,3 +300,19 @@ def test_plan_cli_errors(tmp_path, capsys, monkeypatch):
     assert "'layer9' is not a module" in err and "layer4" in err
     code, _, err = _cli(["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--epochs", "3"], capsys, monkeypatch)
     assert code == 2 and "only apply to the default two stages" in err
+
+
+def test_resize_center_crop_matches_torchvision():
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from datacurate.train.data import resize_center_crop
+
+    rng = np.random.default_rng(0)
+    for w, h in ((500, 375), (375, 500), (300, 300), (1000, 260)):
+        im = Image.fromarray(rng.integers(0, 256, (h // 10 + 1, w // 10 + 1, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+        ref = np.asarray(T.Compose([T.Resize(255), T.CenterCrop(224)])(im), np.int16)
+        got = np.asarray(resize_center_crop(im, 255, 224), np.int16)
+        diff = np.abs(got - ref)
+        assert got.shape == ref.shape == (224, 224, 3) and diff.max() <= 2 and diff.mean() < 0.05, (w, h, diff.mean())

@@ -56,6 +56,8 @@ def plot_history(run_dir: Path, rows: list[dict]) -> Path | None:
         return None
     import warnings
 
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -66,6 +68,7 @@ def plot_history(run_dir: Path, rows: list[dict]) -> Path | None:
             if a["stage"] != b["stage"]:
                 ax.axvline(a["epoch"] + 0.5, color="grey", linestyle="--", linewidth=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("loss" if metric == "loss" else "accuracy")
         ax.legend()
     fig.tight_layout()
