@@ -8,6 +8,7 @@ import os
 import random
 import sqlite3
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -302,3 +303,20 @@ def test_nothing_to_split_exit_2(tmp_path, capsys):
     (tmp_path / "data/original/a").mkdir(parents=True)
     code, _, err = cli(["-C", str(tmp_path), "split"], capsys)
     assert code == 2 and "no images to split" in err
+
+
+def test_hardlink_falls_back_to_copy_across_file_systems(tmp_path, capsys):
+    other = "/dev/shm"
+    if not os.path.isdir(other) or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=other) as split_dir:
+        populate(tmp_path, {"a": 5})
+        (tmp_path / "datacurate.yaml").write_text(f"paths:\n  split: {split_dir}\n")
+        code, out, err = cli(["-C", str(tmp_path), "-q", "split"], capsys)
+        assert code == 0, err
+        assert "copied 5 file(s) that could not be hardlinked" in out and f"in {split_dir}" in out
+        files = list((tmp_path / "data/original/a").iterdir())
+        placed = [p for s in ("train", "valid") for p in (Path(split_dir) / s / "a").iterdir()]
+        assert sorted(p.read_bytes() for p in placed) == sorted(p.read_bytes() for p in files)

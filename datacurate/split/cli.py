@@ -41,10 +41,10 @@ def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_
     click.echo(res.balance.summary())
     counts = ", ".join(f"{n} {s}" for s, n in res.counts.items())
     verb = "would place" if dry_run else "placed"
-    click.echo(f"split: {verb} {counts} (seed {opts.seed}{', final' if opts.final else ''}, {opts.link}) in {ws.rel(res.folder)}")
+    click.echo(f"split: {verb} {counts} (seed {opts.seed}{', final' if opts.final else ''}, {opts.link}) in {_show(ws, res.folder)}")
     left = len(res.assignment.left_out) + len(res.skipped)
     if left:
-        click.echo(f"left out: {left} file(s) (see {ws.rel(res.folder)}/split.csv)")
+        click.echo(f"left out: {left} file(s) (see {_show(ws, res.folder)}/split.csv)")
     if res.assignment.moved:
         click.echo(f"moved: {len(res.assignment.moved)} image(s) changed split to keep linked images together")
     if res.tree and res.tree.copied and opts.link == "hardlink":
@@ -52,10 +52,18 @@ def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_
     if res.stats_removed:
         click.echo("train changed: removed the stale stats.json; run `datacurate stats`")
     for name, path in res.reports.items():
-        click.echo(f"report: {ws.rel(path)}")
+        click.echo(f"report: {_show(ws, path)}")
     if dry_run:
         click.echo("dry run: nothing written")
     _warn(res.assignment.warnings)
+
+
+def _show(ws, path) -> str:
+    """A path as the user reads it: workspace-relative when inside the workspace."""
+    try:
+        return ws.rel(path)
+    except UserError:
+        return str(path)
 
 
 def _warn(lines: list[str]) -> None:
@@ -75,7 +83,7 @@ def stats(ctx, size):
     result = compute_stats(ws.split_dir, size=opts.stats_size, quiet=ctx.quiet)
     path = write_stats(result, ws.split_dir)
     fmt = lambda v: " ".join(f"{x:.4f}" for x in v)  # noqa: E731
-    click.echo(f"mean {fmt(result.mean)}  std {fmt(result.std)}  over {result.count} train images -> {ws.rel(path)}")
+    click.echo(f"mean {fmt(result.mean)}  std {fmt(result.std)}  over {result.count} train images -> {_show(ws, path)}")
     if result.skipped:
         _warn([f"{len(result.skipped)} image(s) did not decode and were skipped, e.g. {result.skipped[0]}"])
 
@@ -100,7 +108,7 @@ def report_balance(ctx, min_per_class):
     echo_table(rows, cols)
     click.echo(bal.summary())
     for path in balance_mod.write(bal, ws.reports).values():
-        click.echo(f"report: {ws.rel(path)}")
+        click.echo(f"report: {_show(ws, path)}")
 
 
 COMMANDS = [split, stats, report]

@@ -86,7 +86,7 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
             save(cat, items, res, memory, forget=fresh)
             out.stats_removed = _drop_stale_stats(ws, rows, res)
             out.reports = balance_mod.write(bal, ws.reports)
-            cat.log("split", None, ws.rel(ws.split_dir), None, detail=out.summary())
+            cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
     out.seconds = time.perf_counter() - start
     return out
 
