@@ -81,9 +81,12 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
         if not dry_run:
             splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
             placed = _placements(ws, items, res)
-            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link)
-            atomic_write_text(ws.split_dir / CSV_NAME, _csv(items, res, skipped, placed))
-            save(cat, items, res, memory, forget=fresh)
+
+            def record() -> None:
+                atomic_write_text(ws.split_dir / CSV_NAME, _csv(items, res, skipped, placed))
+                save(cat, items, res, memory, forget=fresh)
+
+            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record)
             out.stats_removed = _drop_stale_stats(ws, rows, res)
             out.reports = balance_mod.write(bal, ws.reports)
             cat.log("split", None, str(ws.split_dir), None, detail=out.summary())

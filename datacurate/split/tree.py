@@ -10,9 +10,10 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from datacurate.errors import UserError
+from datacurate.fsutil import deferred_signals
 
 # errors from os.link that mean "this file system (pair) cannot hardlink": copy instead
 NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -55,10 +56,12 @@ def locked(state_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mode: str) -> TreeResult:
+def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mode: str,
+          then: Callable[[], None] | None = None) -> TreeResult:
     """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
 
-    `root` is data/split; a split named in `splits` with no files gets an empty folder.
+    `root` is data/split; a split named in `splits` with no files gets an empty folder. The swaps
+    and `then` (the catalog update) run with Ctrl-C held, so folders and records land together.
     """
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root)
@@ -68,8 +71,11 @@ def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mo
         for s in splits:
             (work / s).mkdir()
         result = _fill(root, work, placements, mode)
-        for s in ("train", "valid", "test"):
-            _swap(root / s, work / s, work / f"old-{s}")
+        with deferred_signals():
+            for s in ("train", "valid", "test"):
+                _swap(root / s, work / s, work / f"old-{s}")
+            if then is not None:
+                then()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
