@@ -222,7 +222,7 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=48, help="(a) number of large JPEGs (default 48)")
     ap.add_argument("--large-size", default="4000x3000", help="(a) their size (default 4000x3000, 12 MP)")
     ap.add_argument("--real", type=int, default=2000, help="(c) number of ~500x375 JPEGs (default 2000)")
-    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: CPU count, at most 16)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: CPU count - 1, at most 16)")
     ap.add_argument("--batch", type=int, default=256, help="(c) batch size (default 256)")
     ap.add_argument("--seconds", type=float, default=30, help="(c) seconds per throughput measurement (default 30)")
     ap.add_argument("--cpu-size", type=int, default=64, help="(b) input size on the CPU (default 64)")
@@ -231,7 +231,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    workers = args.workers if args.workers is not None else min(16, os.cpu_count() or 1)
+    workers = args.workers if args.workers is not None else max(1, min(16, (os.cpu_count() or 2) - 1))
     base = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="dc-bench-train-"))
     w, h = (int(v) for v in args.large_size.split("x"))
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),

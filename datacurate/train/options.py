@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "resize": None,  # default: img_size * 255 / 224 (255 for 224)
     "brightness": 0.05,
     "batch_size": 32,
-    "workers": None,  # default: min(8, CPU count)
+    "workers": None,  # default: CPU count - 1, at most 16
     "seed": 0,
     "label_smoothing": 0.0,
     "device": "auto",

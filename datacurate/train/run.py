@@ -50,7 +50,7 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     if opts["resize"] is None:
         opts["resize"] = round(opts["img_size"] * 255 / 224)
     if opts["workers"] is None:
-        opts["workers"] = min(8, os.cpu_count() or 1)
+        opts["workers"] = max(1, min(16, (os.cpu_count() or 2) - 1))
     return opts
 
 
