@@ -140,5 +140,6 @@ def test_demo_end_to_end(tmp_path: Path):
     assert len(lines) == 12 and all(set(rec) >= {"path", "result", "top"} for rec in lines)
     assert (demo / "reports" / "clean.html").exists() and (demo / "runs" / "demo" / "best.pt").exists()
     assert any((demo / "data" / "quarantine" / "label-conflict").rglob("*.jpg"))
-    again = run_cli("-q", "demo", str(demo), timeout=600, check=True)  # resumes: nothing left to do but scrape
-    assert "clean: up to date, skipped" in again.stdout and "train: up to date, skipped" in again.stdout
+    again = run_cli("-q", "demo", str(demo), timeout=600, check=True)  # resumes: nothing left to do
+    for stage in ("scrape", "clean", "split", "train", "evaluate"):
+        assert f"{stage}: up to date, skipped" in again.stdout, again.stdout

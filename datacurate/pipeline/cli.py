@@ -15,9 +15,11 @@ from datacurate.workspace import Workspace
 CONFIG_SECTIONS = ("paths", "scrape", "clean", "split", "stats", "train")
 
 
-def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline):
-    """A function that runs one stage's command in-process with the pipeline's options."""
+def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline, extra: dict | None = None):
+    """A function that runs one stage's command in-process with the pipeline's options (and `extra`'s)."""
     ctx.overrides = {k: v for k, v in pipeline.config.items() if k in CONFIG_SECTIONS and v is not None}
+    for section, values in (extra or {}).items():
+        ctx.overrides[section] = {**(ctx.overrides.get(section) or {}), **values}
 
     def invoke(stage: str, resume: bool) -> None:
         command = click_ctx.find_root().command.get_command(click_ctx, stage)
@@ -52,12 +54,17 @@ def _set_aside_old_run(ws: Workspace, name: str, resume: bool) -> None:
     click.echo(f"kept the earlier run as {ws.rel(ws.runs / f'{name}.prev-{n}')}")
 
 
-def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False) -> None:
-    """Run a pipeline in the context's workspace; a failing stage stops it with its message."""
+def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False,
+            extra: dict | None = None) -> None:
+    """Run a pipeline in the context's workspace; a failing stage stops it with its message.
+
+    `extra` holds options laid over the pipeline's that do not count as a change of options
+    (the demo's loopback engine listens on a new port each time).
+    """
     ws = ctx.workspace()
     if "train" in pipeline.config and not (pipeline.config.get("train") or {}).get("name"):
         pipeline.config["train"] = {**pipeline.config["train"], "name": run_name(pipeline)}
-    invoke = _invoker(click_ctx, ctx, ws, pipeline)
+    invoke = _invoker(click_ctx, ctx, ws, pipeline, extra)
     try:
         result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
     except StageFailed as exc:

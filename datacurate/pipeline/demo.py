@@ -76,8 +76,7 @@ def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force
     queries = plan_queries(list(CLASSES), scrape["template"], scrape["suffix"], {})
     with FakeEngine(search_results(root, queries)) as engine:
         click.echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
-        scrape["base_url"] = [f"bing={engine.base_url}"]
-        execute(click_ctx, ctx, pipeline, force=force)
+        execute(click_ctx, ctx, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
     _predict(click_ctx, root, run_name(pipeline))
     click.echo("reports:")
     for name in ("clean.html", "clean-duplicates.html", "balance.html"):
