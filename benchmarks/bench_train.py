@@ -219,7 +219,7 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="run the CUDA parts (b at 224, c)")
     ap.add_argument("--out", help="also write the JSON figures to this file")
     ap.add_argument("--data", help="folder for the generated images (default: a temporary folder)")
-    ap.add_argument("--large", type=int, default=48, help="(a) number of large JPEGs (default 48)")
+    ap.add_argument("--large", type=int, default=None, help="(a) number of large JPEGs (default 24 per worker, at least 48)")
     ap.add_argument("--large-size", default="4000x3000", help="(a) their size (default 4000x3000, 12 MP)")
     ap.add_argument("--real", type=int, default=2000, help="(c) number of ~500x375 JPEGs (default 2000)")
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: CPU count - 1, at most 16)")
@@ -234,6 +234,7 @@ def main() -> None:
     workers = args.workers if args.workers is not None else max(1, min(16, (os.cpu_count() or 2) - 1))
     base = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="dc-bench-train-"))
     w, h = (int(v) for v in args.large_size.split("x"))
+    n_large = args.large or max(48, 24 * workers)
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "cpus": os.cpu_count(), "torch": torch.__version__, "workers": workers}
 
@@ -242,11 +243,12 @@ def main() -> None:
         print(json.dumps(bench_gpu(real, 4, 2, 1.0, device="cpu", size=32)))
         return
     t0 = time.perf_counter()
-    large = make_folder(base / f"large-{w}x{h}", args.large, (w, h))
-    print(f"(a) generated {args.large} JPEGs {w}x{h} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    large = make_folder(base / f"large-{w}x{h}-{n_large}", n_large, (w, h))
+    print(f"(a) generated {n_large} JPEGs {w}x{h} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     a = bench_loader(large, workers, 16)
     result["loader"] = {k: round(v, 2) for k, v in a.items()}
-    print(f"(a) loader on {w}x{h} JPEGs, {workers} workers: stock ImageFolder {a['stock']:.1f} img/s, "
+    result["loader_images"] = n_large
+    print(f"(a) loader on {n_large} JPEGs {w}x{h}, {workers} workers: stock ImageFolder {a['stock']:.1f} img/s, "
           f"datacurate {a['datacurate']:.1f} img/s, ratio {a['ratio']:.2f}x (goal >= 2x)")
 
     if args.gpu:

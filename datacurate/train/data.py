@@ -9,7 +9,6 @@ a resumed run sees the same augmentation, and workers can persist across epochs.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from datacurate.errors import UserError
 from datacurate.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
-
-log = logging.getLogger("datacurate.train")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -95,7 +92,7 @@ def scan_folder(folder: Path, classes: list[str] | None = None) -> tuple[list[st
 
 
 class ImageSet(Dataset):
-    """(uint8 CHW tensor, label, index) per sample; a file that fails to decode gives image None."""
+    """(uint8 CHW tensor, label, index) per sample; a file that fails to decode gives (None, label, index, why)."""
 
     def __init__(self, samples: list[tuple[str, int]], pre: Preprocess, *, brightness: float = 0.0, seed: int = 0):
         self.samples, self.pre, self.brightness, self.seed = samples, pre, brightness, seed
@@ -108,9 +105,8 @@ class ImageSet(Dataset):
         path, label = self.samples[i]
         try:
             return self.transform(load_rgb(path, self.pre.resize), i, epoch), label, i
-        except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
-            log.warning("skipped %s: %s: %s", path, type(exc).__name__, exc)
-            return None, label, i
+        except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal (the loop logs it)
+            return None, label, i, f"{type(exc).__name__}: {exc}"
 
     def transform(self, im, i: int, epoch: int = 0) -> torch.Tensor:
         import torchvision.transforms.v2.functional as F
@@ -138,9 +134,9 @@ def resize_center_crop(im, resize: int, crop: int):
 
 
 def collate(batch):
-    """Stack decodable samples; also return the indices of the ones that failed."""
+    """Stack decodable samples; also return {index: why} for the ones that failed."""
     good = [b for b in batch if b[0] is not None]
-    bad = [b[2] for b in batch if b[0] is None]
+    bad = {b[2]: b[3] for b in batch if b[0] is None}
     if not good:
         return torch.empty(0, 3, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad
     return torch.stack([b[0] for b in good]), torch.tensor([b[1] for b in good]), bad

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from datacurate.clicommon import progress
+from datacurate.fsutil import deferred_signals
 from datacurate.train import checkpoint
 from datacurate.train.data import Preprocess, set_epoch, to_input
 from datacurate.train.freeze import apply_trainable, set_train_mode
@@ -115,6 +116,9 @@ class Loop:
             self.scaler.load_state_dict(ck["scaler"])
         self.state = LoopState(**ck["state"])
         checkpoint.set_rng_state(ck["rng"])
+        last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        if self.state.best_epoch == self.state.epoch and last.is_file():
+            checkpoint.copy(last, best)  # killed between writing last.pt and copying it to best.pt
 
     # -- the loop ------------------------------------------------------------------------------
     @property
@@ -216,12 +220,12 @@ class Loop:
             for o in self.optimizers.values():
                 o.step()
 
-    def note_skipped(self, loader, bad: list[int]) -> None:
-        for i in bad:
+    def note_skipped(self, loader, bad: dict[int, str]) -> None:
+        for i, why in bad.items():
             path = loader.dataset.samples[i][0]
             if path not in self.state.skipped:
                 self.state.skipped.append(path)
-                self.echo(f"skipped {path}: it could not be decoded")
+                self.echo(f"skipped {path}: it could not be decoded ({why})")
 
     def after_epoch(self, row: dict) -> bool:
         """Record the epoch, track the best; True when early stopping ends the stage."""
@@ -245,9 +249,10 @@ class Loop:
 
     def save(self, improved: bool) -> None:
         last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
-        checkpoint.save(last, {**self.payload(), "done": self.done})
-        if improved:
-            checkpoint.copy(last, best)
+        with deferred_signals():  # Ctrl-C cannot fall between last.pt and best.pt
+            checkpoint.save(last, {**self.payload(), "done": self.done})
+            if improved:
+                checkpoint.copy(last, best)
         from datacurate.train.outputs import write_history
 
         write_history(self.run_dir, self.state.history)

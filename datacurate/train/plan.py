@@ -64,9 +64,9 @@ def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
     return Plan(groups, members, stages, head_name(model), param_count(model, all_params))
 
 
-def describe(model: nn.Module, plan: Plan) -> list[str]:
+def describe(model: nn.Module, plan: Plan, arch: str = "") -> list[str]:
     """Human-readable plan lines (what --plan prints)."""
-    lines = [f"model: {type(model).__name__}, {plan.total_params:,} parameters, head {plan.head}"]
+    lines = [f"model: {arch or type(model).__name__}, {plan.total_params:,} parameters, head {plan.head}"]
     lines.append("groups:")
     for g in plan.groups:
         lines.append(f"  {g.name}: {', '.join(summarize(model, set(plan.members[g.name]))) or '(no parameters)'}")

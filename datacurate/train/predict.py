@@ -65,7 +65,7 @@ def predict(ws: Workspace, run: str, inputs: list[str], *, top: int = 5, label_m
         row = 0
         for i in range(start, min(start + batch_size, len(ds))):
             if i in bad:
-                yield {"path": str(paths[i]), "error": "could not decode the image"}
+                yield {"path": str(paths[i]), "error": f"could not decode the image ({bad[i]})"}
                 continue
             p, idx = probs[row].topk(k)
             row += 1

@@ -103,7 +103,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     torch.manual_seed(opts["seed"])
     model = create_model(opts["arch"], len(classes), "none" if (plan_only or ck) else str(opts["weights"]), quiet=quiet)
     plan = build_plan(model, opts)
-    lines = describe(model, plan)
+    lines = describe(model, plan, opts["arch"])
     if plan_only:
         return TrainResult("", None, lines)
     if plan.epochs == 0:
