@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -223,3 +224,28 @@ def test_scraped_copy_matching_an_original_of_its_own_class_is_a_near_duplicate(
         "scraped/鸟/bird.jpg": ("label-conflict", "original/狗/misfiled.png", 4),
     }
     assert ("original/狗/misfiled.png", "original/猫/cat.png", "conflict-reported") in {(p.a, p.b, p.kind) for p in pairs}
+
+
+def test_float_images_in_unit_range_are_scaled_not_blackened(tmp_path: Path) -> None:
+    """32-bit float TIFFs holding [0, 1] must hash as the pictures they are, not as black."""
+    hashes = []
+    for seed in (1, 2):
+        arr = np.asarray(photo(128, 96, seed=seed, mode="L"), dtype=np.float32) / 255.0
+        data = encode(Image.fromarray(arr, "F"), "TIFF")
+        found = inspect_bytes(data)
+        assert found.ok and Image.open(write(tmp_path / f"{seed}.tif", data)).mode == "F"
+        hashes.append(imagehash.hex_to_hash(found.hashes["phash"]))
+    assert hashes[0] - hashes[1] > K
+    same = inspect_bytes(encode(photo(128, 96, seed=1, mode="L"), "PNG")).hashes["phash"]
+    assert imagehash.hex_to_hash(same) - hashes[0] <= 2, "the float copy hashes like the 8-bit picture"
+
+
+def test_colour_key_transparency_goes_on_the_background() -> None:
+    """A grayscale PNG whose tRNS key hides most of it hashes like the fixed background, not the key colour."""
+    from datacurate.imageio import to_rgb
+
+    arr = np.zeros((64, 64), np.uint8)
+    arr[20:40, 20:40] = 200
+    im = Image.open(io.BytesIO(encode(Image.fromarray(arr), "PNG", transparency=0)))
+    rgb = to_rgb(im)
+    assert rgb.getpixel((0, 0)) == (255, 255, 255) and rgb.getpixel((30, 30)) == (200, 200, 200)
