@@ -8,8 +8,10 @@ Order of work:
    within K of *itself*. Every member is therefore within K of its keeper; chains (A~B~C with
    A and C far apart) never merge unrelated images, C simply starts its own cluster.
 3. In each cluster: a member of the keeper's class is a `near-duplicate`; a scraped member filed
-   under another class is a `label-conflict`; an original member under another class (the keeper
-   is then an original too) stays where it is and is reported as `conflict-reported`.
+   under another class is a `label-conflict` (unless an original of its own class in the cluster
+   is within K of it: then it is a near-duplicate of that original); an original member under
+   another class (the keeper is then an original too) stays where it is and is reported as
+   `conflict-reported` for a person to decide.
 
 The search is exact (datacurate.clean.search): no pair within K is missed.
 """
