@@ -122,7 +122,7 @@ def test_recipes_parse_and_plan(recipe: str, tmp_path: Path):
     ws = Workspace(ws_dir, {k: v for k, v in pipe.config.items() if k not in ("stages", "description")})
     res = train(ws, {"weights": "none"}, plan_only=True, quiet=True, echo=lambda s: None)
     text = "\n".join(res.plan)
-    assert text.startswith("model: ResNet") and pipe.config["train"]["stages"][-1]["freeze_until"] in text
+    assert text.startswith("model: resnext101_32x8d") and pipe.config["train"]["stages"][-1]["freeze_until"] in text
     for group in pipe.config["train"]["groups"]:
         assert group["name"] in text
     queries = pipe.config["scrape"].get("queries")

@@ -44,3 +44,25 @@ class Pair:
 def keeper_key(item: Item) -> tuple:
     """Which copy is kept: original over scraped, larger resolution, larger file, path order."""
     return (item.source != "original", -(item.width * item.height), -item.size, item.path)
+
+
+def judge(keeper: Item, other: Item, distance: int, hash_kind: str) -> tuple[Decision | None, Pair]:
+    """The verdict on `other`, a copy of `keeper` (exact when hash_kind is sha256), by class and source.
+
+    Same class: a duplicate (near-duplicate for a perceptual match). Another class: a scraped copy
+    is set aside as a label conflict; two originals move nowhere and the conflict is reported.
+    """
+    if other.klass == keeper.klass:
+        kind = "duplicate" if hash_kind == "sha256" else "near-duplicate"
+    elif other.source == "original" and keeper.source == "original":
+        return None, Pair(keeper.path, other.path, "conflict-reported", distance, hash_kind)
+    else:
+        kind = "label-conflict"
+    if hash_kind == "sha256":
+        detail = f"same bytes as {keeper.path}"
+    else:
+        detail = f"within {distance} bits of {keeper.path}"
+    if kind == "label-conflict":
+        detail += f" (filed under {other.klass}, the {keeper.source} is under {keeper.klass})"
+    return Decision(other.path, kind, of=keeper.path, distance=distance, detail=detail), Pair(
+        keeper.path, other.path, kind, distance, hash_kind)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datacurate.clean.model import Decision, Item, Pair, keeper_key
+from datacurate.clean.model import Decision, Item, Pair, judge, keeper_key
 from datacurate.clean.search import codes_from_hex, cross_within, search_unique, unique_codes
 from datacurate.errors import UserError
 
@@ -127,15 +127,7 @@ def _judge(keeper: Item, member: Item, d: int, kind: str, originals: list[Item],
         own = [x for x in own if x[0] <= k]
         if own:
             d, _, keeper = min(own, key=lambda x: x[:2])
-    if member.klass == keeper.klass:
-        reason, detail = "near-duplicate", f"within {d} bits of {keeper.path}"
-    elif member.source != "original":
-        reason = "label-conflict"
-        detail = f"filed under {member.klass!s} but matches {keeper.source} {keeper.path} under {keeper.klass!s} ({d} bits)"
-    else:
-        return None, Pair(a=keeper.path, b=member.path, kind="conflict-reported", distance=d, hash=kind)
-    return (Decision(path=member.path, reason=reason, of=keeper.path, distance=d, detail=detail),
-            Pair(a=keeper.path, b=member.path, kind=reason, distance=d, hash=kind))
+    return judge(keeper, member, d, kind)
 
 
 def _distance(a: Item, b: Item) -> int:

@@ -102,7 +102,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
 
 
 def _validate(opts: dict) -> tuple[Limits, str, int]:
-    from datacurate.clean.neardup import DEFAULT_THRESHOLD
+    from datacurate.clean.neardup import DEFAULT_THRESHOLD, check_threshold
 
     if opts["hash"] not in HASH_KINDS:
         raise UserError(f"--hash {opts['hash']!r} is not one of {', '.join(HASH_KINDS)}")
@@ -111,9 +111,7 @@ def _validate(opts: dict) -> tuple[Limits, str, int]:
             raise UserError(f"--{key.replace('_', '-')} {opts[key]!r} must be a positive whole number")
     if not isinstance(opts["max_aspect"], (int, float)) or opts["max_aspect"] < 1:
         raise UserError(f"--max-aspect {opts['max_aspect']!r} must be a number of at least 1")
-    threshold = DEFAULT_THRESHOLD if opts["threshold"] is None else opts["threshold"]
-    if not isinstance(threshold, int) or not 0 <= threshold <= 32:
-        raise UserError(f"--threshold {threshold!r} must be a whole number of bits from 0 to 32")
+    threshold = check_threshold(DEFAULT_THRESHOLD if opts["threshold"] is None else opts["threshold"])
     if opts["workers"] is not None and (not isinstance(opts["workers"], int) or opts["workers"] < 1):
         raise UserError(f"--workers {opts['workers']!r} must be a positive whole number")
     return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"])), opts["hash"], threshold
@@ -197,7 +195,8 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
         folder = folder if folder.is_absolute() else Path(os.getcwd()) / folder
         if not folder.is_dir():
             raise UserError(f"--against {against}: no such folder")
-    if ws.source_of(folder) and ws.source_of(folder)[0] == "test":
+    folder = Path(os.path.abspath(folder))
+    if folder == ws.test or (ws.source_of(folder) or ("",))[0] == "test":
         rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet)
         hashes = cat.hashes(kind)
         return [_item(r, hashes) for r in rows if not r["problem"]]
