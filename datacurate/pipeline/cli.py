@@ -99,7 +99,7 @@ def run(click_ctx, ctx, pipeline_file, start, stop, force):
 
 @click.command()
 @click.argument("directory", default="datacurate-demo", required=False)
-@click.option("--per-class", type=click.IntRange(4, 500), default=24, show_default=True, help="Original images per class.")
+@click.option("--per-class", type=click.IntRange(4, 500), default=40, show_default=True, help="Original images per class.")
 @click.option("--force", is_flag=True, help="Run every stage again.")
 @pass_ctx
 @click.pass_context

@@ -29,7 +29,7 @@ def search_results(root: Path, queries: dict[str, list[str]], seed: int = 1) -> 
     from datacurate.scrape.fakeengine import ImageSpec
 
     rng = random.Random(seed)
-    originals = {k: sorted((root / "data" / "original" / k).glob("*.jpg")) for k in CLASSES}
+    originals = {k: sorted((root / "data" / "original" / k).glob(f"{k.split('_')[0]}_[0-9]*.jpg")) for k in CLASSES}
     results = {}
     for i, klass in enumerate(CLASSES):
         other = CLASSES[(i + 1) % len(CLASSES)]
@@ -46,7 +46,7 @@ def search_results(root: Path, queries: dict[str, list[str]], seed: int = 1) -> 
             ImageSpec(jpeg(draw(klass, rng)), fault="png"),           # a PNG behind a .jpg URL
             ImageSpec(jpeg(draw(klass, rng)), fault="webp"),          # a WebP behind a .jpg URL
         ]
-        good = [ImageSpec(jpeg(draw(klass, rng))) for _ in range(14)]
+        good = [ImageSpec(jpeg(draw(klass, rng))) for _ in range(24)]
         for query in queries.get(klass, []):
             results[query] = traps + good
     return results

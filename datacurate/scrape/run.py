@@ -233,7 +233,7 @@ class Runner:
         from tqdm import tqdm
 
         total = sum(s.need for s in self.states)
-        bar = tqdm(total=total, desc="scraping", unit="img", disable=self.quiet or not total, file=sys.stderr,
+        bar = tqdm(total=total, desc="scraping", unit="img", disable=True if (self.quiet or not total) else None, file=sys.stderr,
                    leave=False, dynamic_ncols=True)
         self.fetch_pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="fetch")
         # decoding is short; fsync of each saved file is what takes time here, and it frees the GIL
