@@ -24,7 +24,7 @@ def write_reports(ws: Workspace, cat: Catalog, result, rows) -> dict[str, str]:
     out = ws.reports
     decisions_csv = _write_decisions(out / "clean-decisions.csv", result, rows, now)
     html = _write_html(ws, out / "clean.html", result, now)
-    hashes = cat.hashes("phash")
+    hashes = cat.hashes(result.hash_kind)
     items = {r["path"]: _item(r, hashes) for r in cat.files()}
     pairs_csv = write_pairs_csv(result.pairs, out / "clean-pairs.csv")
     gallery = write_duplicates_report(ws, result.pairs, items, out / "clean-duplicates.html")

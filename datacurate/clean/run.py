@@ -46,6 +46,7 @@ class CleanResult:
 
     dry_run: bool
     scanned: int
+    hash_kind: str = "phash"
     decisions: list[Decision] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
@@ -87,7 +88,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet)
         rows = [r for r in rows if r["status"] == "ok"]
-        result = CleanResult(dry_run=dry_run, scanned=len(rows))
+        result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind)
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
         hashes = cat.hashes(kind)
