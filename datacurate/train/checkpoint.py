@@ -49,14 +49,19 @@ def copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
+def torch_load(path: str | os.PathLike, missing: str, unreadable: str):
+    """torch.load(weights_only=True) on the CPU; a missing or unreadable file is a UserError."""
+    if not Path(path).is_file():
+        raise UserError(missing)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not loadable"
+        raise UserError(f"{unreadable} ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
 def load(path: Path) -> dict:
     """Read a checkpoint written by `save`."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:100]})") from None
+    data = torch_load(path, f"{path} does not exist", f"{path} is not a readable checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"{path} is not a datacurate training checkpoint")
     return data

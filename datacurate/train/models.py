@@ -101,13 +101,10 @@ def imagenet_state_dict(arch: str, tag: str = "DEFAULT", *, quiet: bool = False)
 
 def read_weights_file(path: str | os.PathLike) -> dict:
     """A state dict from a plain state-dict file or a datacurate checkpoint (torch.load weights_only=True)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--weights {path}: no such file (use imagenet, none or a path to a .pt/.pth file)")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"--weights {path} is not a loadable PyTorch weights file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    from datacurate.train.checkpoint import torch_load
+
+    data = torch_load(path, f"--weights {path}: no such file (use imagenet, none or a path to a .pt/.pth file)",
+                      f"--weights {path} is not a loadable PyTorch weights file")
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
     elif isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
