@@ -14,7 +14,7 @@ import pytest
 
 from datacurate.imageio import inspect_file
 from datacurate.scrape.fakeengine import FakeEngine, ImageSpec, make_image
-from tests.conftest import ROOT, write
+from conftest import ROOT, write
 
 FAST = ["--allow-private", "--delay", "0", "--timeout", "2", "--retries", "1", "--max-bytes", "1MB"]
 
