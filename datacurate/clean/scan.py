@@ -155,12 +155,19 @@ def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
                          frames=ins.frames, problem=ins.reason, detail=ins.detail or None, checked=now)
             where["_hashes"] = ins.hashes
     else:
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            digests = list(progress(pool.map(sha256_file, paths), total=len(paths), desc="hashing", quiet=quiet))
+        digests = _hash_all(paths, quiet)
         for where, digest in zip(stale, digests):
             where.update(sha256=digest, checked=None)
             if digest is None:
                 where.update(problem="unreadable", detail="permission denied", checked=time.time())
+
+
+def _hash_all(paths: list[str], quiet: bool, chunk: int = 256) -> list[str | None]:
+    """sha256 of many files in threads (hashlib releases the GIL), a chunk of files per task."""
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        done = pool.map(lambda part: [sha256_file(p) for p in part], chunks)
+        return [d for part in progress(done, total=len(chunks), desc="hashing", quiet=quiet) for d in part]
 
 
 def sha256_file(path: str) -> str | None:
