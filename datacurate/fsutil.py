@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import tempfile
 from contextlib import contextmanager
@@ -79,3 +81,19 @@ def deferred_signals() -> Iterator[None]:
 def is_hidden(name: str) -> bool:
     """Temporary and hidden files we never treat as data (.tmp-* are our own partial writes)."""
     return name.startswith(".")
+
+
+# errors from os.link that mean "this file system (pair) cannot hardlink": copy instead
+NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """Hardlink src at dst, or copy it where the file system cannot link; True when linked."""
+    try:
+        os.link(src, dst)
+        return True
+    except OSError as exc:
+        if exc.errno not in NO_HARDLINK:
+            raise
+    shutil.copy2(src, dst)
+    return False

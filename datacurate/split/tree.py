@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import shutil
 import uuid
@@ -13,10 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from datacurate.errors import UserError
-from datacurate.fsutil import deferred_signals
+from datacurate.fsutil import deferred_signals, link_or_copy
 
-# errors from os.link that mean "this file system (pair) cannot hardlink": copy instead
-NO_HARDLINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 BUILD_PREFIX = ".tmp-build-"
 
 
@@ -99,14 +96,11 @@ def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) ->
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
         if mode == "hardlink":
-            try:
-                os.link(p.src, dst)
+            if link_or_copy(p.src, dst):
                 out.linked += 1
-                continue
-            except OSError as exc:
-                if exc.errno not in NO_HARDLINK:
-                    raise
-        if mode == "symlink":
+            else:
+                out.copied += 1
+        elif mode == "symlink":
             final_parent = f"{root_s}/{p.split}/{p.rel}".rpartition("/")[0]
             os.symlink(os.path.relpath(p.src, final_parent), dst)
             out.symlinked += 1

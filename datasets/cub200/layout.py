@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
+
+from datacurate.fsutil import link_or_copy
 
 
 def main(src: Path, workspace: Path) -> int:
@@ -19,10 +19,7 @@ def main(src: Path, workspace: Path) -> int:
         folder = "original" if is_train.get(image_id) == "1" else "test"
         dst = workspace / "data" / folder / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src / "images" / rel, dst)
-        except OSError:
-            shutil.copy2(src / "images" / rel, dst)
+        link_or_copy(src / "images" / rel, dst)
         placed += 1
     print(f"placed {placed} images under {workspace / 'data'} (original: train split, test: test split)")
     return 0 if placed else 2

@@ -9,10 +9,10 @@ WORKSPACE/data/original/<class folder>/.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
+
+from datacurate.fsutil import link_or_copy
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,10 +28,7 @@ def main(src: Path, workspace: Path) -> int:
             continue
         dst = workspace / "data" / "original" / classes[int(label)] / image.name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(image, dst)
-        except OSError:
-            shutil.copy2(image, dst)
+        link_or_copy(image, dst)
         placed += 1
     print(f"placed {placed} images under {workspace / 'data' / 'original'}")
     return 0 if placed else 2
