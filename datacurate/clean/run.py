@@ -145,7 +145,6 @@ def _item(row, hashes: dict[str, str]) -> Item:
 
 def _decide(ws, cat, rows, hashes, kind, threshold, against, limits, quiet, result: CleanResult) -> None:
     from datacurate.clean.neardup import find_near_duplicates
-    from datacurate.imageio import CONVERTIBLE, TRAINABLE_EXTENSIONS
 
     usable = []
     for row in rows:
@@ -161,16 +160,22 @@ def _decide(ws, cat, rows, hashes, kind, threshold, against, limits, quiet, resu
     result.decisions += exact + near
     result.pairs = _unique_pairs(pairs + near_pairs)
     moving = {d.path for d in result.decisions}
-    for row in usable:
-        if row["path"] in moving:
-            continue
-        name = Path(row["path"])
-        if row["format"] in CONVERTIBLE:
-            dst = name.with_suffix(".png")
-            result.fixes.append(Fix(row["path"], "convert", dst.as_posix(), f"{row['format']} converted to PNG (first frame); ImageFolder skips .{name.suffix.lstrip('.') or 'gif'}"))
-        elif name.suffix.lower() not in TRAINABLE_EXTENSIONS.get(row["format"], ()):
-            dst = name.with_name(name.name + TRAINABLE_EXTENSIONS[row["format"]][0]) if not name.suffix else name.with_suffix(TRAINABLE_EXTENSIONS[row["format"]][0])
-            result.fixes.append(Fix(row["path"], "rename", dst.as_posix(), f"{row['format']} content under a {name.suffix or 'missing'} extension"))
+    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row))]
+
+
+def _fix_for(row) -> Fix | None:
+    """A rename to the true extension, or a conversion to PNG for formats ImageFolder skips."""
+    from datacurate.imageio import CONVERTIBLE, TRAINABLE_EXTENSIONS
+
+    name = Path(row["path"])
+    if row["format"] in CONVERTIBLE:
+        return Fix(row["path"], "convert", name.with_suffix(".png").as_posix(),
+                   f"{row['format']} converted to PNG (first frame); ImageFolder skips {name.suffix or 'files without an extension'}")
+    extensions = TRAINABLE_EXTENSIONS.get(row["format"], ())
+    if name.suffix.lower() in extensions:
+        return None
+    return Fix(row["path"], "rename", name.with_suffix(extensions[0]).as_posix(),
+               f"{row['format']} content under a {name.suffix or 'missing'} extension")
 
 
 def _unique_pairs(pairs: list[Pair]) -> list[Pair]:
