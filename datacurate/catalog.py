@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pair
 );
 """
 
+# Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks
+# one gets it on open (ALTER TABLE ... ADD COLUMN), so new columns need no schema version bump.
+# New tables go into SCHEMA with CREATE TABLE IF NOT EXISTS.
+ADDED_COLUMNS: dict[str, dict[str, str]] = {}
+
 FILE_COLUMNS = (
     "path home size mtime_ns sha256 format width height mode frames class source status reason problem detail split checked"
 ).split()
@@ -103,6 +108,7 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._check_version()
         self.db.executescript(SCHEMA)
+        self._add_columns()
 
     def _check_version(self) -> None:
         has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
@@ -116,6 +122,14 @@ class Catalog:
             raise UserError(
                 f"catalog {self.path} was written by a newer datacurate (schema {version} > {SCHEMA_VERSION}); upgrade datacurate"
             )
+
+    def _add_columns(self) -> None:
+        """Add the ADDED_COLUMNS a catalog written by an older datacurate lacks."""
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, sqltype in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sqltype}")
 
     def close(self) -> None:
         self.db.close()
