@@ -82,6 +82,12 @@ CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pair
     hash     TEXT NOT NULL,
     PRIMARY KEY (a, b, kind)
 );
+CREATE TABLE IF NOT EXISTS embeddings (   -- vet's image vectors by content and model, so moves keep them
+    sha256 TEXT NOT NULL,
+    model  TEXT NOT NULL,             -- architecture, weights identity and preprocessing
+    vector BLOB NOT NULL,             -- float16, little-endian
+    PRIMARY KEY (sha256, model)
+);
 """
 
 # Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks

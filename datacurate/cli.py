@@ -19,6 +19,7 @@ COMMANDS = {
     "demo-data": "datacurate.commands",
     "clean": "datacurate.clean.cli",
     "restore": "datacurate.clean.cli",
+    "vet": "datacurate.vet.cli",
     "scrape": "datacurate.scrape.cli",
     "split": "datacurate.split.cli",
     "stats": "datacurate.split.cli",

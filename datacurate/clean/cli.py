@@ -12,7 +12,7 @@ from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.clean.neardup import DEFAULT_THRESHOLD
 from datacurate.imageio import HASH_KINDS, REASONS
 
-SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted")
+SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + ("off-topic", "wrong-class")
 
 
 @click.command()
