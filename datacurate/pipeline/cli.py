@@ -12,7 +12,7 @@ from datacurate.errors import UserError
 from datacurate.pipeline.runner import STAGES, Pipeline, StageFailed, load_pipeline, run_pipeline
 from datacurate.workspace import Workspace
 
-CONFIG_SECTIONS = ("paths", "scrape", "clean", "split", "stats", "train")
+CONFIG_SECTIONS = ("paths", "scrape", "clean", "vet", "split", "stats", "train")
 
 
 def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline, extra: dict | None = None):

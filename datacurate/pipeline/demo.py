@@ -2,8 +2,9 @@
 
 Makes a workspace of generated pictures (with planted problems), starts a loopback image-search
 engine that serves more pictures for each class (with broken files, duplicates, a mislabeled
-copy and an off-topic picture among them), then runs the demo pipeline through the real code
-paths: scrape from that engine, clean, split, train a small CNN, evaluate, predict.
+copy and off-topic pictures among them), then runs the demo pipeline through the real code
+paths: scrape from that engine, clean, vet (with a small CNN trained on the originals alone),
+split, train a small CNN on the kept set, evaluate, predict.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 from pathlib import Path
 
 import click
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from datacurate.commands import init_workspace
 from datacurate.demodata import CLASSES, background, draw, jpeg, make_demo_data
@@ -43,6 +44,8 @@ def search_results(root: Path, queries: dict[str, list[str]], seed: int = 1) -> 
             ImageSpec(jpeg(near, 70)),                                # a resized copy of an original: clean's near-duplicate
             ImageSpec(jpeg(Image.open(originals[other][5]).resize((140, 105)), 75)),  # another class's picture: label conflict
             ImageSpec(jpeg(background(rng, (160, 120)))),             # off-topic: no shape at all
+            ImageSpec(jpeg(size_chart(rng))),                         # off-topic: a shop's size chart
+            ImageSpec(jpeg(banner(rng, klass))),                      # off-topic: a shop banner with the query's word
             ImageSpec(jpeg(draw(klass, rng)), fault="png"),           # a PNG behind a .jpg URL
             ImageSpec(jpeg(draw(klass, rng)), fault="webp"),          # a WebP behind a .jpg URL
         ]
@@ -50,6 +53,29 @@ def search_results(root: Path, queries: dict[str, list[str]], seed: int = 1) -> 
         for query in queries.get(klass, []):
             results[query] = traps + good
     return results
+
+
+def size_chart(rng: random.Random, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """White page, black table grid and numbers: what a search for a product returns between photos."""
+    im = Image.new("RGB", size, (250, 250, 250))
+    d = ImageDraw.Draw(im)
+    rows, cols = rng.randint(4, 7), rng.randint(3, 5)
+    for r in range(rows + 1):
+        d.line((8, 8 + r * (size[1] - 16) // rows, size[0] - 8, 8 + r * (size[1] - 16) // rows), fill=(30, 30, 30))
+    for c in range(cols + 1):
+        d.line((8 + c * (size[0] - 16) // cols, 8, 8 + c * (size[0] - 16) // cols, size[1] - 8), fill=(30, 30, 30))
+        for r in range(rows):
+            d.text((12 + c * (size[0] - 16) // cols, 10 + r * (size[1] - 16) // rows), str(rng.randint(30, 120)), fill=(0, 0, 0))
+    return im
+
+
+def banner(rng: random.Random, text: str, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A flat brightly coloured banner with large lettering."""
+    im = Image.new("RGB", size, tuple(rng.randint(0, 255) for _ in range(3)))
+    d = ImageDraw.Draw(im)
+    for n in range(3):
+        d.text((10, 20 + 30 * n), f"{text.upper()} SALE -{rng.randint(10, 70)}%", fill=(255, 255, 255))
+    return im
 
 
 def prepare(root: Path, per_class: int) -> None:
@@ -79,7 +105,7 @@ def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force
         execute(click_ctx, ctx, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
     _predict(click_ctx, root, run_name(pipeline))
     click.echo("reports:")
-    for name in ("clean.html", "clean-duplicates.html", "balance.html"):
+    for name in ("clean.html", "clean-duplicates.html", "vet.html", "balance.html"):
         if (root / "reports" / name).exists():
             click.echo(f"  {root / 'reports' / name}")
     click.echo(f"  {root / 'runs' / run_name(pipeline)}/ (history.png, eval/)")

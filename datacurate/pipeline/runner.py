@@ -1,6 +1,6 @@
 """`datacurate run PIPELINE.yaml`: the stages in order, each with the file's options, resumable.
 
-A pipeline file holds the same sections as datacurate.yaml (scrape:, clean:, split:, train:,
+A pipeline file holds the same sections as datacurate.yaml (scrape:, clean:, vet:, split:, train:,
 evaluate:, paths:) plus an optional `stages:` list. Its sections are laid over the workspace's
 datacurate.yaml. After a stage finishes, a fingerprint of its options and of its inputs as they
 stand is saved in .datacurate/pipeline.json; a later run skips a stage whose fingerprint is the
@@ -23,18 +23,22 @@ from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
 from datacurate.workspace import Workspace, load_config
 
-STAGES = ("scrape", "clean", "split", "stats", "train", "evaluate")
-DEFAULT_STAGES = ("scrape", "clean", "split", "train", "evaluate")
-SECTIONS = {"paths", "scrape", "clean", "split", "stats", "train", "evaluate", "predict", "stages", "description"}
+STAGES = ("scrape", "clean", "vet", "split", "stats", "train", "evaluate")
+DEFAULT_STAGES = ("scrape", "clean", "vet", "split", "train", "evaluate")
+SECTIONS = {"paths", "scrape", "clean", "vet", "split", "stats", "train", "evaluate", "predict", "stages", "description"}
 # What each stage reads: its fingerprint covers these folders' listings (path, size, mtime).
 INPUTS = {
     "scrape": ("classes",),
     "clean": ("original", "scraped", "test"),
+    "vet": ("original", "scraped", "test"),  # not runs/: the run it judges with is its own option
     "split": ("original", "scraped"),
     "stats": ("split/train",),
     "train": ("split/train", "split/valid", "split/stats.json"),
     "evaluate": ("runs",),
 }
+# Stages that move files other stages read (vet sets scraped images aside): the earlier stages that
+# were up to date before such a stage ran stay up to date after it (see _keep_upstream_current).
+MOVES_INPUTS = ("vet",)
 
 
 @dataclass
@@ -171,14 +175,29 @@ def run_pipeline(ws: Workspace, pipeline: Pipeline, invoke: Callable[[str, bool]
         echo(f"== {stage}" + (" (resuming)" if resume else ""))
         state.start(stage, before)
         t0 = time.perf_counter()
+        current = _upstream_current(ws, pipeline, state, stage)
         try:
             invoke(stage, resume)
         except Exception as exc:  # noqa: BLE001 - reported as the stage's failure, then re-raised by the CLI
             result.outcomes.append(StageOutcome(stage, "failed", time.perf_counter() - t0, _message(exc)))
             raise StageFailed(stage, exc) from exc
         state.mark(stage, fingerprint(ws, stage, options))
+        for earlier, opts in current.items():
+            state.mark(earlier, fingerprint(ws, earlier, opts))
         result.outcomes.append(StageOutcome(stage, "ran", time.perf_counter() - t0))
     return result
+
+
+def _upstream_current(ws: Workspace, pipeline: Pipeline, state: State, stage: str) -> dict[str, dict]:
+    """{earlier stage: options} of the stages up to date now, when `stage` moves what they read."""
+    if stage not in MOVES_INPUTS:
+        return {}
+    out = {}
+    for earlier in pipeline.stages[:pipeline.stages.index(stage)]:
+        opts = {"stage": pipeline.section(earlier), "paths": pipeline.config.get("paths")}
+        if state.done(earlier, fingerprint(ws, earlier, opts)):
+            out[earlier] = opts
+    return out
 
 
 def _message(exc: BaseException) -> str:

@@ -173,7 +173,8 @@ def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str
     if todo:
         paths = list(todo)
         vectors, bad = embed_files(backbone, paths, opts, quiet=quiet)
-        new = {todo[p]: v for p, v in zip(paths, vectors) if v is not None}
+        # rounded as the cache keeps them, so a first run and a cached re-run judge the same numbers
+        new = {todo[p]: v.astype(np.float16).astype(np.float32) for p, v in zip(paths, vectors) if v is not None}
         failed = {paths[i]: why for i, why in bad.items()}
         store(cat, backbone.key, new)
         have.update(new)
