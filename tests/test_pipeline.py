@@ -50,7 +50,8 @@ def test_run_end_to_end_with_from_to_and_resume(demo_ws: Path, tmp_path: Path):
     with FakeEngine(search_results(demo_ws, queries)) as engine:
         pipe = _pipeline(tmp_path, engine.base_url)
         first = run_cli("-C", str(demo_ws), "-q", "run", str(pipe), "--to", "split", check=True)
-        assert _stages(first.stdout) == ["scrape", "clean", "split"]
+        assert _stages(first.stdout) == ["scrape", "clean", "vet", "split"]
+        assert (demo_ws / "runs" / "trusted" / "best.pt").exists()  # vet trained its model on the originals
         assert any((demo_ws / "data" / "scraped").rglob("*.*")) and (demo_ws / "data" / "split" / "train").is_dir()
         second = run_cli("-C", str(demo_ws), "-q", "run", str(pipe), check=True)
         assert _stages(second.stdout) == ["train", "evaluate"]
@@ -61,11 +62,11 @@ def test_run_end_to_end_with_from_to_and_resume(demo_ws: Path, tmp_path: Path):
         assert _stages(third.stdout) == []
         forced = run_cli("-C", str(demo_ws), "-q", "run", str(pipe), "--from", "evaluate", "--force", check=True)
         assert _stages(forced.stdout) == ["evaluate"]
-        # a new original image changes what clean and split read: they run again, scrape does not
+        # a new original image changes what clean, vet and split read: they run again, scrape does not
         src = next((demo_ws / "data" / "original" / "circle").glob("circle_00*.jpg"))
         (src.parent / "extra.png").write_bytes(_png())
         again = run_cli("-C", str(demo_ws), "-q", "run", str(pipe), "--to", "split", check=True)
-        assert _stages(again.stdout) == ["clean", "split"]
+        assert _stages(again.stdout) == ["clean", "vet", "split"]
 
 
 def _png() -> bytes:
@@ -134,12 +135,22 @@ def test_demo_end_to_end(tmp_path: Path):
     demo = tmp_path / "demo"
     proc = run_cli("-q", "demo", str(demo), "--per-class", "10", timeout=900, check=True)
     out = proc.stdout
-    for stage in ("scrape", "clean", "split", "train", "evaluate", "predict"):
+    for stage in ("scrape", "clean", "vet", "split", "train", "evaluate", "predict"):
         assert f"== {stage}" in out, stage
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(lines) == 12 and all(set(rec) >= {"path", "result", "top"} for rec in lines)
     assert (demo / "reports" / "clean.html").exists() and (demo / "runs" / "demo" / "best.pt").exists()
     assert any((demo / "data" / "quarantine" / "label-conflict").rglob("*.jpg"))
+    # vet sets aside the engine's off-topic pictures (ranks 7-9 of each query: a shapeless background, a size
+    # chart, a banner) with a model trained on 10 originals per class; tests/test_vet.py checks precision
+    import sqlite3
+
+    db = sqlite3.connect(demo / ".datacurate" / "catalog.sqlite")
+    vetted = db.execute("SELECT p.rank FROM events e JOIN provenance p ON p.path = e.src "
+                        "WHERE e.action='quarantine' AND e.reason IN ('off-topic','wrong-class')").fetchall()
+    db.close()
+    assert any(rank in (7, 8, 9) for (rank,) in vetted) and (demo / "reports" / "vet.html").exists()
+    assert (demo / "runs" / "trusted" / "best.pt").exists()
     again = run_cli("-q", "demo", str(demo), timeout=600, check=True)  # resumes: nothing left to do
-    for stage in ("scrape", "clean", "split", "train", "evaluate"):
+    for stage in ("scrape", "clean", "vet", "split", "train", "evaluate"):
         assert f"{stage}: up to date, skipped" in again.stdout, again.stdout
