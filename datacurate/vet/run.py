@@ -141,12 +141,15 @@ def _verdict(i, row, own, near, cp, classes, opts: VetOptions, nearest_other, lo
     dist, thr = float(near.distance[i, own]), float(near.threshold[own])
     if source == "scraped" and dist > thr:
         other = nearest_other(near.distance[i].copy(), near.threshold, own)
+        if other is not None and (cp is None or looks_like(cp.probs[i], cp.thresholds, own) != other):
+            other = None  # near another class's originals, but the classifier does not see that class in it
         if other is None:
             return Flag(row["path"], row["class"], source, "off-topic", dist, thr, None,
                         f"cosine distance {dist:.3f} to its class's originals is over the threshold {thr:.3f}", True)
         return Flag(row["path"], row["class"], source, "wrong-class", dist, thr, classes[other],
-                    f"far from {row['class']} ({dist:.3f} > {thr:.3f}) and close to {classes[other]}'s originals "
-                    f"({near.distance[i, other]:.3f} <= {near.threshold[other]:.3f})", True)
+                    f"far from {row['class']} ({dist:.3f} > {thr:.3f}), close to {classes[other]}'s originals "
+                    f"({near.distance[i, other]:.3f} <= {near.threshold[other]:.3f}) and classified as "
+                    f"{classes[other]} (p={cp.probs[i, other]:.2f})", True)
     if cp is None:
         return None
     if source == "original":
