@@ -152,8 +152,22 @@ def train_variant(ws_root: Path, name: str, scraped: list[str], recipe: dict, qu
     return float(res.best["valid_acc"])
 
 
-def embed_speed(paths: list[Path], arch: str, weights: str, batch: int, workers: int) -> dict:
-    """Images/s of vet's embedder and of the plain torchvision loop on the same files and model."""
+def speed_images(folder: Path, count: int, long_side: int, seed: int) -> list[Path]:
+    """`count` JPEGs of web-photo size: random crops of the class photographs, scaled to `long_side`."""
+    rng = random.Random(seed)
+    photos = [photo(v) for v in CLASSES.values()]
+    out = []
+    for i in range(count):
+        path = folder / "all" / f"{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        crop(photos[i % len(photos)], rng, long_side).save(path, "JPEG", quality=90)
+        out.append(path)
+    return out
+
+
+def embed_speed(paths: list[Path], arch: str, batch: int, workers: int, rounds: int = 3) -> dict:
+    """Images/s of vet's embedder and of the plain torchvision loop on the same files and model (best of `rounds`,
+    alternating, so a change in machine load hits both)."""
     import torch
     import torchvision
     from torch.utils.data import DataLoader
@@ -163,31 +177,46 @@ def embed_speed(paths: list[Path], arch: str, weights: str, batch: int, workers:
     from datacurate.vet.options import VetOptions
     from datacurate.workspace import Workspace
 
-    opts = VetOptions(backbone=arch, weights=weights, batch_size=batch, workers=workers, device="auto")
+    opts = VetOptions(backbone=arch, weights="none", batch_size=batch, workers=workers, device="auto")
     bb = load_backbone(Workspace(Path.cwd()), opts)
-    t0 = time.perf_counter()
-    ours, _ = embed_files(bb, paths, opts)
-    t_ours = time.perf_counter() - t0
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-vet-plain-"))
-    for i, p in enumerate(paths):
-        (folder / "all").mkdir(exist_ok=True)
-        os.link(p, folder / "all" / f"{i:05d}.jpg")
     tf = T.Compose([T.Resize(bb.pre.resize), T.CenterCrop(bb.pre.crop), T.ToTensor(), T.Normalize(bb.pre.mean, bb.pre.std)])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = bb.model.to(device).eval()
-    loader = DataLoader(torchvision.datasets.ImageFolder(folder, tf), batch_size=batch, num_workers=workers)
-    t0 = time.perf_counter()
-    plain = []
-    with torch.inference_mode():
-        for x, _ in loader:
-            plain.append(model(x.to(device)).float().cpu())
-    t_plain = time.perf_counter() - t0
-    shutil.rmtree(folder)
-    a, b = np.stack(ours), torch.cat(plain).numpy()
+    dataset = torchvision.datasets.ImageFolder(paths[0].parent.parent, tf)
+
+    def plain() -> list:
+        model = bb.model.to(device).eval()
+        loader = DataLoader(dataset, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda")
+        with torch.inference_mode():
+            return [model(x.to(device, non_blocking=True)).float().cpu() for x, _ in loader]
+
+    from datacurate.train.data import ImageSet, collate
+
+    ours_loader = DataLoader(ImageSet([(str(p), 0) for p in paths], bb.pre), batch_size=batch, num_workers=workers,
+                             collate_fn=collate)
+    plain_loader = DataLoader(dataset, batch_size=batch, num_workers=workers)
+    decode = {"ours": min(_timed(lambda: list(ours_loader)) for _ in range(rounds)),
+              "plain": min(_timed(lambda: list(plain_loader)) for _ in range(rounds))}
+    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        ours, _ = embed_files(bb, paths, opts)
+        times["ours"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        base = plain()
+        times["plain"].append(time.perf_counter() - t0)
+    a, b = np.stack(ours), torch.cat(base).numpy()
     cos = float(np.mean(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
+    t_ours, t_plain = min(times["ours"]), min(times["plain"])
     return {"images": len(paths), "ours_images_s": len(paths) / t_ours, "plain_images_s": len(paths) / t_plain,
-            "speedup": t_plain / t_ours, "mean_cosine_ours_vs_plain": cos, "device": device.type}
+            "speedup": t_plain / t_ours, "mean_cosine_ours_vs_plain": cos, "device": device.type,
+            "decode_ours_images_s": len(paths) / decode["ours"], "decode_plain_images_s": len(paths) / decode["plain"],
+            "decode_speedup": decode["plain"] / decode["ours"], "rounds": times}
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -204,6 +233,8 @@ def main() -> None:
     ap.add_argument("--img-size", type=int, default=64, help="training recipe's image size")
     ap.add_argument("--speed-images", type=int, default=256)
     ap.add_argument("--speed-arch", default="resnet18")
+    ap.add_argument("--speed-long-side", type=int, default=1024, help="long side of the speed test's JPEGs")
+    ap.add_argument("--speed-only", action="store_true", help="only (c)")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the workspace")
@@ -214,6 +245,8 @@ def main() -> None:
     from datacurate.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-vet-"))
+    if args.speed_only:
+        return report_speed(root, args)
     truth = make_dataset(root, args.originals, args.good, args.wrong, args.off, args.valid, args.long_side, args.seed)
     recipe = {"arch": "resnet18", "weights": "none", "freeze_until": "none", "img_size": args.img_size, "head_epochs": 1,
               "epochs": args.epochs, "milestones": [max(1, args.epochs * 3 // 4)], "gamma": [0.2], "batch_size": 32,
@@ -255,15 +288,24 @@ def main() -> None:
     print(f"  noise cost {cost:+.3f}; vetting recovered {recovered:.0%} of it" if cost > 0 else
           "  the unvetted noise cost no accuracy here: recovery is undefined")
 
-    paths = sorted((root / "data").rglob("*.jpg"))[: args.speed_images]
-    speed = embed_speed(paths, args.speed_arch, "none", 32, args.workers)
-    print(f"\n(c) embedding {speed['images']} JPEGs ({args.long_side} px long side), {args.speed_arch} at 224 px, batch 32, "
-          f"{args.workers} workers, {speed['device']}: vet {speed['ours_images_s']:.1f} images/s, plain torchvision loop "
-          f"{speed['plain_images_s']:.1f} images/s: {speed['speedup']:.2f}x (mean cosine between the two: "
-          f"{speed['mean_cosine_ours_vs_plain']:.4f})")
+    speed = report_speed(root, args)
     print(json.dumps({"flags": figures, "accuracy": acc, "recovered": recovered, "speed": speed}, default=float))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def report_speed(root: Path, args) -> dict:
+    paths = speed_images(root / "speed", args.speed_images, args.speed_long_side, args.seed)
+    speed = embed_speed(paths, args.speed_arch, 32, args.workers)
+    print(f"\n(c) embedding {speed['images']} JPEGs ({args.speed_long_side} px long side), {args.speed_arch} at 224 px, "
+          f"batch 32, {args.workers} workers, {speed['device']}, best of 3 alternating: vet {speed['ours_images_s']:.1f} "
+          f"images/s, plain torchvision loop {speed['plain_images_s']:.1f} images/s: {speed['speedup']:.2f}x (mean cosine "
+          f"between the two: {speed['mean_cosine_ours_vs_plain']:.4f})\n    loading alone (decode, resize, crop, batch): "
+          f"vet {speed['decode_ours_images_s']:.1f} images/s, torchvision ImageFolder {speed['decode_plain_images_s']:.1f} "
+          f"images/s: {speed['decode_speedup']:.2f}x")
+    if args.speed_only:
+        shutil.rmtree(root, ignore_errors=True)
+    return speed
 
 
 if __name__ == "__main__":
