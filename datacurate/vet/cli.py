@@ -46,10 +46,10 @@ def vet(ctx, dry_run, as_json, **flags):
     rows = [{"class": name, **c} for name, c in result.classes.items()]
     echo_table(rows, ["class", "originals", "scraped", "threshold", "off-topic", "wrong-class"])
     counts = result.counts()
-    click.echo(f"{result.model}: embedded {result.embedded} new images ({result.cached} from the cache) in {result.seconds:.1f}s; "
+    click.echo(f"{result.model}: embedded {result.embedded} new images ({result.cached} from the cache); "
                f"{'would set aside' if dry_run else 'set aside'} {counts['off-topic']} off-topic and "
                f"{counts['wrong-class']} wrong-class" + (f"; {len(result.listed)} originals listed" if result.listed else "")
-               + ("; dry run: nothing moved" if dry_run else ""))
+               + f" in {result.seconds:.1f}s" + ("; dry run: nothing moved" if dry_run else ""))
     for note in result.notes:
         click.echo(note)
     for path in result.reports.values():
