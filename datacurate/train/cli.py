@@ -30,16 +30,33 @@ _OPT = dict(default=None)
 @click.option("--early-stop", type=click.Choice(["valid_acc", "valid_loss", "train_acc", "train_loss"]),
               help="Metric for best.pt and early stopping (default valid_acc).", **_OPT)
 @click.option("--patience", type=int, help="Stop a stage after N epochs without improvement (default 0: never).", **_OPT)
+@click.option("--augment", metavar="PRESET", help="Augmentation preset: none, characters (default: brightness 0.05 only), garbage, "
+              "fine-grained, strong; train.augment in datacurate.yaml overrides it key by key (see `augment-preview`).", **_OPT)
+@click.option("--head", type=click.Choice(["linear", "mlp", "se", "cbam", "bilinear"]), help="Classifier head (default linear).", **_OPT)
+@click.option("--head-hidden", type=int, help="mlp head: hidden units (default 512).", **_OPT)
+@click.option("--head-dropout", type=float, help="Dropout before the head's last Linear (default 0).", **_OPT)
+@click.option("--bilinear", type=click.Choice(["compact", "full"]), help="bilinear head: compact (tensor sketch) or full (default compact).", **_OPT)
+@click.option("--norm", type=click.Choice(["batch", "group"]), help="group: GroupNorm in place of BatchNorm, for small batches (default batch).", **_OPT)
+@click.option("--zero-gamma", is_flag=True, default=None, help="Zero the last norm weight of each residual block (fresh weights only).")
+@click.option("--mixup", type=float, metavar="ALPHA", help="Mixup with Beta(ALPHA, ALPHA) (default 0: off).", **_OPT)
+@click.option("--cutmix", type=float, metavar="ALPHA", help="CutMix with Beta(ALPHA, ALPHA) (default 0: off).", **_OPT)
+@click.option("--mix-switch", type=float, metavar="P", help="With both: probability of cutmix rather than mixup per batch (default 0.5).", **_OPT)
+@click.option("--no-bias-decay/--bias-decay", "no_bias_decay", default=None,
+              help="No weight decay on biases and norm parameters (default on).")
+@click.option("--ema", type=float, metavar="DECAY", help="Keep an exponential moving average of the weights (e.g. 0.999; default 0: off).", **_OPT)
+@click.option("--teacher", metavar="RUN", help="Distil from this run's predictions (same classes).", **_OPT)
+@click.option("--teacher-temperature", type=float, help="Distillation temperature (default 4).", **_OPT)
+@click.option("--teacher-weight", type=float, help="Share of the distillation term in the loss (default 0.5).", **_OPT)
 @click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @pass_ctx
-def train(ctx, resume, plan_only, amp, bn_update, **flags):
+def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
     from datacurate.train.run import train as run_train
 
     ws = ctx.workspace()
-    flags.update(amp=amp, bn_update=bn_update)
+    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
     res = run_train(ws, flags, plan_only=plan_only, resume=resume, quiet=ctx.quiet, echo=say)
     if plan_only:
