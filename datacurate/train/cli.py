@@ -72,6 +72,13 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **f
     click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
 
 
+_TTA = click.option("--tta", type=click.Choice(["flip", "crops", "policy"]),
+                    help="Test-time augmentation: average the softmax over the mirror, five crops, or views under the run's policy.")
+_TTA_VIEWS = click.option("--tta-views", type=int, default=8, show_default=True, help="--tta policy: augmented views per image.")
+_HEAD_FROM = click.option("--head-from", type=click.Choice(["svm", "logreg"]), help="Use the classifier `fit-head` fitted on the run's features.")
+_EMA = click.option("--ema", is_flag=True, help="Use the run's averaged weights (trained with --ema).")
+
+
 @click.command()
 @click.argument("run")
 @click.argument("data", required=False)
@@ -79,16 +86,22 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **f
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--pairs", type=int, default=10, show_default=True, help="Most-confused pairs to list.")
+@_TTA
+@_TTA_VIEWS
+@_HEAD_FROM
+@_EMA
 @pass_ctx
-def evaluate(ctx, run, data, batch_size, workers, device, pairs):
+def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views, head_from, ema):
     """Accuracy, per-class precision/recall and confusion matrix of RUN on DATA (default data/split/valid)."""
     from datacurate.train.evaluate import evaluate as run_eval
 
     if batch_size < 1 or workers < 0:
         raise UserError("--batch-size must be at least 1 and --workers at least 0")
     ws = ctx.workspace()
-    res = run_eval(ws, run, data, batch_size=batch_size, workers=workers, device=device, top_pairs=pairs, quiet=ctx.quiet)
-    click.echo(f"{res.run} on {res.data}: {res.images} images, accuracy {res.accuracy:.4f}")
+    res = run_eval(ws, run, data, batch_size=batch_size, workers=workers, device=device, top_pairs=pairs, quiet=ctx.quiet,
+                   tta=tta, tta_views=tta_views, head_from=head_from, ema=ema)
+    tail = f", with TTA ({res.tta}) {res.accuracy_tta:.4f}" if res.tta else ""
+    click.echo(f"{res.run} on {res.data}: {res.images} images, accuracy {res.accuracy:.4f}{tail}")
     echo_table(res.per_class, ["class", "support", "precision", "recall", "f1"])
     if res.confused:
         click.echo("most confused (true -> predicted):")
@@ -100,21 +113,31 @@ def evaluate(ctx, run, data, batch_size, workers, device, pairs):
 
 
 @click.command()
-@click.argument("run")
-@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
+@click.argument("args", nargs=-1, required=True, metavar="[RUN] IMAGE_OR_DIR...")
+@click.option("--model", "model_file", metavar="FILE", help="An exported .onnx or TorchScript file (then no RUN argument).")
 @click.option("--top", type=int, default=5, show_default=True, help="Classes per image in `top`.")
 @click.option("--label-map", metavar="FILE", help="JSON object mapping class names to display names.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@_TTA
+@_TTA_VIEWS
+@_HEAD_FROM
+@_EMA
 @pass_ctx
-def predict(ctx, run, inputs, top, label_map, batch_size, device):
+def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema):
     """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}."""
     from datacurate.train.predict import predict as run_predict
 
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be at least 1")
+    run, inputs = (None, list(args)) if model_file else (args[0], list(args[1:]))
+    if not inputs:
+        raise UserError("predict needs RUN and at least one IMAGE_OR_DIR (or --model FILE and images)")
+    if model_file and (head_from or ema):
+        raise UserError("--head-from and --ema apply to a run, not to an exported --model file")
     failed = 0
-    for rec in run_predict(ctx.workspace(), run, list(inputs), top=top, label_map=label_map, batch_size=batch_size, device=device):
+    for rec in run_predict(ctx.workspace(), run, inputs, top=top, label_map=label_map, batch_size=batch_size, device=device,
+                           tta=tta, tta_views=tta_views, head_from=head_from, ema=ema, model_file=model_file):
         failed += "error" in rec
         click.echo(json.dumps(rec, ensure_ascii=False))
         sys.stdout.flush()
@@ -122,4 +145,70 @@ def predict(ctx, run, inputs, top, label_map, batch_size, device):
         raise UserError(f"{failed} images could not be decoded (their lines carry an \"error\")")
 
 
-COMMANDS = [train, evaluate, predict]
+@click.command("fit-head")
+@click.argument("run")
+@click.option("--classifier", type=click.Choice(["svm", "logreg"]), default="svm", show_default=True)
+@click.option("--backbone", metavar="ARCH", help="Features from this torchvision backbone instead of the run's network.")
+@click.option("--backbone-weights", default="imagenet", show_default=True, help="--backbone's weights: imagenet, none or a file.")
+@click.option("-C", "c", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@pass_ctx
+def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, workers, device):
+    """Fit an SVM or logistic regression on RUN's features of data/split/train; compare with its own head on valid."""
+    from datacurate.train.fithead import fit_head as run_fit
+
+    if batch_size < 1 or workers < 0:
+        raise UserError("--batch-size must be at least 1 and --workers at least 0")
+    ws = ctx.workspace()
+    res = run_fit(ws, run, classifier=classifier, backbone=backbone, backbone_weights=backbone_weights, c=c,
+                  batch_size=batch_size, workers=workers, device=device, quiet=ctx.quiet)
+    click.echo(f"{res.run}: {res.classifier} on {res.dim} features ({'the run' if res.features == 'run' else res.features}) of "
+               f"{res.train_images} train images: valid accuracy {res.valid_acc:.4f}; the network's own head {res.network_valid_acc:.4f} "
+               f"({res.valid_images} valid images)")
+    click.echo(f"wrote {ws.rel(res.path) if str(res.path).startswith(str(ws.root)) else res.path}; use it with "
+               f"`datacurate predict {res.run} IMAGE --head-from {res.classifier}`")
+
+
+@click.command("export")
+@click.argument("run")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("-o", "--output", metavar="FILE", help="Where to write (default: the run folder's model.onnx / model.torchscript.pt).")
+@click.option("--label-map", metavar="FILE", help="JSON object of class name to display name, stored beside the model.")
+@_EMA
+@click.option("--check", type=int, default=16, show_default=True, help="Split images to compare PyTorch and the export on.")
+@pass_ctx
+def export(ctx, run, fmt, output, label_map, ema, check):
+    """Write RUN as ONNX or TorchScript with FILE.json (classes, label map, preprocessing) and check it on real images."""
+    from datacurate.train.export import TOLERANCE
+    from datacurate.train.export import export as run_export
+
+    res = run_export(ctx.workspace(), run, fmt=fmt, out=output, label_map=label_map, ema=ema, check=check)
+    click.echo(f"wrote {res.path} and {res.meta_path.name}")
+    if res.max_diff is None:
+        click.echo(f"parity: {res.note}")
+        return
+    click.echo(f"parity on {res.checked} split images: max |logit difference| {res.max_diff:.2e} (limit {TOLERANCE:g})")
+    if not res.ok:
+        raise click.ClickException(f"the {fmt} export differs from the PyTorch model by {res.max_diff:.2e} (> {TOLERANCE:g})")
+
+
+@click.command("augment-preview")
+@click.option("--policy", metavar="PRESET", help="Preset to show (default: train.augment of datacurate.yaml, else characters).")
+@click.option("-n", "n", type=click.IntRange(1, 64), default=8, show_default=True, help="Augmented versions per image.")
+@click.option("--per-class", type=click.IntRange(1, 100), default=2, show_default=True, help="Train images shown per class.")
+@click.option("--max-classes", type=click.IntRange(0, 100000), default=0, show_default=True, help="Show the first N classes only (0: all).")
+@click.option("--seed", type=int, help="Seed (default: train.seed).")
+@pass_ctx
+def augment_preview(ctx, policy, n, per_class, max_classes, seed):
+    """See what the augmentation policy does to train images before training on it (reports/augment.html)."""
+    from datacurate.train.preview import augment_preview as run_preview
+
+    ws = ctx.workspace()
+    res = run_preview(ws, policy=policy, n=n, per_class=per_class, seed=seed, max_classes=max_classes)
+    click.echo(f"policy: {res.description}")
+    click.echo(f"wrote {ws.rel(res.html)} and {ws.rel(res.png)}: {res.images} images of {res.classes} classes, {n} versions each")
+
+
+COMMANDS = [train, evaluate, predict, fit_head, export, augment_preview]
