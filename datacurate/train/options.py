@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "img_size": 224,
     "resize": None,  # default: img_size * 255 / 224 (255 for 224)
     "augment": "characters",  # a preset name, or {preset: NAME, key: value, ...} (datacurate/train/augment.py)
+    "brightness": None,  # older key: the same as augment's brightness, laid over the policy
     "batch_size": 32,
     "workers": None,  # default: CPU count - 1, at most 16
     "seed": 0,

@@ -50,6 +50,10 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     if opts["stages"] and any(flags.get(k) is not None for k in ("head_epochs", "epochs", "freeze_until")):
         raise UserError("datacurate.yaml sets train.stages; --head-epochs, --epochs and --freeze-until only apply to the default two stages")
     check_scalars(opts)
+    if opts["brightness"] is not None:  # the older key, kept working: it overrides the policy's brightness
+        raw = opts["augment"]
+        opts["augment"] = {**({"preset": raw} if isinstance(raw, str) else dict(raw)), "brightness": opts["brightness"]}
+        opts["brightness"] = None
     if opts["resize"] is None:
         opts["resize"] = round(opts["img_size"] * 255 / 224)
     jitter = parse_policy(opts["augment"]).crop_jitter
