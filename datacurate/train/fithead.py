@@ -44,15 +44,19 @@ def _sklearn():
         raise UserError("fit-head needs scikit-learn: pip install 'datacurate[classic]'") from None
 
 
-def make_classifier(kind: str, c: float, seed: int):
-    """A scaler + SVM (RBF, Platt probabilities) or logistic regression pipeline."""
+def make_classifier(kind: str, c: float, seed: int, smallest_class: int = 5):
+    """A scaler + SVM (RBF, sigmoid-calibrated probabilities) or logistic regression pipeline."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     if kind == "svm":
-        return make_pipeline(StandardScaler(), SVC(C=c, probability=True, random_state=seed))
+        if smallest_class < 2:
+            raise UserError("fit-head --classifier svm calibrates its probabilities by cross-validation: every class needs 2 train images")
+        svm = CalibratedClassifierCV(SVC(C=c, random_state=seed), ensemble=False, cv=min(5, smallest_class))
+        return make_pipeline(StandardScaler(), svm)
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
 
 
@@ -101,7 +105,8 @@ def fit_head(ws: Workspace, run: str, *, classifier: str = "svm", backbone: str 
     if len(set(yt.tolist())) < 2:
         raise UserError("fit-head needs train images of at least two classes")
     seed = int(lr.config.get("seed", 0))
-    clf = make_classifier(classifier, c, seed).fit(xt.numpy(), yt.numpy())
+    smallest = int(torch.bincount(yt)[torch.bincount(yt) > 0].min())
+    clf = make_classifier(classifier, c, seed, smallest).fit(xt.numpy(), yt.numpy())
     acc = float((torch.as_tensor(clf.predict(xv.numpy())) == yv).float().mean())
     net_acc = float((pv == yv).float().mean())
     out = lr.run_dir / "heads" / f"{classifier}.pkl"
