@@ -121,8 +121,12 @@ def _onnx(model, dummy, path: Path) -> None:
         raise UserError("--format onnx needs the onnx package: pip install 'datacurate[export]'") from None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        kw = dict(input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                  opset_version=17)
+        try:
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, **kw)  # the TorchScript-based exporter: no onnxscript
+        except TypeError:  # torch before 2.5 has no `dynamo` argument and only that exporter
+            torch.onnx.export(model, (dummy,), str(path), **kw)
 
 
 def _check_batch(ws: Workspace, pre, n: int) -> torch.Tensor | None:

@@ -262,7 +262,8 @@ class Loop:
         row["best"] = improved
         st.history.append(row)
         self.echo(f"epoch {row['epoch']} {row['stage']} {row['stage_epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
-                  f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''} | {row['seconds']:.1f} s")
+                  f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''}"
+                  + (f" | ema valid acc {row['valid_acc_ema']:.4f}" if "valid_acc_ema" in row else "") + f" | {row['seconds']:.1f} s")
         if self.patience and st.bad_epochs >= self.patience:
             st.stopped_early = True
             self.echo(f"early stop: {self.monitor} did not improve for {st.bad_epochs} epochs")
