@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import numpy as np
@@ -14,6 +13,7 @@ from datacurate.errors import UserError
 from datacurate.train import augment
 from datacurate.train.augment import Policy, build, parse_policy
 from datacurate.train.data import ImageSet, Preprocess, resize_center_crop
+from tests.test_train_run import CLASSES, cli, make_split
 
 RESIZE, CROP = 40, 32
 
@@ -126,17 +126,6 @@ def test_bad_policies_are_one_clear_error(raw, message):
         parse_policy(raw)
 
 
-def cli(args, capsys, monkeypatch):
-    from datacurate.cli import run as main
-
-    monkeypatch.setattr(sys, "argv", ["datacurate", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as ex:
-        main()
-    out = capsys.readouterr()
-    return ex.value.code, out.out, out.err
-
-
 def test_bad_train_options_exit_2(tmp_path, capsys, monkeypatch):
     base = ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--freeze-until", "layer4"]
     for extra, message in ((["--augment", "sharp"], "unknown preset 'sharp'"),
@@ -175,8 +164,6 @@ def test_plan_prints_augmentation_head_and_tricks(tmp_path, capsys, monkeypatch)
 
 
 def test_augment_preview_page_and_grid(tmp_path, capsys, monkeypatch):
-    from tests.test_train_run import CLASSES, make_split
-
     make_split(tmp_path)
     code, out, err = cli(["-C", str(tmp_path), "augment-preview", "--policy", "garbage", "-n", "3", "--per-class", "2"],
                          capsys, monkeypatch)

@@ -24,7 +24,7 @@ from datacurate.train.options import DEFAULTS
 from datacurate.train.plan import build_plan
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
-from tests.test_train_run import CLASSES, TINY, cli, history, make_split
+from tests.test_train_run import CLASSES, TINY, _threads, cli, history, make_split, train_killed  # noqa: F401 (_threads: autouse)
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = textwrap.dedent("""\
@@ -33,14 +33,6 @@ GROUPS = textwrap.dedent("""\
         - {name: body, modules: ["*"], optimizer: adam, lr: 0.001}
         - {name: head, modules: [head], optimizer: adam, lr: 0.01}
     """)
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 HEADS = [{"head": "mlp", "head_hidden": 16, "head_dropout": 0.1}, {"head": "se"}, {"head": "cbam", "head_dropout": 0.2},
@@ -90,27 +82,12 @@ def test_group_norm_and_zero_gamma():
 
 TRICKS = {"mixup": 0.4, "cutmix": 1.0, "mix_switch": 0.5, "ema": 0.9, "augment": "garbage", "head": "mlp", "head_hidden": 32,
           "head_dropout": 0.2}
-KILLED = """
-import os, signal, sys, json, torch
-torch.set_num_threads(1)
-from datacurate.train.run import train
-from datacurate.workspace import Workspace
-flags = json.loads(sys.argv[2])
-def kill(step):
-    if step == int(sys.argv[3]):
-        os.kill(os.getpid(), signal.SIGKILL)
-train(Workspace.open(sys.argv[1]), flags, quiet=True, on_step=kill)
-"""
-
-
 def test_resume_exact_with_mixup_cutmix_ema_and_dropout(tmp_path, capsys, monkeypatch):
     make_split(tmp_path)
     (tmp_path / "datacurate.yaml").write_text(GROUPS, encoding="utf-8")
     ws = Workspace.open(tmp_path)
     full = train(ws, {**TINY, **TRICKS, "name": "full"}, quiet=True)
-    flags = json.dumps({**TINY, **TRICKS, "name": "killed"})
-    r = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path), flags, "5"], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = train_killed(tmp_path, {**TINY, **TRICKS, "name": "killed"}, 5)
     assert r.returncode == -signal.SIGKILL, r.stderr
     code, _, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "killed"], capsys, monkeypatch)
     assert code == 0, err
