@@ -179,3 +179,25 @@ def test_augment_preview_page_and_grid(tmp_path, capsys, monkeypatch):
     assert code == 0 and "grayscale p=1" in out
     code, _, err = cli(["-C", str(tmp_path), "augment-preview", "--policy", "wild"], capsys, monkeypatch)
     assert code == 2 and "unknown preset 'wild'" in err
+
+
+@pytest.mark.parametrize("recipe", ["characters", "garbage", "cub200", "demo"])
+def test_every_recipe_states_its_augmentation_and_validates(recipe):
+    import yaml
+
+    from datacurate.train.options import DEFAULTS, check_scalars
+    from datacurate.workspace import resolve_options
+    from tests.test_train_run import ROOT
+
+    data = yaml.safe_load((ROOT / "pipelines" / f"{recipe}.yaml").read_text(encoding="utf-8"))
+    assert "augment" in data["train"]
+    opts = check_scalars(resolve_options(data["train"], {}, DEFAULTS, "train"))
+    policy = parse_policy(opts["augment"])
+    if recipe in ("characters", "demo"):
+        assert policy == Policy(brightness=0.05)  # brightness only: no flips, rotation or hue
+    elif recipe == "garbage":
+        assert policy.hflip and policy.vflip and policy.rotate90 and policy.resized_crop
+        assert opts["label_smoothing"] > 0 and any(s.get("schedule", {}).get("kind") == "cosine" for s in opts["stages"])
+        assert data["evaluate"]["tta"] == "flip"
+    else:
+        assert opts["img_size"] >= 448 and policy.resized_crop and opts["head"] in ("cbam", "bilinear")

@@ -21,6 +21,8 @@ from datacurate.train.models import create_model
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
 
+ROOT = Path(__file__).resolve().parents[1]
+
 CLASSES = ("cat", "dog", "可回收物_易拉罐")
 TINY = {"arch": "resnet18", "weights": "none", "img_size": 32, "batch_size": 4, "workers": 0, "device": "cpu",
         "freeze_until": "layer4.1", "head_epochs": 1, "epochs": 2}
@@ -122,6 +124,8 @@ import json, os, signal, sys, torch
 torch.set_num_threads(1)
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
 def kill(step):
     if step == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -132,7 +136,7 @@ train(Workspace.open(sys.argv[1]), json.loads(sys.argv[2]), quiet=True, on_step=
 def train_killed(root: Path, flags: dict, step: int) -> subprocess.CompletedProcess:
     """Run train() in a subprocess that SIGKILLs itself at training step `step`."""
     return subprocess.run([sys.executable, "-c", KILLED, str(root), json.dumps(flags), str(step)], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path, capsys, monkeypatch):

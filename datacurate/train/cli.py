@@ -124,13 +124,15 @@ def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views,
 @_HEAD_FROM
 @_EMA
 @pass_ctx
-def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema):
+def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema, run=None, inputs=()):
     """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}."""
     from datacurate.train.predict import predict as run_predict
 
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be at least 1")
-    run, inputs = (None, list(args)) if model_file else (args[0], list(args[1:]))
+    if run is not None:  # invoked in-process as predict(run=..., inputs=...) (the demo does)
+        args = (run, *inputs)
+    run, inputs = (None, list(args or ())) if model_file else (args[0], list(args[1:]))
     if not inputs:
         raise UserError("predict needs RUN and at least one IMAGE_OR_DIR (or --model FILE and images)")
     if model_file and (head_from or ema):
