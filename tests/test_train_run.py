@@ -124,8 +124,6 @@ import json, os, signal, sys, torch
 torch.set_num_threads(1)
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parents[1]
 def kill(step):
     if step == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)

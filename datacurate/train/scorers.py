@@ -86,6 +86,8 @@ def open_scorer(ws, run: str, *, device: str = "auto", head_from: str | None = N
     """The scorer of a run: its network, or the classic classifier `head_from` fitted by `datacurate fit-head`."""
     from datacurate.train.run import load_run
 
+    if head_from and ema:
+        raise UserError("--head-from uses the classifier fitted on the run's own weights; it does not combine with --ema")
     lr = load_run(ws, run, device, ema=ema)
     dev = next(lr.model.parameters()).device
     if not head_from:
