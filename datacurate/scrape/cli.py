@@ -52,7 +52,14 @@ def _d(key: str) -> str:
 @click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
 @pass_ctx
 def scrape(ctx, dry_run, **flags) -> None:
-    """More images per class from image search, by query template, into data/scraped/<class>/."""
+    """More images per class from image search, by query template, into data/scraped/<class>/.
+
+    Engines: bing (default), baidu, wikimedia and openverse (both say each image's licence and author,
+    no key), flickr (an API key; new keys need a Pro account), greedy (one site), urls (a list). Google
+    image search is not offered: it needs JavaScript and does not work from a command-line client.
+    An engine that refuses (blocked, bad key) is named with its own words; exit 3 when no class got an
+    image because an engine blocked this client, 4 for a rejected key, 5 for a page format that changed.
+    """
     ws = ctx.workspace()
     flags["base_url"] = list(flags["base_url"]) or None
     flags["allow_host"] = list(flags["allow_host"]) or None

@@ -37,7 +37,7 @@ challenge page real Google image search sends clients without JavaScript: no ima
 generator=search&gsrsearch=&gsroffset=&prop=imageinfo` (formatversion 2, extmetadata),
 Openverse `/v1/images/?q=&page=&page_size=&license=` (page_size over 20 without a token is a
 401, as anonymous use is), a crawlable site `/site?q=&p=` (10 images per page, a link to the
-next page), `/robots.txt`.
+next page), `/robots.txt`, `/redirect?to=URL` (a 302 to any URL).
 
 Image faults (`ImageSpec.fault`): "404", "500", "503", "429" (the first `retry_times` requests
 get 429 with `Retry-After: retry_after`, then the image), "429-always", "slow" (answers after
@@ -361,6 +361,8 @@ class _Handler(BaseHTTPRequestHandler):
                                    b"<p>link expired</p></body></html>")
         if route.startswith("/sorry/"):
             return self._send(429, SORRY_PAGE)
+        if route == "/redirect":  # a 302 to any URL (?to=): a host that sends clients elsewhere
+            return self._send(302, b"", headers={"Location": q.get("to", "/")})
         engine = {"/images/async": "bing", "/search/acjson": "baidu", "/search": "google",
                   "/services/rest/": "flickr", "/services/rest": "flickr", "/w/api.php": "wikimedia",
                   "/v1/images/": "openverse", "/v1/images": "openverse", "/site": "site"}.get(route)

@@ -164,7 +164,7 @@ def _number(opts: Mapping[str, Any], key: str, kind: type, low: float, *, above:
     if number < low or (above and number == low):
         raise UserError(f"{name}: {value!r} must be {'more than' if above else 'at least'} {low:g}")
     if number > MAXIMA[key]:
-        raise UserError(f"{name}: {value!r} must be at most {MAXIMA[key]:g}")
+        raise UserError(f"{name}: {value!r} must be at most {MAXIMA[key]:.0f}")
     return number
 
 
