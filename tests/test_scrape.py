@@ -257,7 +257,7 @@ def test_bad_input_is_one_line_and_exit_2(ws, args, message):
 
 def test_kill_9_and_ctrl_c_leave_no_partial_file_and_a_consistent_catalog(ws):
     classes(ws, "cat")
-    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(30)]}, latency=0.1) as fe:
+    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(80)]}, latency=0.1) as fe:
         cmd = [sys.executable, "-m", "datacurate", "-C", str(ws), "-q", "scrape", *FAST, "--per-host", "4",
                "--base-url", f"bing={fe.base_url}"]
         env = dict(os.environ, PYTHONPATH=str(ROOT))

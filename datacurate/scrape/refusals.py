@@ -40,7 +40,7 @@ class Refusal:
     url: str | None = None
 
     def text(self) -> str:
-        status = f"HTTP {self.status}: " if self.status not in (None, 200) and str(self.status) not in self.words else ""
+        status = f"HTTP {self.status}: " if self.status not in (None, 200) and f"HTTP {self.status}" not in self.words else ""
         return f"{self.kind}: {status}{self.words}"
 
 

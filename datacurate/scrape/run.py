@@ -416,10 +416,13 @@ class Runner:
             finally:
                 self.api_gate.leave(stream.engine)
         except Refused as exc:
-            exc.refusal = refusals.from_status(exc.status, exc.body, exc.url)  # type: ignore[attr-defined]
-            if exc.refusal is not None and exc.status in (429, 503) and "(" in exc.detail:
-                exc.refusal = Refusal(exc.refusal.kind, f"{exc.refusal.words} {exc.detail[exc.detail.index('('):]}",
-                                      exc.status, exc.url)
+            refusal = refusals.from_status(exc.status, exc.body, exc.url)
+            if refusal is not None and exc.status in (429, 503):
+                n = self.opts.retries
+                note = exc.detail[exc.detail.index("("):] if "(" in exc.detail else \
+                    f"({urlhost(exc.url)} kept refusing after {n} {'retry' if n == 1 else 'retries'})"
+                refusal = Refusal(refusal.kind, f"{refusal.words} {note}", exc.status, exc.url)
+            exc.refusal = refusal  # type: ignore[attr-defined]
             return exc
         try:
             return eng.read_page(spec, got.data, got.url)
