@@ -36,7 +36,7 @@ FILE_MODE = _file_mode()
 # Reasons that may pass with time: a later run tries those URLs again.
 TRANSIENT = {
     "timeout", "connection-error", "incomplete-body", "dns-error", "stopped", "http-408", "http-425", "http-429",
-    "http-500", "http-502", "http-503", "http-504", "robots-txt",
+    "http-500", "http-502", "http-503", "http-504", "robots-txt", "license",  # license: a later run may filter otherwise
 }
 
 
