@@ -25,14 +25,6 @@ from datacurate.workspace import Workspace
 NAME_CHARS = 16
 
 
-def _file_mode() -> int:
-    """0o666 less the umask (mkstemp makes 0600 files); read once, in the main thread, at import."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FILE_MODE = _file_mode()
 # Reasons that may pass with time: a later run tries those URLs again.
 TRANSIENT = {
     "timeout", "connection-error", "incomplete-body", "dns-error", "stopped", "http-408", "http-425", "http-429",
@@ -82,8 +74,7 @@ def staging_dir(ws: Workspace) -> Path:
 def write_outside(staging: Path, path: Path, data: bytes) -> None:
     """Write atomically outside the class folders, then rename into place: a kill -9 at any moment
     leaves nothing partial where ImageFolder looks (its hidden .tmp-*.jpg would still load)."""
-    atomic_write_bytes(staging, data)
-    os.chmod(staging, FILE_MODE)
+    atomic_write_bytes(staging, data)  # with the user's umask
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(staging, path)
@@ -92,7 +83,6 @@ def write_outside(staging: Path, path: Path, data: bytes) -> None:
         if exc.errno != errno.EXDEV:
             raise
         atomic_write_bytes(path, data)  # data/scraped is on another file system
-        os.chmod(path, FILE_MODE)
 
 
 def to_trainable(data: bytes, ins: Inspection, limits: Limits) -> tuple[bytes, Inspection]:
