@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -145,16 +145,18 @@ def _inspect(opener, out: Inspection, limits: Limits, hash_kinds) -> Inspection:
 
 
 def _decode(opener, out: Inspection, limits: Limits, hash_kinds) -> Inspection:
-    try:
-        im = _open(opener)
-    except UnidentifiedImageError:
-        with opener() as fh:
-            return _fail(out, "not-an-image", f"not an image: {_sniff(fh.read(512))}")
-    except OSError as exc:
-        return _fail(out, "unreadable" if isinstance(exc, PermissionError) else "corrupt", f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a malformed header can raise almost anything
-        return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
-    with im:
+    with ExitStack() as files:
+        def fresh():
+            return files.enter_context(opener())
+
+        try:
+            im = _open(fresh)
+        except UnidentifiedImageError:
+            return _fail(out, "not-an-image", f"not an image: {_sniff(fresh().read(512))}")
+        except OSError as exc:
+            return _fail(out, "unreadable" if isinstance(exc, PermissionError) else "corrupt", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a malformed header can raise almost anything
+            return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
         out.format, out.mode = im.format, im.mode
         out.width, out.height = im.size
         out.frames = getattr(im, "n_frames", 1) if limits.converts(im.format) else 1
@@ -165,11 +167,11 @@ def _decode(opener, out: Inspection, limits: Limits, hash_kinds) -> Inspection:
         try:
             if im.format == "PNG":
                 im.verify()  # PNG chunk CRCs; load() alone does not check them all
-                im = _open(opener)
+                im = _open(fresh)
             if im.format == "JPEG":
                 im.draft(DRAFT_MODES.get(im.mode, im.mode), (DRAFT_SIZE, DRAFT_SIZE))
             im.load()
-            bad_rle = bmp_rle_problem(tile, opener)
+            bad_rle = bmp_rle_problem(tile, fresh)
         except Exception as exc:  # noqa: BLE001
             msg = f"{type(exc).__name__}: {exc}"
             return _fail(out, "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt", msg)
@@ -272,7 +274,7 @@ def captured_noise() -> Iterator[list[str]]:
             text = sink.read().decode("utf-8", "replace")
             sink.seek(0)
             sink.truncate()
-    out.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    out.extend(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ResourceWarning))
     out.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
@@ -289,15 +291,15 @@ def _sink():
     return _SINKS[pid]
 
 
-def bmp_rle_problem(tile: list, opener) -> str | None:
+def bmp_rle_problem(tile: list, opener) -> str | None:  # opener: a fresh file object, closed by the caller
     """Why a BMP's RLE8/RLE4 stream is damaged, or None (Pillow pads or clips bad runs silently)."""
     if not tile or tile[0][0] != "bmp_rle":
         return None
     _, (x0, y0, x1, y1), offset, args = tile[0]
     width, height, rle4 = x1 - x0, y1 - y0, bool(args[1])
-    with opener() as fh:
-        fh.seek(offset)
-        data = fh.read()
+    fh = opener()
+    fh.seek(offset)
+    data = fh.read()
     x = y = i = 0
     while i + 2 <= len(data):
         count, code = data[i], data[i + 1]

@@ -104,7 +104,9 @@ def image_flags(metrics: dict | None, mode: str | None, thresholds: dict = DEFAU
     """The per-picture flags a set of metrics raises (empty when nothing was measured)."""
     if not metrics:
         return []
-    low_info = metrics["entropy"] < thresholds["low_information_below"]
+    # a bilevel picture (fax, scan) has at most 1 bit of entropy: judge it against that, not 8 bits
+    entropy = metrics["entropy"] * (8 if mode == "1" else 1)
+    low_info = entropy < thresholds["low_information_below"]
     raised = {
         "dark": metrics["bright"] < thresholds["dark_below"],
         "light": metrics["shadow"] > thresholds["light_above"],

@@ -107,7 +107,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
     quality = QualityOptions.from_options(opts)
     roots = _roots(ws, paths)
     start = time.perf_counter()
-    with open_catalog(ws) as cat:
+    with disk_full_is_a_user_error(ws), open_catalog(ws) as cat:
         swept = [] if dry_run else sweep_partials(roots)
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet)
@@ -117,12 +117,11 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         rows = [r for r in rows if r["class"]]
         _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
         if not dry_run:
-            with disk_full_is_a_user_error(ws):
-                apply(ws, cat, result)
-                from datacurate.clean.report import write_reports
+            apply(ws, cat, result)
+            from datacurate.clean.report import write_reports
 
-                with captured_noise():
-                    result.reports = write_reports(ws, cat, result, rows)
+            with captured_noise():
+                result.reports = write_reports(ws, cat, result, rows)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -321,13 +320,18 @@ def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
     dst = destination(wanted)
     dst.parent.mkdir(parents=True, exist_ok=True)
     new = ws.rel(dst)
-    origin = row["origin"] or (row["home"] if dst.name != wanted.name and fit_name(wanted) != wanted else None)
+    origin = _origin(row, wanted, dst)
     with moved_together(cat, ws.abs(d.path), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (new,))
         cat.update_file(d.path, path=new, status="quarantined", reason=d.reason, detail=d.detail or row["detail"],
                         origin=origin)
         cat.log("quarantine", d.path, new, d.reason, {"of": d.of, "distance": d.distance} if d.of else d.detail)
     return new
+
+
+def _origin(row, wanted: Path, dst: Path) -> str | None:
+    """The user's own path, kept when the file now carries another name (renamed before, or shortened now)."""
+    return row["origin"] or (row["home"] if fit_name(wanted) != wanted else None)
 
 
 def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
@@ -357,7 +361,8 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
     st = dst.stat()
     rel = ws.rel(dst)
     source, _ = ws.source_of(dst)
-    qdst = destination(quarantine_path(ws, row["home"], "converted"))
+    wanted = quarantine_path(ws, row["home"], "converted")
+    qdst = destination(wanted)
     qdst.parent.mkdir(parents=True, exist_ok=True)
     with moved_together(cat, ws.abs(fix.path), qdst):
         cat.upsert_file({"path": rel, "home": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": ins.sha256,
@@ -368,7 +373,8 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
         cat.put_hashes(ins.sha256, ins.hashes)
         if ins.quality:
             cat.put_quality(ins.sha256, ins.quality)
-        cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail)
+        cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail,
+                        origin=_origin(row, wanted, qdst))
         cat.log("convert", fix.path, rel, "fixed", {"original_now_at": ws.rel(qdst)})
 
 
