@@ -109,6 +109,11 @@ def main() -> None:
                 if f != want and f != "grayscale":
                     other[f] = other.get(f, 0) + 1
         print(f"{group:16}{len(sel):9}{(f'{hit}/{len(sel)}' if group != 'good' else '-'):>19}  {other or '-'}")
+    colour = [(name, im) for name, im in photos().items() if im.mode == "RGB"]
+    as_rgb = sum("grayscale" in image_flags(metrics(im), "RGB") for _, im in colour)
+    gray_rgb = sum("grayscale" in image_flags(metrics(im.convert("L").convert("RGB")), "RGB") for _, im in colour)
+    print(f"grayscale: {as_rgb}/{len(colour)} colour photographs flagged; "
+          f"{gray_rgb}/{len(colour)} of their grayscale copies saved as RGB JPEGs flagged")
     bad = [(name, image_flags(m, "RGB")) for g, _, name, m in rows if g == "good"
            if set(image_flags(m, "RGB")) - {"grayscale"}]
     for name, flags in bad:

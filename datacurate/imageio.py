@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -255,25 +256,31 @@ def captured_noise() -> Iterator[list[str]]:
     """Catch Python warnings and whatever C libraries write to fd 2 (libtiff, libjpeg) into a list.
 
     The file descriptor 2 itself is pointed at a temporary file for the block, so nothing
-    reaches the terminal; the lines are handed back, one per message.
+    reaches the terminal; the lines are handed back, one per message. fd 2 belongs to the whole
+    process, so it is redirected only while no other Python thread runs but tqdm's monitor (which
+    at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
     """
     out: list[str] = []
+    redirect = all(t is threading.current_thread() or t.name == "tqdm_monitor" for t in threading.enumerate())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sink = _sink()
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+        text = ""
+        if redirect:
+            sink = _sink()
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(sink.fileno(), 2)
         try:
             yield out
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace")
-            sink.seek(0)
-            sink.truncate()
+            if redirect:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+                sink.seek(0)
+                sink.truncate()
     out.extend(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ResourceWarning))
     out.extend(line.strip() for line in text.splitlines() if line.strip())
 

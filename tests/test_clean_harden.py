@@ -252,6 +252,7 @@ def test_quality_flags_reported_for_all_set_aside_for_scraped(ws: Path):
     assert rows["data/original/a/blurry.jpg"]["flags"] == "blurry"
     with Catalog(w.catalog_path) as cat:
         assert len(cat.quality()) >= 6
+        assert cat.file("data/original/a/blurry.jpg")["flags"] == "blurry"
     assert "quality flags" in (ws / "reports" / "clean.html").read_text(encoding="utf-8")
     bad = run_cli("-C", str(ws), "clean", "--drop", "darkish")
     assert bad.returncode == 2 and "darkish" in bad.stderr

@@ -116,6 +116,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
         _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
+        _store_flags(cat, rows, result.flags)
         if not dry_run:
             apply(ws, cat, result)
             from datacurate.clean.report import write_reports
@@ -376,6 +377,15 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
         cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail,
                         origin=_origin(row, wanted, qdst))
         cat.log("convert", fix.path, rel, "fixed", {"original_now_at": ws.rel(qdst)})
+
+
+def _store_flags(cat: Catalog, rows, flags: dict[str, list[str]]) -> None:
+    """files.flags: the quality flags of this run (NULL for none), written where they changed."""
+    changed = [(",".join(flags.get(r["path"], ())) or None, r["path"]) for r in rows
+               if (",".join(flags.get(r["path"], ())) or None) != r["flags"]]
+    if changed:
+        with cat.transaction():
+            cat.db.executemany("UPDATE files SET flags=? WHERE path=?", changed)
 
 
 def _store_pairs(cat: Catalog, pairs: list[Pair]) -> None:
