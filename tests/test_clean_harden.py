@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import random
@@ -203,7 +202,6 @@ def test_restore_gives_back_the_folder_the_user_had(ws: Path):
     assert _tree(ws / "data" / "original") == before
     assert not any(p.is_file() for p in (ws / "data" / "quarantine").rglob("*"))
     again = clean(w)  # and clean does the same again
-    assert sorted(p.name for p in cls.iterdir()) == sorted(p.name for p in cls.iterdir())
     assert len(again.fixes) == len(first.fixes) and again.counts == first.counts
     _catalog_agrees(ws)
 
@@ -262,9 +260,9 @@ def test_placeholder_by_listed_hash_and_by_recurring_scraped_picture(ws: Path, t
     scraped = ws / "data" / "scraped"
     na = Image.new("RGB", (200, 150), (235, 235, 235))
     ImageDraw.Draw(na).text((50, 70), "image not available", fill=(150, 150, 150))
-    for c in ("cat", "dog"):
+    for seed, c in enumerate(("cat", "dog")):
         write(scraped / c / "na.png", encode(na, "PNG"))
-        write(scraped / c / f"{c}.jpg", jpg(hash(c) % 1000))
+        write(scraped / c / f"{c}.jpg", jpg(200 + seed))
     write(ws / "data" / "original" / "cat" / "mine.jpg", jpg(70))
     plan = clean(Workspace.open(ws), dry_run=True)
     assert {d.path: d.reason for d in plan.decisions} == {"data/scraped/cat/na.png": "placeholder",
@@ -329,7 +327,7 @@ def test_kill_9_of_clean_takes_its_workers_along(ws: Path):
     cls = ws / "data" / "original" / "a"
     big = encode(sharp(1600, 1200, 1), "PNG", compress_level=0)
     for i in range(300):
-        write(cls / f"{i:03d}.png", big[:-40] + bytes([i % 256]) * 40 if False else big)
+        write(cls / f"{i:03d}.png", big)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(ws), "clean", "--workers", "2"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

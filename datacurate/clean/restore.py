@@ -9,7 +9,6 @@ from the file now restored), moved to quarantine/derived/ when someone changed i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from datacurate.catalog import Catalog, open_catalog
