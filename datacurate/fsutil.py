@@ -8,9 +8,10 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 # Partial writes end in .part: torchvision's ImageFolder loads hidden files too, but not this extension,
@@ -147,3 +148,25 @@ def text_path(text: str) -> str:
 def shown(text: str) -> str:
     """A catalog path for people: undecodable bytes as \\xNN."""
     return os.fsencode(text_path(text)).decode("utf-8", "backslashreplace")
+
+
+def sweep_partials(roots: Sequence[Path], min_age: float = 60.0) -> list[Path]:
+    """Remove our own partial writes (.tmp-*.part) older than min_age seconds, left by a kill -9.
+
+    They are datacurate's temporary files, never user data; the age keeps a write that another
+    datacurate process is doing right now.
+    """
+    swept = []
+    now = time.time()
+    for root in roots:
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                if name.startswith(".tmp-") and name.endswith(PARTIAL):
+                    path = Path(folder) / name
+                    try:
+                        if now - path.stat().st_mtime >= min_age:
+                            path.unlink()
+                            swept.append(path)
+                    except OSError:
+                        continue
+    return swept

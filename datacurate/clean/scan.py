@@ -21,7 +21,8 @@ from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
-from datacurate.fsutil import PARTIAL, is_hidden, path_text
+from datacurate import procutil
+from datacurate.fsutil import is_hidden, path_text, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
 from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
@@ -194,49 +195,14 @@ def _inspect_job(args) -> dict:
 
 
 _PARENT = 0
-PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent(parent: int) -> None:
-    """Pool initializer: a decoding worker dies with the process that started it (kill -9 included).
-
-    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL) through ctypes; everywhere: each job first checks
-    that os.getppid() is still the parent.
-    """
+    """Pool initializer: a decoding worker dies with the process that started it (kill -9 included);
+    each job also checks that os.getppid() is still the parent."""
     global _PARENT
     _PARENT = parent
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def sweep_partials(roots: Sequence[Path], min_age: float = 60.0) -> list[Path]:
-    """Remove our own partial writes (.tmp-*.part) older than min_age seconds, left by a kill -9.
-
-    They are datacurate's temporary files, never user data; the age keeps a write that another
-    datacurate process is doing right now.
-    """
-    swept = []
-    now = time.time()
-    for root in roots:
-        for folder, _dirs, files in os.walk(root):
-            for name in files:
-                if name.startswith(".tmp-") and name.endswith(PARTIAL):
-                    path = Path(folder) / name
-                    try:
-                        if now - path.stat().st_mtime >= min_age:
-                            path.unlink()
-                            swept.append(path)
-                    except OSError:
-                        continue
-    return swept
+    procutil.die_with_parent(parent)
 
 
 def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | None, quiet: bool) -> list[Inspection]:

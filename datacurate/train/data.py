@@ -215,33 +215,10 @@ class EpochLoader:
 
 
 def die_with_parent(_worker_id: int = 0) -> None:
-    """Loader worker start: end this process when the trainer dies, even by SIGKILL.
+    """Loader worker start (worker_init_fn): end this worker when the trainer dies, even by SIGKILL."""
+    from datacurate.procutil import die_with_parent as arm
 
-    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL); everywhere: a daemon thread that exits when getppid() changes
-    (the parent died and the worker was re-parented).
-    """
-    import signal
-    import sys
-    import threading
-    import time
-
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="datacurate-parent-watch", daemon=True).start()
+    arm(os.getppid())
 
 
 def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False,

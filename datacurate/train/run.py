@@ -188,23 +188,13 @@ PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dea
 
 def sweep_partials(ws: Workspace, run_dir: Path, echo: Callable[[str], None]) -> int:
     """Delete .tmp-*.part files that a killed checkpoint write left: all in this run, old ones in other runs."""
-    import time
-
-    from datacurate.fsutil import PARTIAL
+    from datacurate.fsutil import sweep_partials as sweep
 
     if not ws.runs.is_dir():
         return 0
-    now, n, size = time.time(), 0, 0
-    for part in ws.runs.glob(f"*/.tmp-*{PARTIAL}"):
-        try:
-            st = part.stat()
-            if part.parent == run_dir or now - st.st_mtime > PARTIAL_AGE:
-                part.unlink()
-                n, size = n + 1, size + st.st_size
-        except FileNotFoundError:
-            continue
+    n = len(sweep([run_dir], min_age=0) if run_dir.is_dir() else []) + len(sweep([ws.runs], min_age=PARTIAL_AGE))
     if n:
-        echo(f"removed {n} partial file(s) ({size / 2**20:.1f} MB) that an interrupted checkpoint write left under {ws.rel(ws.runs)}/")
+        echo(f"removed {n} partial file(s) that an interrupted checkpoint write left under {ws.rel(ws.runs)}/")
     return n
 
 
