@@ -9,8 +9,12 @@
       channels_last, on synthetic batches and on real JPEGs (generated on local disk at startup)
       through datacurate's own loader and loop; then (d) a 2-epoch `train()` run on those images,
       end to end on CUDA. Prints one JSON line; --out FILE writes it too.
+  (e) the input pipeline's cost per augmentation policy (decode + augmentation + tensor, one process):
+      the garbage, fine-grained and strong presets (TrivialAugmentWide, RandAugment, AutoAugment, random
+      erasing) against the default characters policy (brightness 0.05), same images, same run.
 
-    python benchmarks/bench_train.py                      # (a) and (b) on the CPU
+    python benchmarks/bench_train.py                      # (e), (a) and (b) on the CPU
+    python benchmarks/bench_train.py --policies-only      # (e) alone
     python benchmarks/bench_train.py --gpu --out FILE     # (b) and (c) on CUDA, plus (a)
 
 Needs only the repository and its packages (torch, torchvision, pillow, numpy, pyyaml, click, tqdm).
@@ -67,6 +71,7 @@ def bench_loader(folder: Path, workers: int, batch: int, passes: int = 1) -> dic
     import torchvision
     from torchvision import transforms as T
 
+    from datacurate.train.augment import parse_policy
     from datacurate.train.data import IMAGENET_MEAN, IMAGENET_STD, ImageSet, Preprocess, make_loader, scan_folder, set_epoch, to_input
 
     stock_tf = T.Compose([T.Resize(255), T.CenterCrop(224), T.ColorJitter(brightness=0.05), T.ToTensor(),
@@ -75,7 +80,7 @@ def bench_loader(folder: Path, workers: int, batch: int, passes: int = 1) -> dic
                                         shuffle=True, num_workers=workers)
     _, samples = scan_folder(folder)
     pre = Preprocess(255, 224)
-    ours = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True)
+    ours = make_loader(ImageSet(samples, pre, policy=parse_policy("characters")), batch, workers, shuffle=True)
 
     def run_stock() -> int:
         return sum(len(x) for x, _ in stock)
@@ -95,6 +100,35 @@ def bench_loader(folder: Path, workers: int, batch: int, passes: int = 1) -> dic
         out[name] = n / (time.perf_counter() - t0)
     out["ratio"] = out["datacurate"] / out["stock"]
     return out
+
+
+# -- (e) the input pipeline under each augmentation policy ------------------------------------------
+POLICIES = {"characters (default)": "characters", "none": "none", "garbage": "garbage", "fine-grained": "fine-grained",
+            "strong (TrivialAugmentWide + erasing)": "strong",
+            "strong with RandAugment": {"preset": "strong", "auto": "randaugment"},
+            "strong with AutoAugment": {"preset": "strong", "auto": "autoaugment"}}
+
+
+def bench_policies(folder: Path, passes: int = 5, size: int = 224) -> dict:
+    """Images/s of one loader worker's work (decode + augmentation + tensor) per policy, against the default's."""
+    from datacurate.train.augment import parse_policy
+    from datacurate.train.data import ImageSet, Preprocess, scan_folder
+
+    _, samples = scan_folder(folder)
+    pre = Preprocess(round(size * 255 / 224), size)
+    sets = {label: ImageSet(samples, pre, policy=parse_policy(raw), seed=0) for label, raw in POLICIES.items()}
+    out = dict.fromkeys(sets, 0.0)
+    for ds in sets.values():  # warm up: file cache, transforms built
+        for i in range(min(len(ds), 20)):
+            ds[(i, 99)]
+    for p in range(passes):  # round robin, best pass per policy: load drifting on a shared machine hits all alike
+        for label, ds in sets.items():
+            t0 = time.perf_counter()
+            for i in range(len(ds)):
+                ds[(i, p)]
+            out[label] = max(out[label], round(len(ds) / (time.perf_counter() - t0), 1))
+    base = out["characters (default)"]
+    return {k: {"img_s": v, "vs_default": round(v / base, 3)} for k, v in out.items()}
 
 
 # -- (b) frozen vs full step time -----------------------------------------------------------------
@@ -161,6 +195,7 @@ class _null:
 
 # -- (c) GPU throughput through datacurate's loop -------------------------------------------------
 def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: str = "cuda", size: int = 224) -> dict:
+    from datacurate.train.augment import parse_policy
     from datacurate.train.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
     from datacurate.train.loop import Loop, pick_device
 
@@ -169,7 +204,7 @@ def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: st
     model, plan, opts = _setup("layer3.18", dev.device, dev.amp_dtype, dev.channels_last)
     pre = Preprocess(round(size * 255 / 224), size)
     _, samples = scan_folder(folder)
-    loader = make_loader(ImageSet(samples, pre, brightness=0.05), batch, workers, shuffle=True, pin=cuda, stream=True)
+    loader = make_loader(ImageSet(samples, pre, policy=parse_policy("characters")), batch, workers, shuffle=True, pin=cuda, stream=True)
     loop = Loop(model=model, plan=plan, optimizers=opts, train_loader=loader, valid_loader=loader, pre=pre, dev=dev,
                 run_dir=Path(tempfile.gettempdir()), meta={}, quiet=True)
     lrs = plan.stages[-1].lrs
@@ -245,6 +280,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30, help="(c) seconds per throughput measurement (default 30)")
     ap.add_argument("--cpu-size", type=int, default=64, help="(b) input size on the CPU (default 64)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on the CPU")
+    ap.add_argument("--policies", type=int, default=200, help="(e) ~500x375 JPEGs timed per augmentation policy (0: skip)")
+    ap.add_argument("--policies-only", action="store_true", help="run (e) alone")
     ap.add_argument("--selfcheck", action="store_true", help="run (c)'s code path on the CPU at toy sizes (no figures)")
     args = ap.parse_args()
     if args.threads:
@@ -261,6 +298,16 @@ def main() -> None:
         print(json.dumps(bench_gpu(real, 4, 2, 1.0, device="cpu", size=32)))
         print(json.dumps(bench_train_cli(real, 8, 2, device="cpu", size=32)))
         return
+    if args.policies:
+        real = make_folder(base / "real-500x375", max(args.policies, 24), (500, 375))
+        e = bench_policies(real)
+        result["policies"] = e
+        print(f"(e) input pipeline per augmentation policy, one process, {args.policies} JPEGs 500x375 -> 224 px:")
+        for k, v in e.items():
+            print(f"    {k:38s} {v['img_s']:7.1f} img/s  {v['vs_default']:.2f}x the default's rate")
+        if args.policies_only:
+            print(json.dumps(result))
+            return
     t0 = time.perf_counter()
     large = make_folder(base / f"large-{w}x{h}-{n_large}", n_large, (w, h))
     print(f"(a) generated {n_large} JPEGs {w}x{h} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

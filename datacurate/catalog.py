@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS files (
     problem  TEXT,               -- what the decode found (empty, truncated, ...; NULL: decodes fine)
     detail   TEXT,
     split    TEXT,               -- train | valid | test, set by split
-    checked  REAL                -- when the content was last decoded
+    checked  REAL,               -- when the content was last decoded
+    flags    TEXT,               -- quality flags clean raised, comma-separated (dark, blurry, ...)
+    origin   TEXT,               -- the path the user had, where datacurate renamed or shortened it
+    made_from TEXT               -- sha256 of the file datacurate converted into this one
 );
 CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
 CREATE INDEX IF NOT EXISTS files_home ON files(home);
@@ -47,6 +50,14 @@ CREATE TABLE IF NOT EXISTS hashes (   -- perceptual hashes by content, so moves 
     kind   TEXT NOT NULL,             -- phash | dhash | whash | ahash
     value  TEXT NOT NULL,             -- hex
     PRIMARY KEY (sha256, kind)
+);
+CREATE TABLE IF NOT EXISTS quality (   -- clean's quality metrics by content (imageio.quality_metrics)
+    sha256    TEXT PRIMARY KEY,
+    bright    REAL NOT NULL,
+    shadow    REAL NOT NULL,
+    entropy   REAL NOT NULL,
+    sharpness REAL NOT NULL,
+    colour    REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,7 +82,12 @@ CREATE TABLE IF NOT EXISTS provenance (   -- every scrape candidate, saved or no
     bytes        INTEGER,
     sha256       TEXT,
     path         TEXT,                  -- where it was saved (NULL when rejected)
-    reason       TEXT                   -- why rejected (NULL when saved)
+    reason       TEXT,                  -- why rejected (NULL when saved)
+    license      TEXT,                  -- licence code (cc0, by-sa...) or the engine's words; NULL: unknown
+    license_version TEXT,
+    license_url  TEXT,
+    author       TEXT,                  -- creator as the engine names them; NULL: unknown
+    title        TEXT
 );
 CREATE INDEX IF NOT EXISTS provenance_sha ON provenance(sha256);
 CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pairs found by clean
@@ -93,10 +109,15 @@ CREATE TABLE IF NOT EXISTS embeddings (   -- vet's image vectors by content and 
 # Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks
 # one gets it on open (ALTER TABLE ... ADD COLUMN), so new columns need no schema version bump.
 # New tables go into SCHEMA with CREATE TABLE IF NOT EXISTS.
-ADDED_COLUMNS: dict[str, dict[str, str]] = {}
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "provenance": {"license": "TEXT", "license_version": "TEXT", "license_url": "TEXT", "author": "TEXT",
+                   "title": "TEXT"},
+    "files": {"flags": "TEXT", "origin": "TEXT", "made_from": "TEXT"},
+}
 
 FILE_COLUMNS = (
     "path home size mtime_ns sha256 format width height mode frames class source status reason problem detail split checked"
+    " flags origin made_from"
 ).split()
 
 
@@ -186,6 +207,18 @@ class Catalog:
     def hashes(self, kind: str) -> dict[str, str]:
         """sha256 -> hex hash of the given kind."""
         return dict(self.db.execute("SELECT sha256, value FROM hashes WHERE kind=?", (kind,)).fetchall())
+
+    # -- quality metrics ------------------------------------------------------------------------
+    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour")
+
+    def put_quality(self, sha256: str, metrics: dict[str, float]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO quality VALUES (?,?,?,?,?,?)",
+                        (sha256, *(float(metrics[k]) for k in self.QUALITY_KEYS)))
+
+    def quality(self) -> dict[str, dict[str, float]]:
+        """sha256 -> quality metrics."""
+        return {r[0]: dict(zip(self.QUALITY_KEYS, r[1:])) for r in self.db.execute(
+            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality")}
 
     # -- events ---------------------------------------------------------------------------------
     def log(self, action: str, src: str | None, dst: str | None, reason: str | None = None, detail: Any = None) -> None:

@@ -27,6 +27,9 @@ COMMANDS = {
     "train": "datacurate.train.cli",
     "evaluate": "datacurate.train.cli",
     "predict": "datacurate.train.cli",
+    "fit-head": "datacurate.train.cli",
+    "export": "datacurate.train.cli",
+    "augment-preview": "datacurate.train.cli",
     "run": "datacurate.pipeline.cli",
     "demo": "datacurate.pipeline.cli",
 }

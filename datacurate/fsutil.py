@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import errno
+import re
 import os
 import shutil
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 # Partial writes end in .part: torchvision's ImageFolder loads hidden files too, but not this extension,
 # so a write cut short by kill -9 inside a class folder is never trained on.
 PARTIAL = ".part"
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask (mkstemp's 0600 ignores it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:  # thread-safe read of the umask
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -23,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -46,6 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
+    os.fchmod(fd, file_mode())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -66,16 +84,27 @@ def free_path(path: Path) -> Path:
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, so a move and its catalog row land together."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT/SIGTERM until the block ends, so a move and its catalog row land together.
+
+    The Python-level handlers are swapped for recorders (blocking the signal in this thread is not
+    enough: native threads such as BLAS workers can take it and Python still runs the handler
+    here); a signal that came during the block is raised again once it ends.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in sigs}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def is_hidden(name: str) -> bool:
@@ -97,3 +126,47 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
             raise
     shutil.copy2(src, dst)
     return False
+
+
+# File names that are not UTF-8 reach Python as lone surrogates (PEP 383), which SQLite, JSON and
+# CSV cannot store. The catalog keeps them as text by mapping each surrogate U+DC80..U+DCFF to the
+# private-use code point U+10FF80..U+10FFFF (reversible; such code points do not occur in names).
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPED = re.compile("[\U0010ff80-\U0010ffff]")
+
+
+def path_text(text: str) -> str:
+    """A file-system string as storable UTF-8 text (see above); UTF-8 names are unchanged."""
+    return _SURROGATE.sub(lambda m: chr(ord(m.group()) - 0xDC00 + 0x10FF00), text)
+
+
+def text_path(text: str) -> str:
+    """The file-system string a path_text stands for."""
+    return _ESCAPED.sub(lambda m: chr(ord(m.group()) - 0x10FF00 + 0xDC00), text)
+
+
+def shown(text: str) -> str:
+    """A catalog path for people: undecodable bytes as \\xNN."""
+    return os.fsencode(text_path(text)).decode("utf-8", "backslashreplace")
+
+
+def sweep_partials(roots: Sequence[Path], min_age: float = 60.0) -> list[Path]:
+    """Remove our own partial writes (.tmp-*.part) older than min_age seconds, left by a kill -9.
+
+    They are datacurate's temporary files, never user data; the age keeps a write that another
+    datacurate process is doing right now.
+    """
+    swept = []
+    now = time.time()
+    for root in roots:
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                if name.startswith(".tmp-") and name.endswith(PARTIAL):
+                    path = Path(folder) / name
+                    try:
+                        if now - path.stat().st_mtime >= min_age:
+                            path.unlink()
+                            swept.append(path)
+                    except OSError:
+                        continue
+    return swept

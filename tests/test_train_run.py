@@ -21,6 +21,8 @@ from datacurate.train.models import create_model
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
 
+ROOT = Path(__file__).resolve().parents[1]
+
 CLASSES = ("cat", "dog", "可回收物_易拉罐")
 TINY = {"arch": "resnet18", "weights": "none", "img_size": 32, "batch_size": 4, "workers": 0, "device": "cpu",
         "freeze_until": "layer4.1", "head_epochs": 1, "epochs": 2}
@@ -118,17 +120,21 @@ def test_train_cli_end_to_end(tmp_path, capsys, monkeypatch):
 
 
 KILLED = """
-import os, signal, sys, torch
+import json, os, signal, sys, torch
 torch.set_num_threads(1)
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
-flags = dict(arch="resnet18", weights="none", img_size=32, batch_size=4, workers=0, device="cpu",
-             freeze_until="layer4.1", head_epochs=1, epochs=2, name=sys.argv[2])
 def kill(step):
     if step == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
-train(Workspace.open(sys.argv[1]), flags, quiet=True, on_step=kill)
+train(Workspace.open(sys.argv[1]), json.loads(sys.argv[2]), quiet=True, on_step=kill)
 """
+
+
+def train_killed(root: Path, flags: dict, step: int) -> subprocess.CompletedProcess:
+    """Run train() in a subprocess that SIGKILLs itself at training step `step`."""
+    return subprocess.run([sys.executable, "-c", KILLED, str(root), json.dumps(flags), str(step)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path, capsys, monkeypatch):
@@ -136,7 +142,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, capsys, monkeypatch):
     ws = Workspace.open(tmp_path)
     full = train(ws, {**TINY, "name": "full"}, quiet=True)
     # the same run, SIGKILLed in the middle of its second epoch (3 steps per epoch)
-    r = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path), "killed", "5"], capture_output=True, text=True, timeout=300)
+    r = train_killed(tmp_path, {**TINY, "name": "killed"}, 5)
     assert r.returncode == -signal.SIGKILL, r.stderr
     killed = tmp_path / "runs" / "killed"
     assert checkpoint.load(killed / "last.pt")["state"]["epoch"] == 1 and len(history(killed)) == 1

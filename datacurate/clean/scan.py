@@ -21,8 +21,9 @@ from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
-from datacurate.fsutil import is_hidden
-from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, inspect_file
+from datacurate import procutil
+from datacurate.fsutil import is_hidden, path_text, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
+from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
 ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
@@ -58,13 +59,13 @@ def place(ws: Workspace, path: str) -> dict | None:
         if found is None:
             return None
         source, klass = found
-        return {"path": rel, "home": rel, "source": source, "class": klass, "status": "ok", "reason": None}
+        return {"path": rel, "home": rel, "source": source, "class": path_text(klass), "status": "ok", "reason": None}
     parts = text[len(base):].split(os.sep)
     if len(parts) < 3 or parts[1] not in SOURCES:
         return None
     reason, source, rest = parts[0], parts[1], parts[2:]
     home = ws.rel(os.path.join(ws.path(source), *rest))
-    klass = rest[0] if len(rest) > 1 else ""
+    klass = path_text(rest[0]) if len(rest) > 1 else ""
     return {"path": rel, "home": home, "source": source, "class": klass, "status": "quarantined", "reason": reason}
 
 
@@ -99,6 +100,8 @@ def index_files(
     scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
     known = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
     hashes = {kind: cat.hashes(kind) for kind in hash_kinds} if decode else {}
+    if decode:
+        hashes["quality"] = cat.quality()
     seen: list[dict] = []
     stale: list[dict] = []
     for root in scan_roots:
@@ -127,8 +130,10 @@ def _needs_work(row, where: dict, decode: bool, hashes: dict, limits: Limits) ->
         return False
     if row["checked"] is None:
         return True
-    if row["problem"] in LIMIT_REASONS and not check_limits(row["width"], row["height"], limits):
-        return True  # a limit was loosened: the file was never fully decoded and hashed
+    if row["problem"] in LIMIT_REASONS and (row["width"] is None or not check_limits(row["width"], row["height"], limits)):
+        return True  # a limit was loosened (or the size is unknown): the file was never fully decoded
+    if row["problem"] == "unsupported" and not format_problem(row["format"], limits):
+        return True  # --convert-unsupported: decode it now
     return row["problem"] is None and any(row["sha256"] not in h for h in hashes.values())
 
 
@@ -136,9 +141,9 @@ def _carry_over(where: dict, row, limits: Limits | None) -> None:
     """Reuse a row's decode results; size limits are judged again against this run's limits."""
     for key in ("sha256", "format", "width", "height", "mode", "frames", "problem", "detail", "checked", "split"):
         where[key] = row[key]
-    if limits is not None and row["problem"] in (None,) + LIMIT_REASONS and row["width"]:
-        found = check_limits(row["width"], row["height"], limits)
-        where["problem"], where["detail"] = found if found else (None, None)
+    if limits is not None and row["problem"] in (None,) + LIMIT_REASONS and row["width"] is not None:
+        found = format_problem(row["format"], limits) or check_limits(row["width"], row["height"], limits)
+        where["problem"], where["detail"] = found if found else (None, row["detail"] if row["problem"] is None else None)
     if where["status"] == "ok" and row["status"] == "ok":
         where["reason"] = row["reason"]
 
@@ -153,7 +158,7 @@ def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
         for where, ins in zip(stale, results):
             where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,
                          frames=ins.frames, problem=ins.reason, detail=ins.detail or None, checked=now)
-            where["_hashes"] = ins.hashes
+            where["_hashes"], where["_quality"] = ins.hashes, ins.quality
     else:
         digests = _hash_all(paths, quiet)
         for where, digest in zip(stale, digests):
@@ -184,7 +189,20 @@ def sha256_file(path: str) -> str | None:
 
 def _inspect_job(args) -> dict:
     path, limits, kinds = args
+    if _PARENT and os.getppid() != _PARENT:
+        os._exit(1)  # the parent is gone (kill -9) and no death signal came: stop
     return asdict(inspect_file(path, limits, kinds))
+
+
+_PARENT = 0
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: a decoding worker dies with the process that started it (kill -9 included);
+    each job also checks that os.getppid() is still the parent."""
+    global _PARENT
+    _PARENT = parent
+    procutil.die_with_parent(parent)
 
 
 def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | None, quiet: bool) -> list[Inspection]:
@@ -195,7 +213,7 @@ def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | N
     else:
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         chunk = max(1, min(32, len(jobs) // (workers * 8)))
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             out = list(progress(pool.imap(_inspect_job, jobs, chunksize=chunk), total=len(jobs), desc="decoding", quiet=quiet))
     return [Inspection(**d) for d in out]
 
@@ -210,6 +228,9 @@ def _store(cat: Catalog, seen: list[dict], roots: Sequence[Path], ws: Workspace,
             new_hashes = where.pop("_hashes", None)
             if new_hashes:
                 cat.put_hashes(where["sha256"], new_hashes)
+            new_quality = where.pop("_quality", None)
+            if new_quality:
+                cat.put_quality(where["sha256"], new_quality)
             row = known.get(where["path"])
             if row is not None and all(where.get(k) == row[k] for k in where):
                 continue

@@ -1,7 +1,7 @@
 """Data loading for training: ImageFolder-layout folders, draft-decoded JPEGs, deterministic augmentation.
 
 Workers return uint8 tensors (a quarter of the bytes of float32 through pinned memory); scaling and
-normalisation run on the device. The sampler hands out (index, epoch) keys and brightness jitter
+normalisation run on the device. The sampler hands out (index, epoch) keys and the augmentation
 draws from a per-(seed, epoch, index) generator, so results do not depend on the number of workers,
 a resumed run sees the same augmentation, and workers can persist across epochs.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +91,15 @@ def scan_folder(folder: Path, classes: list[str] | None = None) -> tuple[list[st
 
 
 class ImageSet(Dataset):
-    """(uint8 CHW tensor, label, index) per sample; a file that fails to decode gives (None, label, index, why)."""
+    """(uint8 CHW tensor, label, index) per sample; a file that fails to decode gives (None, label, index, why).
 
-    def __init__(self, samples: list[tuple[str, int]], pre: Preprocess, *, brightness: float = 0.0, seed: int = 0):
-        self.samples, self.pre, self.brightness, self.seed = samples, pre, brightness, seed
+    With a `policy` the training augmentation runs, seeded per (seed, epoch, index); with `views` (test-time
+    augmentation, datacurate/train/tta.py) each sample is a (views, C, H, W) stack.
+    """
+
+    def __init__(self, samples: list[tuple[str, int]], pre: Preprocess, *, policy=None, seed: int = 0, views=None):
+        self.samples, self.pre, self.policy, self.seed, self.views = samples, pre, policy, seed, views
+        self._tf = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -104,18 +108,22 @@ class ImageSet(Dataset):
         i, epoch = key if isinstance(key, tuple) else (key, 0)
         path, label = self.samples[i]
         try:
-            return self.transform(load_rgb(path, self.pre.resize), i, epoch), label, i
+            im = load_rgb(path, self.pre.resize)
+            out = self.views(im, i) if self.views else self.transform(im, i, epoch)
+            return out, label, i
         except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal (the loop logs it)
             return None, label, i, f"{type(exc).__name__}: {exc}"
 
     def transform(self, im, i: int, epoch: int = 0) -> torch.Tensor:
         import torchvision.transforms.v2.functional as F
 
-        im = resize_center_crop(im, self.pre.resize, self.pre.crop)
-        if self.brightness:
-            rng = random.Random(f"{self.seed}:{epoch}:{i}")
-            im = F.adjust_brightness(im, rng.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness))
-        return F.pil_to_tensor(im)
+        from datacurate.train import augment
+
+        if self.policy is None or not self.policy.active:
+            return F.pil_to_tensor(resize_center_crop(im, self.pre.resize, self.pre.crop))
+        if self._tf is None:
+            self._tf = augment.build(self.policy, self.pre.resize, self.pre.crop)
+        return augment.apply(self._tf, im, augment.item_seed(self.seed, epoch, i))
 
 
 def resize_center_crop(im, resize: int, crop: int):
@@ -181,7 +189,9 @@ class EpochLoader:
         self.dataset = ds
         self.batches = EpochBatches(len(ds), batch_size, seed, shuffle, endless=stream)
         self.loader = DataLoader(ds, batch_sampler=self.batches, num_workers=workers, collate_fn=collate, pin_memory=pin,
-                                 prefetch_factor=2 if workers else None, persistent_workers=workers > 0 and not stream)
+                                 prefetch_factor=2 if workers else None, persistent_workers=workers > 0 and not stream,
+                                 worker_init_fn=die_with_parent if workers else None,
+                                 generator=torch.Generator().manual_seed(seed))  # workers' seeds: not from the global RNG
         self.stream, self.epoch, self._it, self._next = stream, 0, None, None
 
     def __len__(self) -> int:
@@ -202,6 +212,13 @@ class EpochLoader:
         for _ in range(len(self)):
             yield next(self._it)
         self._next = self.epoch + 1
+
+
+def die_with_parent(_worker_id: int = 0) -> None:
+    """Loader worker start (worker_init_fn): end this worker when the trainer dies, even by SIGKILL."""
+    from datacurate.procutil import die_with_parent as arm
+
+    arm(os.getppid())
 
 
 def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False,

@@ -8,13 +8,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from datacurate.clicommon import progress
 from datacurate.fsutil import atomic_write_text
-from datacurate.train.data import ImageSet, make_loader, scan_folder, to_input
+from datacurate.train.data import ImageSet, make_loader, scan_folder
 from datacurate.train.outputs import plot_confusion, write_json
-from datacurate.train.run import load_run
 from datacurate.workspace import Workspace
 
 
@@ -29,44 +26,59 @@ class EvalResult:
     confusion: list[list[int]]
     confused: list[dict]
     skipped: list[str] = field(default_factory=list)
+    accuracy_tta: float | None = None  # with --tta: the accuracy of the view-averaged prediction
+    tta: str | None = None
 
 
 def evaluate(ws: Workspace, run: str, data: str | None = None, *, batch_size: int = 32, workers: int = 0,
-             device: str = "auto", top_pairs: int = 10, quiet: bool = False) -> EvalResult:
-    """Score run `run` on an ImageFolder tree (default: data/split/valid); writes runs/<run>/eval/<data>/."""
-    lr = load_run(ws, run, device)
+             device: str = "auto", top_pairs: int = 10, quiet: bool = False, tta: str | None = None, tta_views: int = 8,
+             head_from: str | None = None, ema: bool = False) -> EvalResult:
+    """Score run `run` on an ImageFolder tree (default: data/split/valid); writes runs/<run>/eval/<data>/.
+
+    `tta` (flip | crops | policy) also scores the view-averaged prediction; `head_from` uses a classifier
+    fitted by fit-head (svm | logreg); `ema` the run's averaged weights.
+    """
+    from datacurate.train.scorers import open_scorer
+    from datacurate.train.tta import make_views
+
+    sc = open_scorer(ws, run, device=device, head_from=head_from, ema=ema)
     folder = Path(data) if data else ws.split_dir / "valid"
-    _, samples = scan_folder(folder, lr.classes)
-    ds = ImageSet(samples, lr.pre)
+    _, samples = scan_folder(folder, sc.classes)
+    views = make_views(tta, sc.pre, sc.config, tta_views)
+    ds = ImageSet(samples, sc.pre, views=views)
     loader = make_loader(ds, batch_size, workers, shuffle=False)
-    n = len(lr.classes)
+    n = len(sc.classes)
     matrix = [[0] * n for _ in range(n)]
+    hits_tta = 0
     skipped: list[str] = []
-    dev = next(lr.model.parameters()).device
-    with torch.no_grad():
-        for images, labels, bad in progress(loader, total=len(loader), desc="evaluate", quiet=quiet):
-            skipped += [samples[i][0] for i in bad]
-            if not len(labels):
-                continue
-            pred = lr.model(to_input(images, dev, lr.pre, False)).argmax(1).cpu()
-            for t, p in zip(labels.tolist(), pred.tolist()):
-                matrix[t][p] += 1
+    for images, labels, bad in progress(loader, total=len(loader), desc="evaluate", quiet=quiet):
+        skipped += [samples[i][0] for i in bad]
+        if not len(labels):
+            continue
+        plain, averaged = sc.probs(images, views.count if views else 1)
+        for t, p in zip(labels.tolist(), plain.argmax(1).tolist()):
+            matrix[t][p] += 1
+        if averaged is not None:
+            hits_tta += int((averaged.argmax(1) == labels).sum())
     total = sum(map(sum, matrix))
     acc = sum(matrix[i][i] for i in range(n)) / total if total else float("nan")
+    acc_tta = (hits_tta / total if total else float("nan")) if views else None
     per_class = []
-    for i, c in enumerate(lr.classes):
+    for i, c in enumerate(sc.classes):
         tp, support, predicted = matrix[i][i], sum(matrix[i]), sum(row[i] for row in matrix)
         prec = tp / predicted if predicted else float("nan")
         rec = tp / support if support else float("nan")
         f1 = 2 * prec * rec / (prec + rec) if predicted and support and prec + rec else float("nan")
         per_class.append({"class": c, "support": support, "precision": prec, "recall": rec, "f1": f1})
-    pairs = sorted(((matrix[i][j], lr.classes[i], lr.classes[j]) for i in range(n) for j in range(n) if i != j and matrix[i][j]),
+    pairs = sorted(((matrix[i][j], sc.classes[i], sc.classes[j]) for i in range(n) for j in range(n) if i != j and matrix[i][j]),
                    key=lambda t: (-t[0], t[1], t[2]))[:top_pairs]
     confused = [{"true": a, "predicted": b, "count": k} for k, a, b in pairs]
-    out = lr.run_dir / "eval" / _label(folder, ws)
+    label = _label(folder, ws) + (f"-{head_from}" if head_from else "") + ("-ema" if ema else "")
+    out = sc.run_dir / "eval" / label
     out.mkdir(parents=True, exist_ok=True)
-    _write_outputs(out, lr.classes, matrix, per_class, confused, acc, total, skipped, folder)
-    return EvalResult(lr.name, folder, out, total, acc, per_class, matrix, confused, skipped)
+    extra = {"tta": tta, "tta_views": views.count if views else None, "accuracy_tta": acc_tta, "head_from": head_from, "ema": ema}
+    _write_outputs(out, sc.classes, matrix, per_class, confused, acc, total, skipped, folder, extra)
+    return EvalResult(sc.name, folder, out, total, acc, per_class, matrix, confused, skipped, acc_tta, tta)
 
 
 def _label(folder: Path, ws: Workspace) -> str:
@@ -75,7 +87,7 @@ def _label(folder: Path, ws: Workspace) -> str:
     return re.sub(r"[^\w.-]+", "_", folder.resolve().name) or "data"
 
 
-def _write_outputs(out: Path, classes, matrix, per_class, confused, acc, total, skipped, folder) -> None:
+def _write_outputs(out: Path, classes, matrix, per_class, confused, acc, total, skipped, folder, extra: dict) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["true \\ predicted", *classes])
@@ -89,5 +101,5 @@ def _write_outputs(out: Path, classes, matrix, per_class, confused, acc, total, 
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(out / "per_class.csv", buf.getvalue())
     plot_confusion(out / "confusion.png", matrix, classes)
-    write_json(out / "metrics.json", {"data": str(folder), "images": total, "accuracy": acc, "per_class": per_class,
+    write_json(out / "metrics.json", {"data": str(folder), "images": total, "accuracy": acc, **extra, "per_class": per_class,
                                       "most_confused": confused, "skipped_files": skipped})

@@ -1,7 +1,8 @@
 """Parameter groups: which parameters each group owns, and one torch optimizer per optimizer kind.
 
 Every group is in its optimizer from the first step; stages only toggle requires_grad, so no
-scheduler ever sees a group appear mid-run. Biases and norm weights (1-d tensors) get no decay.
+scheduler ever sees a group appear mid-run. Biases and norm weights (1-d tensors) get no decay
+(`no_bias_decay`, on by default).
 """
 
 from __future__ import annotations
@@ -45,18 +46,19 @@ def assign(model: nn.Module, groups: list[GroupSpec]) -> dict[str, list[str]]:
     return {g.name: [p for p in order if owner.get(p) == g.name] for g in groups}
 
 
-def _decays(name: str, p: torch.Tensor) -> bool:
-    return p.ndim > 1
+def _decays(p: torch.Tensor, no_bias_decay: bool) -> bool:
+    return p.ndim > 1 or not no_bias_decay
 
 
-def build_optimizers(model: nn.Module, groups: list[GroupSpec], members: dict[str, list[str]]) -> dict[str, torch.optim.Optimizer]:
-    """One optimizer per kind; each group gives two torch param groups (decay / no decay)."""
+def build_optimizers(model: nn.Module, groups: list[GroupSpec], members: dict[str, list[str]],
+                     no_bias_decay: bool = True) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer per kind; each group gives two torch param groups (decay / no decay: biases and norm weights)."""
     params = dict(model.named_parameters())
     by_kind: dict[str, list[dict]] = {}
     for g in groups:
         names = members[g.name]
         for decay in (True, False):
-            ps = [params[n] for n in names if _decays(n, params[n]) == decay]
+            ps = [params[n] for n in names if _decays(params[n], no_bias_decay) == decay]
             if ps:
                 by_kind.setdefault(g.optimizer, []).append({
                     "params": ps, "lr": g.lr, "weight_decay": g.weight_decay if decay else 0.0,

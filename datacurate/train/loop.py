@@ -93,6 +93,9 @@ class Loop:
     quiet: bool = False
     echo: Callable[[str], None] = lambda s: None
     on_step: Callable[[int], None] | None = None
+    mix: Any = None  # tricks.BatchMix
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel
+    teacher: Any = None  # tricks.Distiller
     state: LoopState = field(default_factory=LoopState)
     scaler: Any = None
 
@@ -105,7 +108,8 @@ class Loop:
     def payload(self) -> dict:
         return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "scaler": self.scaler.state_dict() if self.scaler else None, "state": self.state.as_dict(),
-                "rng": checkpoint.rng_state(), "preprocess": self.pre.as_dict(), **self.meta}
+                "rng": checkpoint.rng_state(), "preprocess": self.pre.as_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None, **self.meta}
 
     def restore(self, ck: dict) -> None:
         """Continue from a checkpoint written at the end of an epoch."""
@@ -114,6 +118,8 @@ class Loop:
             o.load_state_dict(ck["optimizers"][k])
         if self.scaler and ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
+        if self.ema is not None and ck.get("ema"):
+            self.ema.load_state_dict(ck["ema"])
         self.state = LoopState(**ck["state"])
         checkpoint.set_rng_state(ck["rng"])
         last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
@@ -158,9 +164,15 @@ class Loop:
                             step=lambda i: lrs.update(self.set_lr(sp, sched, st.stage_epoch, i)))
         self.model.eval()
         va = self.pass_over(self.valid_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} valid", step=None)
+        ema = {}
+        if self.ema is not None:
+            self.ema.eval()
+            ev = self.pass_over(self.valid_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} valid ema", step=None,
+                                model=self.ema.module)
+            ema = {"valid_loss_ema": ev[0], "valid_acc_ema": ev[1]}
         st.epoch, st.stage_epoch = st.epoch + 1, st.stage_epoch + 1
         row = {"epoch": st.epoch, "stage": sp.spec.name, "stage_epoch": st.stage_epoch,
-               "train_loss": tr[0], "train_acc": tr[1], "valid_loss": va[0], "valid_acc": va[1],
+               "train_loss": tr[0], "train_acc": tr[1], "valid_loss": va[0], "valid_acc": va[1], **ema,
                **{f"lr_{g}": lr for g, lr in lrs.items()}, "skipped": tr[2] + va[2],
                "seconds": round(time.perf_counter() - t0, 2)}
         return row
@@ -171,11 +183,13 @@ class Loop:
         set_lrs(self.optimizers, lrs)
         return lrs
 
-    def pass_over(self, loader, desc: str, step: Callable[[int], None] | None) -> tuple[float, float, int]:
+    def pass_over(self, loader, desc: str, step: Callable[[int], None] | None, model: nn.Module | None = None) -> tuple[float, float, int]:
         """One pass; trains when `step` is given. Returns (mean loss, accuracy, files skipped).
 
-        Loss and hits are summed on the device and read once at the end: no sync per step.
+        Loss and hits are summed on the device and read once at the end: no sync per step. Training
+        applies mixup/cutmix (accuracy then counts the larger share of each mixed target) and distillation.
         """
+        model = model or self.model
         total, skipped = 0, 0
         loss_sum = torch.zeros((), device=self.dev.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.dev.device, dtype=torch.long)
@@ -189,13 +203,21 @@ class Loop:
                     continue
                 x = to_input(images, self.dev.device, self.pre, self.dev.channels_last)
                 y = labels.to(self.dev.device, non_blocking=True)
+                target = y
                 if train:
                     step(i)
+                    if self.mix is not None:
+                        x, target = self.mix(x, y, self.state.epoch, i)
+                        y = target.argmax(1)
                 with self.dev.autocast():
-                    out = self.model(x)
-                loss = self.criterion(out.float(), y)
+                    out = model(x)
+                loss = self.criterion(out.float(), target)
+                if train and self.teacher is not None:
+                    loss = self.teacher.loss(loss, out, x, self.dev)
                 if train:
                     self.backward(loss)
+                    if self.ema is not None:
+                        self.ema.update_parameters(self.model)
                     self.state.step += 1
                     if self.on_step:
                         self.on_step(self.state.step)
@@ -240,7 +262,8 @@ class Loop:
         row["best"] = improved
         st.history.append(row)
         self.echo(f"epoch {row['epoch']} {row['stage']} {row['stage_epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
-                  f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''} | {row['seconds']:.1f} s")
+                  f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''}"
+                  + (f" | ema valid acc {row['valid_acc_ema']:.4f}" if "valid_acc_ema" in row else "") + f" | {row['seconds']:.1f} s")
         if self.patience and st.bad_epochs >= self.patience:
             st.stopped_early = True
             self.echo(f"early stop: {self.monitor} did not improve for {st.bad_epochs} epochs")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -24,9 +26,13 @@ def architectures() -> list[str]:
 
 
 def head_name(model: nn.Module) -> str:
-    """Qualified name of the classifier: the last Linear layer (fc for ResNets, classifier.N, heads.head...)."""
+    """Qualified name of the classifier: a datacurate head, else the last Linear layer (fc, classifier.N, heads.head...)."""
+    from datacurate.train.heads import Head
+
     last = None
     for name, mod in model.named_modules():
+        if isinstance(mod, Head):
+            return name
         if isinstance(mod, nn.Linear):
             last = name
     if last is None:
@@ -48,23 +54,67 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
     return name
 
 
-def create_model(arch: str, num_classes: int, weights: str = "none", *, quiet: bool = False) -> nn.Module:
-    """Build `arch` with `weights` (imagenet | none | PATH) and a fresh head for `num_classes`."""
+def create_model(arch: str, num_classes: int, weights: str = "none", *, quiet: bool = False,
+                 options: Mapping[str, Any] | None = None) -> nn.Module:
+    """Build `arch` with `weights` (imagenet | none | PATH) and a fresh head for `num_classes`.
+
+    `options` (train options or a run's config) may pick the head (head, head_hidden, head_dropout, bilinear,
+    bilinear_dim), the norm layer (norm: group) and zero_gamma.
+    """
     import torchvision
 
+    from datacurate.train.heads import install_head
+
+    options = options or {}
     names = architectures()
     if arch not in names:
         near = difflib.get_close_matches(arch, names, n=4, cutoff=0.5)
         raise UserError(f"unknown architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else "; see torchvision.models.list_models()"))
-    model = torchvision.models.get_model(arch, weights=None)
+    group = options.get("norm", "batch") == "group"
+    pretrained = weights not in ("none", "", None)
+    if options.get("zero_gamma") and pretrained:
+        raise UserError("--zero-gamma initialises fresh residual blocks; with pretrained weights it would erase them (use --weights none)")
+    try:
+        model = torchvision.models.get_model(arch, weights=None, **({"norm_layer": group_norm} if group else {}))
+    except TypeError:
+        raise UserError(f"--norm group: {arch} takes no norm layer argument; use --norm batch") from None
     if weights == "imagenet" or weights.startswith("imagenet:"):
-        model.load_state_dict(imagenet_state_dict(arch, weights.partition(":")[2] or "DEFAULT", quiet=quiet))
+        state = imagenet_state_dict(arch, weights.partition(":")[2] or "DEFAULT", quiet=quiet)
+        if group:  # GroupNorm keeps the affine weights; BatchNorm's running statistics have no place
+            state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+        model.load_state_dict(state)
         replace_head(model, num_classes)
-        return model
-    replace_head(model, num_classes)
-    if weights not in ("none", "", None):
+    else:
+        replace_head(model, num_classes)
+    if options.get("zero_gamma"):
+        zero_gamma(model, arch)
+    install_head(model, arch, num_classes, options)
+    if pretrained and not weights.startswith("imagenet"):
         load_weights_file(model, weights)
     return model
+
+
+def group_norm(channels: int, *_, **__) -> nn.GroupNorm:
+    """GroupNorm with 32 groups (fewer when the channels do not divide), for --norm group."""
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+RESIDUAL_BLOCKS = ("BasicBlock", "Bottleneck", "ResBottleneckBlock")
+
+
+def zero_gamma(model: nn.Module, arch: str) -> int:
+    """Zero the weight of the last norm layer of each residual block (Goyal et al.); returns how many."""
+    norms = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+    n = 0
+    for mod in model.modules():
+        if type(mod).__name__ in RESIDUAL_BLOCKS:
+            last = [m for name, m in mod.named_modules() if isinstance(m, norms) and not name.startswith(("downsample", "proj"))]
+            if last and last[-1].weight is not None:
+                nn.init.zeros_(last[-1].weight)
+                n += 1
+    if not n:
+        raise UserError(f"--zero-gamma: {arch} has no residual block with a norm layer (resnet, resnext, wide_resnet and regnet do)")
+    return n
 
 
 def imagenet_weights_enum(arch: str, tag: str = "DEFAULT"):
@@ -126,7 +176,9 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike) -> list[str]:
     for k in skipped:
         del state[k]
     missing = [k for k in own if k not in state and not (k in skipped or k.startswith(head + "."))]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [k for k in state if k not in own and not k.startswith(head + ".")]
+    for k in [k for k in state if k not in own]:
+        del state[k]  # another head's parameters (a run trained with another --head)
     if missing or unexpected:
         what = f"misses {missing[0]}" if missing else f"has unknown key {unexpected[0]}"
         raise UserError(f"--weights {path} does not fit this architecture: it {what} ({len(missing)} missing, {len(unexpected)} unknown)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -9,7 +10,7 @@ from datacurate.errors import UserError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
-METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss")
+METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # The seed's three groups: layer3[18:] and layer4 at 5e-5, the new head at 5e-4, each with Adam.
@@ -34,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "gamma": [0.2, 0.1],
     "img_size": 224,
     "resize": None,  # default: img_size * 255 / 224 (255 for 224)
-    "brightness": 0.05,
+    "augment": "characters",  # a preset name, or {preset: NAME, key: value, ...} (datacurate/train/augment.py)
+    "brightness": None,  # older key: the same as augment's brightness, laid over the policy
     "batch_size": 32,
     "workers": None,  # default: CPU count - 1, at most 16
     "seed": 0,
@@ -50,7 +52,27 @@ DEFAULTS: dict[str, Any] = {
     "groups": None,  # default: SEED_GROUPS when the model has those modules, else GENERIC_GROUPS
     "stages": None,  # default: head-only for head_epochs, then unfrozen from freeze_until for epochs
     "name": None,
+    # heads and norms (datacurate/train/heads.py)
+    "head": "linear",  # linear | mlp | se | cbam | bilinear
+    "head_hidden": 512,  # mlp: hidden units
+    "head_dropout": 0.0,  # mlp, se, cbam, bilinear: dropout before the last Linear
+    "bilinear": "compact",  # compact (tensor sketch) | full
+    "bilinear_dim": None,  # compact: sketch size (8192); full: channels after a 1x1 reduction (256)
+    "norm": "batch",  # batch | group (GroupNorm in place of BatchNorm)
+    "zero_gamma": False,  # zero the last norm layer's weight in each residual block (fresh weights only)
+    # the tricks
+    "mixup": 0.0,  # Beta(alpha, alpha) mixup; 0: off
+    "cutmix": 0.0,  # Beta(alpha, alpha) cutmix; 0: off
+    "mix_switch": 0.5,  # with both on: probability that a batch uses cutmix instead of mixup
+    "no_bias_decay": True,  # no weight decay on biases and norm parameters
+    "ema": 0.0,  # exponential moving average of the weights with this decay (e.g. 0.999); 0: off
+    "teacher": None,  # a run whose softened predictions the student also learns from
+    "teacher_temperature": 4.0,
+    "teacher_weight": 0.5,  # share of the distillation term in the loss
 }
+
+HEADS = ("linear", "mlp", "se", "cbam", "bilinear")
+NORMS = ("batch", "group")
 
 
 @dataclass
@@ -96,8 +118,10 @@ def _num(value: Any, what: str, *, lo: float | None = None, integer: bool = Fals
         out = int(value) if integer else float(value)
         if integer and float(value) != out:
             raise ValueError
-    except (TypeError, ValueError):
-        raise UserError(f"{what} must be {'an integer' if integer else 'a number'}, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(out):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{what} must be {'an integer' if integer else 'a finite number'}, got {value!r}") from None
     if lo is not None and out < lo:
         raise UserError(f"{what} must be at least {lo}, got {value!r}")
     return out
@@ -223,14 +247,47 @@ def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
     opts["label_smoothing"] = _num(opts["label_smoothing"], "--label-smoothing", lo=0)
     if opts["label_smoothing"] >= 1:
         raise UserError(f"--label-smoothing must be below 1, got {opts['label_smoothing']}")
-    opts["brightness"] = _num(opts["brightness"], "train.brightness", lo=0)
+    for key in ("head_hidden",):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=1, integer=True)
+    if opts["bilinear_dim"] is not None:
+        opts["bilinear_dim"] = _num(opts["bilinear_dim"], "train.bilinear_dim", lo=1, integer=True)
+    for key in ("mixup", "cutmix", "teacher_temperature"):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=0)
+    if opts["teacher_temperature"] == 0:
+        raise UserError("--teacher-temperature must be above 0")
+    for key in ("head_dropout", "mix_switch", "teacher_weight", "ema"):
+        opts[key] = probability(opts[key], f"train.{key} (--{key.replace('_', '-')})")
+    if opts["ema"] == 1:
+        raise UserError("--ema must be below 1 (a decay such as 0.999; 0 turns it off)")
+    _choice(opts, "head", HEADS)
+    _choice(opts, "norm", NORMS)
+    _choice(opts, "bilinear", ("compact", "full"))
+    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best"):
+        if not isinstance(opts[key], bool):
+            raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
     if str(opts["device"]) not in DEVICES:
         raise UserError(f"--device {opts['device']!r} is not one of {', '.join(DEVICES)}")
     if opts["early_stop"] not in METRICS:
         raise UserError(f"--early-stop {opts['early_stop']!r} is not one of {', '.join(METRICS)}")
+    if opts["early_stop"].endswith("_ema") and not opts["ema"]:
+        raise UserError(f"--early-stop {opts['early_stop']} needs --ema DECAY")
     if not isinstance(opts["milestones"], list) or not isinstance(opts["gamma"], (list, float, int)):
         raise UserError("train.milestones must be a list of epochs and train.gamma a number or a list")
     return opts
+
+
+def probability(value: Any, what: str) -> float:
+    """A finite number in [0, 1]."""
+    out = _num(value, what, lo=0)
+    if out > 1:
+        raise UserError(f"{what} must be between 0 and 1, got {value!r}")
+    return out
+
+
+def _choice(opts: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
+    if str(opts[key]) not in allowed:
+        raise UserError(f"--{key.replace('_', '-')} {opts[key]!r} is not one of {', '.join(allowed)}")
+    opts[key] = str(opts[key])
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -7,11 +7,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from datacurate.errors import UserError
-from datacurate.train.data import ImageSet, collate, list_images, to_input
-from datacurate.train.run import load_run
+from datacurate.train.data import ImageSet, collate, list_images
 from datacurate.workspace import Workspace
 
 
@@ -45,23 +42,36 @@ def expand(inputs: list[str]) -> list[Path]:
     return out
 
 
-def predict(ws: Workspace, run: str, inputs: list[str], *, top: int = 5, label_map: str | None = None,
-            batch_size: int = 32, device: str = "auto") -> Iterator[dict]:
-    """Yield {"path", "result", "top": [[label, prob], ...]} per image ({"path", "error"} when it cannot be read)."""
-    lr = load_run(ws, run, device)
-    names = {c: c for c in lr.classes}
+def predict(ws: Workspace, run: str | None, inputs: list[str], *, top: int = 5, label_map: str | None = None,
+            batch_size: int = 32, device: str = "auto", tta: str | None = None, tta_views: int = 8,
+            head_from: str | None = None, ema: bool = False, model_file: str | None = None) -> Iterator[dict]:
+    """Yield {"path", "result", "top": [[label, prob], ...]} per image ({"path", "error"} when it cannot be read).
+
+    RUN's network by default; `head_from` a classifier fitted by fit-head; `model_file` an exported ONNX or
+    TorchScript file (its label map applies unless `label_map` is given); `tta` averages the views' softmax.
+    """
+    from datacurate.train.scorers import exported_scorer, open_scorer
+    from datacurate.train.tta import make_views
+
+    names: dict[str, str] = {}
+    if model_file:
+        sc, meta = exported_scorer(model_file, device)
+        names.update(meta.get("label_map") or {})
+    else:
+        sc = open_scorer(ws, str(run), device=device, head_from=head_from, ema=ema)
+    names = {c: names.get(c, c) for c in sc.classes}
     if label_map:
-        names.update(read_label_map(label_map, lr.classes))
+        names.update(read_label_map(label_map, sc.classes))
     paths = expand(inputs)
-    ds = ImageSet([(str(p), 0) for p in paths], lr.pre)
-    dev = next(lr.model.parameters()).device
-    k = max(1, min(top, len(lr.classes)))
+    views = make_views(tta, sc.pre, sc.config, tta_views)
+    ds = ImageSet([(str(p), 0) for p in paths], sc.pre, views=views)
+    k = max(1, min(top, len(sc.classes)))
     for start in range(0, len(ds), batch_size):
         images, _, bad = collate([ds[i] for i in range(start, min(start + batch_size, len(ds)))])
         probs = None
         if len(images):
-            with torch.no_grad():
-                probs = torch.softmax(lr.model(to_input(images, dev, lr.pre, False)).float(), 1).cpu()
+            plain, averaged = sc.probs(images, views.count if views else 1)
+            probs = plain if averaged is None else averaged
         row = 0
         for i in range(start, min(start + batch_size, len(ds))):
             if i in bad:
@@ -69,5 +79,5 @@ def predict(ws: Workspace, run: str, inputs: list[str], *, top: int = 5, label_m
                 continue
             p, idx = probs[row].topk(k)
             row += 1
-            topk = [[names[lr.classes[j]], round(float(q), 6)] for q, j in zip(p.tolist(), idx.tolist())]
+            topk = [[names[sc.classes[j]], round(float(q), 6)] for q, j in zip(p.tolist(), idx.tolist())]
             yield {"path": str(paths[i]), "result": topk[0][0], "top": topk}

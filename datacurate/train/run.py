@@ -13,6 +13,8 @@ import yaml
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
 from datacurate.train import checkpoint
+from datacurate.train.augment import describe as describe_policy
+from datacurate.train.augment import parse_policy
 from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
 from datacurate.train.groups import build_optimizers
 from datacurate.train.loop import Loop, pick_device
@@ -20,6 +22,7 @@ from datacurate.train.models import create_model
 from datacurate.train.options import DEFAULTS, check_scalars, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
 from datacurate.train.plan import build_plan, describe
+from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.workspace import Workspace
 
 RESUME_KEEP = ("device", "workers")  # options a resumed run may change; everything else comes from the run
@@ -47,8 +50,18 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     if opts["stages"] and any(flags.get(k) is not None for k in ("head_epochs", "epochs", "freeze_until")):
         raise UserError("datacurate.yaml sets train.stages; --head-epochs, --epochs and --freeze-until only apply to the default two stages")
     check_scalars(opts)
+    if opts["brightness"] is not None:  # the older key, kept working: it overrides the policy's brightness
+        raw = opts["augment"]
+        opts["augment"] = {**({"preset": raw} if isinstance(raw, str) else dict(raw)), "brightness": opts["brightness"]}
+        opts["brightness"] = None
     if opts["resize"] is None:
         opts["resize"] = round(opts["img_size"] * 255 / 224)
+    jitter = parse_policy(opts["augment"]).crop_jitter
+    if opts["resize"] < opts["img_size"] + 2 * jitter:
+        raise UserError(f"train.augment.crop_jitter {jitter} needs train.resize of at least img_size + {2 * jitter} "
+                        f"({opts['img_size'] + 2 * jitter}), got {opts['resize']}")
+    if opts["zero_gamma"] and str(opts["weights"]) != "none":
+        raise UserError("--zero-gamma initialises fresh residual blocks; with pretrained weights it would erase them (use --weights none)")
     if opts["workers"] is None:
         opts["workers"] = max(1, min(16, (os.cpu_count() or 2) - 1))
     return opts
@@ -88,7 +101,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         ck = checkpoint.load(run_dir / "last.pt")
         if ck.get("done"):
             raise UserError(f"run {name!r} already finished; start a new one with another --name")
-        opts = {**ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
+        opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
     split = ws.split_dir
     if plan_only and not (split / "train").is_dir():
         classes = ["class0", "class1"]
@@ -101,9 +114,10 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         if not valid_samples:
             raise UserError(f"{split / 'valid'} has no images; `datacurate split --valid 0.2` makes a validation split")
     torch.manual_seed(opts["seed"])
-    model = create_model(opts["arch"], len(classes), "none" if (plan_only or ck) else str(opts["weights"]), quiet=quiet)
+    model = create_model(opts["arch"], len(classes), "none" if (plan_only or ck) else str(opts["weights"]), quiet=quiet,
+                         options=opts)
     plan = build_plan(model, opts)
-    lines = describe(model, plan, opts["arch"])
+    lines = describe(model, plan, opts["arch"]) + summary(opts)
     if plan_only:
         return TrainResult("", None, lines)
     if plan.epochs == 0:
@@ -111,17 +125,20 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     if not resume:
         name, run_dir = _run_dir(ws, opts.get("name"), opts["arch"], False)
     opts["name"] = name
+    sweep_partials(ws, run_dir, echo)
     dev = pick_device(str(opts["device"]), bool(opts["amp"]), bool(opts["channels_last"]))
     mean, std, source = load_stats(split, str(opts["normalize"]))
     pre = Preprocess(opts["resize"], opts["img_size"], mean, std, source)
     if ck:
         pre = Preprocess.from_dict(ck["preprocess"])
     pin = dev.device.type == "cuda"
-    train_ds = ImageSet(train_samples, pre, brightness=opts["brightness"], seed=opts["seed"])
+    train_ds = ImageSet(train_samples, pre, policy=parse_policy(opts["augment"]), seed=opts["seed"])
     valid_ds = ImageSet(valid_samples, pre)
     bs, workers = opts["batch_size"], opts["workers"]
     model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
-    loop = Loop(model=model, plan=plan, optimizers=build_optimizers(model, plan.groups, plan.members),
+    teacher = load_teacher(ws, str(opts["teacher"]), classes, pre, opts, dev.device) if opts.get("teacher") else None
+    loop = Loop(model=model, plan=plan, optimizers=build_optimizers(model, plan.groups, plan.members, bool(opts["no_bias_decay"])),
+                mix=make_mix(opts, len(classes)), ema=make_ema(model, float(opts["ema"])), teacher=teacher,
                 train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin, stream=True),
                 valid_loader=make_loader(valid_ds, bs, workers, shuffle=False, pin=pin),
                 pre=pre, dev=dev, run_dir=run_dir, label_smoothing=opts["label_smoothing"], bn_update=bool(opts["bn_update"]),
@@ -140,13 +157,57 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
 
 
+def summary(opts: dict[str, Any]) -> list[str]:
+    """--plan's lines on the augmentation, the head and the tricks."""
+    from datacurate.train.heads import describe as describe_head
+
+    raw = opts["augment"]
+    preset = raw if isinstance(raw, str) else f"{raw.get('preset', 'none')} + overrides"
+    tricks = [f"label smoothing {opts['label_smoothing']:g}"] if opts["label_smoothing"] else []
+    if opts["mixup"]:
+        tricks.append(f"mixup alpha {opts['mixup']:g}")
+    if opts["cutmix"]:
+        tricks.append(f"cutmix alpha {opts['cutmix']:g}")
+    if opts["mixup"] and opts["cutmix"]:
+        tricks.append(f"cutmix instead of mixup p={opts['mix_switch']:g}")
+    tricks.append("no weight decay on biases and norms" if opts["no_bias_decay"] else "weight decay on every parameter")
+    if opts["zero_gamma"]:
+        tricks.append("zero-gamma residual init")
+    if opts["norm"] == "group":
+        tricks.append("GroupNorm in place of BatchNorm")
+    if opts["ema"]:
+        tricks.append(f"weight EMA decay {opts['ema']:g} (evaluated and checkpointed beside the raw weights)")
+    if opts["teacher"]:
+        tricks.append(f"distillation from run {opts['teacher']} (temperature {opts['teacher_temperature']:g}, weight {opts['teacher_weight']:g})")
+    return [f"augmentation ({preset}): {describe_policy(parse_policy(raw))}",
+            f"head: {describe_head(opts)}", f"tricks: {', '.join(tricks)}"]
+
+
+PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dead write, not one in progress
+
+
+def sweep_partials(ws: Workspace, run_dir: Path, echo: Callable[[str], None]) -> int:
+    """Delete .tmp-*.part files that a killed checkpoint write left: all in this run, old ones in other runs."""
+    from datacurate.fsutil import sweep_partials as sweep
+
+    if not ws.runs.is_dir():
+        return 0
+    n = len(sweep([run_dir], min_age=0) if run_dir.is_dir() else []) + len(sweep([ws.runs], min_age=PARTIAL_AGE))
+    if n:
+        echo(f"removed {n} partial file(s) that an interrupted checkpoint write left under {ws.rel(ws.runs)}/")
+    return n
+
+
 def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> TrainResult:
     """Restore the best weights if asked, write metrics.json, history.csv and the plot."""
     st = loop.state
     best_row = next((r for r in st.history if r["epoch"] == st.best_epoch), {})
     restored = False
     if restore_best and (run_dir / "best.pt").is_file() and st.best_epoch != st.history[-1]["epoch"]:
-        loop.model.load_state_dict(checkpoint.load(run_dir / "best.pt")["model"])
+        best = checkpoint.load(run_dir / "best.pt")
+        loop.model.load_state_dict(best["model"])
+        if loop.ema is not None and best.get("ema"):
+            loop.ema.load_state_dict(best["ema"])
         restored = True
     write_history(run_dir, st.history)
     plot_history(run_dir, st.history)
@@ -168,10 +229,14 @@ class LoadedRun:
     classes: list[str]
     pre: Preprocess
     checkpoint: Path
+    config: dict = field(default_factory=dict)
 
 
-def load_run(ws: Workspace, run: str, device: str = "auto") -> LoadedRun:
-    """A run by name (under runs/), folder or checkpoint file; best.pt when present, else last.pt."""
+def load_run(ws: Workspace, run: str, device: str = "auto", *, what: str = "run", ema: bool = False) -> LoadedRun:
+    """A run by name (under runs/), folder or checkpoint file; best.pt when present, else last.pt.
+
+    With `ema`, the exponential moving average of the weights (a run trained with --ema).
+    """
     p = Path(run)
     if p.is_file():
         ck_path = p
@@ -180,10 +245,17 @@ def load_run(ws: Workspace, run: str, device: str = "auto") -> LoadedRun:
         ck_path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
         if not ck_path.is_file():
             known = sorted(d.name for d in ws.runs.iterdir() if (d / "last.pt").is_file()) if ws.runs.is_dir() else []
-            raise UserError(f"no run {run!r} (no {ck_path}); runs: {', '.join(known) or 'none yet'}")
+            prefix = "no run" if what == "run" else f"{what}: no run"
+            raise UserError(f"{prefix} {run!r} (no {ck_path}); runs: {', '.join(known) or 'none yet'}")
     ck = checkpoint.load(ck_path)
-    model = create_model(ck["arch"], len(ck["classes"]), "none")
-    model.load_state_dict(ck["model"])
+    model = create_model(ck["arch"], len(ck["classes"]), "none", options=ck.get("config") or {})
+    state = ck["model"]
+    if ema:
+        if not ck.get("ema"):
+            raise UserError(f"run {ck_path.parent.name!r} was trained without --ema: it has no averaged weights")
+        state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
+    model.load_state_dict(state)
     dev = pick_device(device, True, True)
     model.to(dev.device).eval()
-    return LoadedRun(ck_path.parent.name, ck_path.parent, model, list(ck["classes"]), Preprocess.from_dict(ck["preprocess"]), ck_path)
+    return LoadedRun(ck_path.parent.name, ck_path.parent, model, list(ck["classes"]), Preprocess.from_dict(ck["preprocess"]), ck_path,
+                     ck.get("config") or {})
