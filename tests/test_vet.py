@@ -84,7 +84,7 @@ def prepared(tmp_path_factory) -> tuple[Path, dict[str, set[str]], dict]:
     planted = _make(root)
     torch.manual_seed(0)  # the same weights `--weights none --seed 0` makes
     torch.save(create_model("resnet18", 1, "none").state_dict(), root / "resnet18.pt")
-    run_cli("-C", str(root), "-q", "clean", check=True)
+    run_cli("-C", str(root), "-q", "clean", "--keep-flags", check=True)  # the picture quality flags are not what is tested
     proc = run_cli("-C", str(root), "-q", *VET, "--dry-run", "--json", check=True)
     return root, planted, json.loads(proc.stdout)
 
