@@ -78,6 +78,11 @@ def deferred_signals() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as printable text: bytes that are not UTF-8 appear as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def is_hidden(name: str) -> bool:
     """Temporary and hidden files we never treat as data (.tmp-* are our own partial writes)."""
     return name.startswith(".")

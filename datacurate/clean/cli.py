@@ -26,13 +26,20 @@ SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-le
 @click.option("--against", type=click.Path(), help="Test folder to check for leaks (default: data/test if present).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
 @pass_ctx
-def clean(ctx, paths, workers, min_size, max_pixels, max_aspect, hash_, threshold, against, dry_run, as_json):
+def clean(ctx, paths, workers, min_size, max_pixels, max_aspect, hash_, threshold, against, dry_run, as_json,
+          rebuild_catalog):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
     """
     ws = ctx.workspace()
+    if rebuild_catalog:
+        from datacurate.rebuild import rebuild_catalog as rebuild
+
+        for line in rebuild(ws, quiet=ctx.quiet or as_json).lines(ws):
+            click.echo(line, err=as_json)
     result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, workers=workers, min_size=min_size,
                          max_pixels=max_pixels, max_aspect=max_aspect, hash=hash_, threshold=threshold, against=against)
     if as_json:

@@ -21,15 +21,19 @@ from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
-from datacurate.fsutil import is_hidden
+from datacurate.fsutil import is_hidden, shown
 from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
 ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
 
 
-def walk_files(root: Path) -> Iterable[os.DirEntry]:
-    """Every regular, non-hidden file under root (symlinks to files included), depth first."""
+def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Iterable[os.DirEntry]:
+    """Every regular, non-hidden file under root (symlinks to files included), depth first.
+
+    Folders that cannot be listed and names that are not UTF-8 (the catalog cannot key them) are
+    passed over: appended to `problems` as (path, why), or else named in a warning on stderr.
+    """
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -38,15 +42,33 @@ def walk_files(root: Path) -> Iterable[os.DirEntry]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         except PermissionError:
-            print(f"datacurate: warning: cannot list {folder} (permission denied)", file=sys.stderr)
+            _problem(problems, str(folder), "cannot be listed (permission denied)")
             continue
         for entry in entries:
             if is_hidden(entry.name):
+                continue
+            if not _utf8(entry.name):
+                _problem(problems, entry.path, "has a name that is not UTF-8")
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
             elif entry.is_file():
                 yield entry
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _problem(problems: list | None, path: str, why: str) -> None:
+    if problems is not None:
+        problems.append((path, why))
+    else:
+        print(f"datacurate: warning: {shown(path)} {why}; left alone", file=sys.stderr)
 
 
 def place(ws: Workspace, path: str) -> dict | None:
@@ -88,12 +110,14 @@ def index_files(
     hash_kinds: Sequence[str] = ("phash",),
     workers: int | None = None,
     quiet: bool = True,
+    problems: list[tuple[str, str]] | None = None,
 ) -> list[sqlite3.Row]:
     """Update the files rows for everything under `sources` (or `roots`) and return those rows.
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
     every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file.
+    `workers` processes, by imageio.inspect_file. Folders and names walk_files passes over go
+    to `problems` (or a warning).
     """
     limits = limits or Limits()
     scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
@@ -102,7 +126,7 @@ def index_files(
     seen: list[dict] = []
     stale: list[dict] = []
     for root in scan_roots:
-        for entry in walk_files(root):
+        for entry in walk_files(root, problems):
             where = place(ws, entry.path)
             if where is None:
                 continue
