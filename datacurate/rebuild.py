@@ -92,8 +92,10 @@ def _salvage(old: Path, cat: Catalog) -> tuple[dict[str, int], list[str]]:
     """Copy every table of the old catalog that still reads, but files and meta, into the new one."""
     if old.is_dir():
         return {}, []
+    # read-only; immutable (no -wal or -shm made beside it) unless it has a WAL of its own to read
+    mode = "mode=ro" if os.path.exists(f"{old}-wal") else "immutable=1"
     try:
-        src = sqlite3.connect(f"file:{old}?mode=ro", uri=True)
+        src = sqlite3.connect(f"{old.as_uri()}?{mode}", uri=True)
         tables = src.execute("SELECT name, sql FROM sqlite_master WHERE type='table'").fetchall()
     except sqlite3.Error:
         return {}, ["all (not a readable SQLite file)"]

@@ -84,12 +84,7 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
                                        opts.min_per_class, opts.final)
         out = SplitResult(opts, dry_run, items, res, skipped, bal, ws.split_dir)
         if not dry_run:
-            try:
-                _write(ws, cat, out, rows, memory, fresh)
-            except OSError as exc:
-                if exc.errno in DISK_FULL:
-                    raise disk_full(exc.filename or ws.split_dir) from None
-                raise
+            _write(ws, cat, out, rows, memory, fresh)
     out.seconds = time.perf_counter() - start
     return out
 
@@ -131,9 +126,10 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     items, res, opts = out.items, out.assignment, out.options
     splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
     placed = _placements(ws, items, res)
-    ws.split_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=ws.split_dir, prefix=".tmp-", suffix=PARTIAL)
+    tmp = None
     try:
+        ws.split_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ws.split_dir, prefix=".tmp-", suffix=PARTIAL)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(_csv(items, res, out.skipped, placed))
             fh.flush()
@@ -144,8 +140,13 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
             os.replace(tmp, ws.split_dir / CSV_NAME)
 
         out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:  # a copy names its source: the file system that filled is split's
+            raise disk_full(ws.split_dir) from None
+        raise
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
     out.stats_removed = _drop_stale_stats(ws, rows, res)
     out.reports = balance_mod.write(out.balance, ws.reports)
     cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
