@@ -141,7 +141,8 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     run_dir.mkdir(parents=True, exist_ok=True)
     if ck:
         loop.restore(ck)
-        echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
+        if not loop.done:
+            echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
     else:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"train": to_jsonable(opts)}, allow_unicode=True, sort_keys=False))
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
