@@ -26,9 +26,15 @@ class Context:
         """Have workspace() take the workspace lock for `command` until the command ends."""
         self._lock = (command, wait, click_ctx)
 
+    @staticmethod
+    def _dry_run_without_state(ws: Workspace) -> bool:
+        """A --dry-run in a workspace with no .datacurate yet: not made just to hold a lock."""
+        current = click.get_current_context(silent=True)
+        return bool(current and current.params.get("dry_run")) and not ws.state_dir.exists()
+
     def workspace(self, must_exist: bool = True) -> Workspace:
         ws = Workspace.open(self.workspace_arg, must_exist=must_exist)
-        if self._lock and ws.root.is_dir():
+        if self._lock and ws.root.is_dir() and not self._dry_run_without_state(ws):
             from datacurate.lock import workspace_lock
 
             command, wait, click_ctx = self._lock

@@ -93,14 +93,19 @@ def check_clean(section: Mapping[str, Any]) -> None:
 
 
 def check_scrape(section: Mapping[str, Any]) -> None:
-    from datacurate.scrape.options import DEFAULTS, check_options, parse_base_urls
+    from datacurate.scrape.options import DEFAULTS, ENGINES, check_options
 
     opts = resolve_options(section, {}, DEFAULTS, "scrape")
-    # What a flag or the environment may still supply when scrape runs (an API key, --urls, a
-    # greedy site) is checked then; here every value given is checked for its type and range.
-    base = {"greedy": "http://checked.when.scraping", **parse_base_urls(opts["base_url"])}
-    check_options({**opts, "flickr_key": opts["flickr_key"] or "checked-when-scraping",
-                   "urls": opts["urls"] or "checked-when-scraping", "base_url": base})
+    names = opts["engine"] if isinstance(opts["engine"], (list, tuple)) else str(opts["engine"]).split(",")
+    unknown = [str(n).strip() for n in names if str(n).strip() and str(n).strip().lower() not in ENGINES]
+    if unknown:
+        raise UserError(f"scrape.engine: unknown engine {unknown[0]!r}; known: {', '.join(ENGINES)}")
+    # What an engine needs (an API key, a contact, --urls, a site) may come from a flag or the
+    # environment when scrape runs, and is checked then; here every other value's type and range.
+    patched = {**opts, "engine": "bing"}
+    if "license" in patched:
+        patched["license"] = None
+    check_options(patched)
 
 
 def check_split(section: Mapping[str, Any]) -> None:
