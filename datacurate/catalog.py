@@ -73,7 +73,12 @@ CREATE TABLE IF NOT EXISTS provenance (   -- every scrape candidate, saved or no
     bytes        INTEGER,
     sha256       TEXT,
     path         TEXT,                  -- where it was saved (NULL when rejected)
-    reason       TEXT                   -- why rejected (NULL when saved)
+    reason       TEXT,                  -- why rejected (NULL when saved)
+    license      TEXT,                  -- licence code (cc0, by-sa...) or the engine's words; NULL: unknown
+    license_version TEXT,
+    license_url  TEXT,
+    author       TEXT,                  -- creator as the engine names them; NULL: unknown
+    title        TEXT
 );
 CREATE INDEX IF NOT EXISTS provenance_sha ON provenance(sha256);
 CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pairs found by clean
@@ -89,7 +94,10 @@ CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pair
 # Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks
 # one gets it on open (ALTER TABLE ... ADD COLUMN), so new columns need no schema version bump.
 # New tables go into SCHEMA with CREATE TABLE IF NOT EXISTS.
-ADDED_COLUMNS: dict[str, dict[str, str]] = {}
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "provenance": {"license": "TEXT", "license_version": "TEXT", "license_url": "TEXT", "author": "TEXT",
+                   "title": "TEXT"},
+}
 
 FILE_COLUMNS = (
     "path home size mtime_ns sha256 format width height mode frames class source status reason problem detail split checked"

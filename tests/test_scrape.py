@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sqlite3
@@ -119,7 +120,10 @@ def test_top_up_fetches_only_the_difference_and_skips_settled_urls(ws):
         assert con.execute("SELECT count(*) FROM provenance WHERE reason='seen-before'").fetchone()[0] == 6
 
 
-def test_engines_baidu_google_flickr_with_queries_file(ws):
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_engines_baidu_wikimedia_openverse_flickr_with_queries_file_record_licences(ws):
     classes(ws, "可回收物_易拉罐", "ben", "cat")
     (ws / "queries.yaml").write_text("ben: ['ben 10 figure', '{class} toy']\ncat: skip\n", encoding="utf-8")
     images = {
@@ -127,21 +131,36 @@ def test_engines_baidu_google_flickr_with_queries_file(ws):
         "ben 10 figure": [make_image(3, fmt="GIF"), make_image(4, fmt="PNG")],
         "ben toy": [make_image(5)],
     }
+    engines = ("baidu", "wikimedia", "openverse", "flickr")
     with FakeEngine(images) as fe:
-        proc = scrape(ws, fe, "--queries", "queries.yaml", "-e", "baidu,google,flickr",
-                      engines=("baidu", "google", "flickr"), env={"FLICKR_APIKEY": "k123"})
+        proc = scrape(ws, fe, "--queries", "queries.yaml", "-e", ",".join(engines), "--contact", "me@example.org",
+                      "--openverse-token", "tok", engines=engines, env={"FLICKR_APIKEY": KEY})
+        agents, auth = fe.user_agents, fe.authorizations
     assert proc.returncode == 0, proc.stderr
+    assert agents == {next(iter(agents))} and "contact: me@example.org" in next(iter(agents))
+    assert auth == {"Bearer tok"}
     assert len(saved_files(ws, "可回收物_易拉罐")) == 2 and len(saved_files(ws, "ben")) == 3
     assert not (ws / "data" / "scraped" / "cat").exists()
     with db(ws) as con:
         by = con.execute("SELECT engine, count(*), sum(reason IS NULL) FROM provenance GROUP BY engine").fetchall()
-        assert {r[0]: r[1] for r in by} == {"baidu": 5, "google": 5, "flickr": 5}  # every engine found all 5
+        assert {r[0]: r[1] for r in by} == {e: 5 for e in engines}  # every engine found all 5
         assert sum(r[2] for r in by) == 5  # the same URL from another engine is not fetched twice
         others = {r[0] for r in con.execute("SELECT reason FROM provenance WHERE reason IS NOT NULL")}
         assert others == {"repeat-url"}
         queries = {r[0] for r in con.execute("SELECT query FROM provenance WHERE class='ben'")}
         assert queries == {"ben 10 figure", "ben toy"}
+        lic = con.execute("SELECT engine, license, author, page_url FROM provenance WHERE rank=1").fetchall()
+        for engine, license, author, page in lic:
+            if engine == "baidu":
+                assert license is None and author is None  # baidu does not say
+            else:
+                assert (license, author) == ("cc0", "Author 1"), engine
+                assert page.endswith("/photos/12345678@N00/1" if engine == "flickr" else "/1.html"), engine
     assert {p.suffix for p in saved_files(ws, "ben")} == {".png", ".jpg"}  # the GIF became a PNG
+    rows = list(csv.DictReader((ws / "reports" / "attribution.csv").open(encoding="utf-8")))
+    assert len(rows) == 5 and {r["class"] for r in rows} == {"ben", "可回收物_易拉罐"}
+    assert all((r["license"] == "unknown") == (r["engine"] == "baidu") for r in rows)
+    assert "Licences and authors of the kept scraped images (5)" in (ws / "reports" / "scrape.html").read_text("utf-8")
 
 
 def test_greedy_site_and_urls_file(ws):
@@ -176,26 +195,29 @@ def test_dry_run_prints_queries_and_pages_and_fetches_nothing(ws):
 
 def test_no_image_at_all_is_a_failure_that_names_each_engine_s_reason(ws):
     classes(ws, "cat")
-    faults = {"bing": "changed", "baidu": "empty", "google": "429"}
+    faults = {"bing": "changed", "baidu": "empty", "wikimedia": "403"}
+    engines = ("bing", "baidu", "wikimedia")
     with FakeEngine({"cat": [make_image(1)]}, page_faults=faults) as fe:
-        proc = scrape(ws, fe, "-e", "bing,baidu,google", engines=("bing", "baidu", "google"))
-    assert proc.returncode == 1, proc.stderr
+        proc = scrape(ws, fe, "-e", ",".join(engines), "--contact", "me@example.org", engines=engines)
+    assert proc.returncode == 3, proc.stderr  # blocked outranks a changed format
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("datacurate: error: no class got a single image")
-    assert "bing: 1 of 1 result pages not recognised (the page format may have changed)" in last
+    assert "bing: format-changed: a result page was not recognised (the page format may have changed)" in last
     assert "baidu: 1 result pages held no images" in last
-    assert "google: gave up for this run" in last and "HTTP 429" in last
+    assert "wikimedia: blocked: HTTP 403: " in last and "Please set a user-agent" in last
+    assert "does not disguise itself as a browser" in last
     assert "Traceback" not in proc.stderr
 
 
 def test_a_refusing_engine_is_given_up_while_another_delivers(ws):
     classes(ws, "cat")
-    with FakeEngine({"cat": [make_image(1), make_image(2)]}, page_faults={"google": "503"}) as fe:
-        proc = scrape(ws, fe, "-e", "google,bing", engines=("google", "bing"))
-        google_pages = fe.hits("/search")
+    with FakeEngine({"cat": [make_image(1), make_image(2)]}, page_faults={"openverse": "503"}) as fe:
+        proc = scrape(ws, fe, "-e", "openverse,bing", "--openverse-token", "t", engines=("openverse", "bing"))
+        pages = fe.hits("/v1/images")
     assert proc.returncode == 0, proc.stderr
-    assert "google gave up for this run" in proc.stderr and len(saved_files(ws, "cat")) == 2
-    assert google_pages == 2  # one try and one retry after Retry-After, then never again
+    assert "openverse engine-error: HTTP 503" in proc.stderr and len(saved_files(ws, "cat")) == 2
+    assert "refused: openverse: engine-error: HTTP 503" in proc.stdout
+    assert pages == 2  # one try and one retry after Retry-After, then never again
 
 
 def test_private_addresses_are_refused_by_default(ws):
@@ -235,7 +257,7 @@ def test_bad_input_is_one_line_and_exit_2(ws, args, message):
 
 def test_kill_9_and_ctrl_c_leave_no_partial_file_and_a_consistent_catalog(ws):
     classes(ws, "cat")
-    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(30)]}, latency=0.1) as fe:
+    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(80)]}, latency=0.1) as fe:
         cmd = [sys.executable, "-m", "datacurate", "-C", str(ws), "-q", "scrape", *FAST, "--per-host", "4",
                "--base-url", f"bing={fe.base_url}"]
         env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -8,7 +8,6 @@ import urllib.request
 
 import pytest
 from icrawler.builtin.bing import BingParser as IcBingParser
-from icrawler.builtin.google import GoogleParser as IcGoogleParser
 
 from datacurate.errors import UserError
 from datacurate.scrape import engines as eng
@@ -45,17 +44,6 @@ def test_bing_parser_keeps_every_format_where_icrawler_keeps_jpg_only(fake):
     # icrawler's regex keeps .jpg only: a PNG/WebP/GIF result spills into the next JSON field
     assert [u for u in theirs if '"' not in u] == [ours.candidates[0][0]]
     assert all('"turl":"' in u for u in theirs[1:])
-
-
-def test_google_parser_returns_an_empty_page_where_icrawler_dies(fake):
-    url = f"{fake.base_url}/search?q=cat&tbm=isch&start=0"
-    ours = eng.GoogleParser.read_page(_get(url), url)
-    assert len(ours.candidates) == 4 and not any("gstatic" in u for u, _ in ours.candidates)
-    empty_url = f"{fake.base_url}/search?q=nothing&tbm=isch&start=0"
-    empty = eng.GoogleParser.read_page(_get(empty_url), empty_url)
-    assert empty.candidates == [] and empty.recognised
-    with pytest.raises(TypeError):  # icrawler's parser returns None, and its parser thread dies iterating it
-        list(IcGoogleParser(1, None, None).parse(_Resp(b"<html><script>var x = 1;</script></html>", empty_url)))
 
 
 def test_baidu_parser_decodes_objurl_and_survives_missing_data(fake):

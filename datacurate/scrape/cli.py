@@ -15,7 +15,14 @@ def _d(key: str) -> str:
 
 
 @click.command()
-@click.option("--engine", "-e", metavar="NAMES", help=f"Engines, comma-separated: {', '.join(ENGINES)}{_d('engine')}.")
+@click.option("--engine", "-e", metavar="NAMES", help=f"Engines, comma-separated: {', '.join(ENGINES)}{_d('engine')}. "
+              "wikimedia, openverse and flickr say each image's licence and author. google is not offered: "
+              "Google image search needs JavaScript and does not work from a command-line client.")
+@click.option("--fallback", is_flag=True, default=None, help="Use the engines in turn: the next one only when the "
+              "ones before it refuse (blocked, bad key, changed format), e.g. -e baidu,bing --fallback.")
+@click.option("--license", metavar="NAMES", help="Keep only images under these licences, comma-separated: cc0, pdm, "
+              "by, by-sa, by-nd, by-nc, by-nc-sa, by-nc-nd, or the shorthands commercial, modification "
+              "(engines wikimedia, openverse, flickr).")
 @click.option("--suffix", "-s", metavar="TEXT", help="Words added to every query through {suffix}, e.g. \"shirt doll\".")
 @click.option("--template", metavar="TEXT", help="Query template with {class} and {suffix} (default \"{class} {suffix}\").")
 @click.option("--queries", metavar="FILE", help="YAML of per-class overrides: several queries, other text, or skip.")
@@ -24,7 +31,9 @@ def _d(key: str) -> str:
 @click.option("--max-pages", type=int, help=f"Result pages per query and engine{_d('max_pages')}.")
 @click.option("--base-url", multiple=True, metavar="ENGINE=URL", help="Another base URL for an engine (mirror, proxy, test server); repeatable.")
 @click.option("--urls", metavar="FILE", help="For --engine urls: YAML {class: [url, ...]} or a folder of <class>.txt.")
-@click.option("--flickr-key", metavar="KEY", help="Flickr API key (default: $FLICKR_APIKEY).")
+@click.option("--flickr-key", metavar="KEY", help="Flickr API key, 32 hex digits (default: $FLICKR_APIKEY); new keys need a Pro account.")
+@click.option("--openverse-token", metavar="TOKEN", help="Openverse OAuth token, optional (default: $OPENVERSE_TOKEN); anonymous use is limited to 20 requests a minute.")
+@click.option("--contact", metavar="EMAIL_OR_URL", help="Contact added to the User-Agent (required by wikimedia's User-Agent policy).")
 @click.option("--concurrency", "-j", type=int, help=f"Requests at once, all hosts{_d('concurrency')}.")
 @click.option("--per-host", type=int, help=f"Requests at once to one host{_d('per_host')}.")
 @click.option("--delay", type=float, help=f"Minimum seconds between requests to one host{_d('delay')}.")
@@ -37,14 +46,23 @@ def _d(key: str) -> str:
 @click.option("--max-pixels", type=int, help=f"Most pixels per image{_d('max_pixels')}.")
 @click.option("--max-aspect", type=float, help=f"Longest side over shortest side{_d('max_aspect')}.")
 @click.option("--ignore-robots", is_flag=True, default=None, help="Do not read robots.txt (X-Robots-Tag is still honoured).")
-@click.option("--allow-private", is_flag=True, default=None, help="Allow private, loopback and link-local addresses (intranet mirrors, tests).")
+@click.option("--allow-private", is_flag=True, default=None, help="Allow private and loopback addresses (intranet mirrors, tests); link-local and cloud metadata addresses stay refused.")
+@click.option("--allow-host", multiple=True, metavar="HOST", help="Allow this host name or address even when it is private or link-local (repeatable).")
 @click.option("--user-agent", metavar="TEXT", help="User-Agent header (default names datacurate).")
 @click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
 @pass_ctx
 def scrape(ctx, dry_run, **flags) -> None:
-    """More images per class from image search, by query template, into data/scraped/<class>/."""
+    """More images per class from image search, by query template, into data/scraped/<class>/.
+
+    Engines: bing (default), baidu, wikimedia and openverse (both say each image's licence and author,
+    no key), flickr (an API key; new keys need a Pro account), greedy (one site), urls (a list). Google
+    image search is not offered: it needs JavaScript and does not work from a command-line client.
+    An engine that refuses (blocked, bad key) is named with its own words; exit 3 when no class got an
+    image because an engine blocked this client, 4 for a rejected key, 5 for a page format that changed.
+    """
     ws = ctx.workspace()
     flags["base_url"] = list(flags["base_url"]) or None
+    flags["allow_host"] = list(flags["allow_host"]) or None
     opts = check_options(ws.resolve("scrape", flags, DEFAULTS), dry_run=dry_run)
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
     from datacurate.scrape.run import scrape as run_scrape  # icrawler loads only when scraping
@@ -56,17 +74,21 @@ def scrape(ctx, dry_run, **flags) -> None:
     _print_summary(ws, result)
     failure = result.failure()
     if failure:
-        raise click.ClickException(failure)
+        error = click.ClickException(failure[0])
+        error.exit_code = failure[1]
+        raise error
 
 
 def _print_plan(result: ScrapeResult) -> None:
+    engines = list(dict.fromkeys(e for _, e, _, _ in result.planned))
     for klass, queries in result.queries.items():
         click.echo(f"{klass}: have {result.had.get(klass, 0)}, want {result.need.get(klass, 0)} more")
         for q in queries:
             click.echo(f"  query: {q}")
         for c, engine, q, url in result.planned:
             if c == klass:
-                click.echo(f"    {engine:<7} {url}")
+                turn = " (fallback)" if result.fallback and engine != engines[0] else ""
+                click.echo(f"    {engine:<9} {url}{turn}")
     if result.skipped:
         click.echo(f"skipped (queries file): {', '.join(result.skipped)}")
 
@@ -91,8 +113,13 @@ def _print_summary(ws, result: ScrapeResult) -> None:
             click.echo(f"datacurate: warning: class {klass}: no new image (wanted {need})", err=True)
         elif need and got < need:
             click.echo(f"datacurate: warning: class {klass}: {got} of {need} wanted (results ran out)", err=True)
+    for line in result.refusal_lines():
+        click.echo(f"refused: {line}")
     rate = f", {result.images_per_second:.1f} images/s while downloading" if result.saved() else ""
     click.echo(f"saved {result.saved()} images into {_shown(ws, ws.scraped)}/ in {result.seconds:.1f} s{rate}")
+    if result.reports:
+        click.echo(f"licences and authors: {_shown(ws, result.reports['attribution'])}; "
+                   f"report: {_shown(ws, result.reports['html'])}")
 
 
 

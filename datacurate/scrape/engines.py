@@ -4,8 +4,12 @@ results replaced.
 Each engine is an icrawler Feeder subclass (which result-page URLs to ask for, from a base URL
 that can be overridden, with the keyword URL-encoded) and an icrawler Parser subclass whose
 `read_page(content, url)` returns every image URL on a page (any format) and says whether the
-page was recognised at all. The parsers still answer icrawler's `parse(response)` contract, so
-they plug into an icrawler `Crawler` too. icrawler's own thread pools and downloader are not used:
+page was recognised at all, or which refusal it holds (datacurate/scrape/refusals.py), and what
+the engine says about each image's licence and author (`Page.info`). The parsers still answer
+icrawler's `parse(response)` contract, so they plug into an icrawler `Crawler` too.
+
+Google image search is not offered: it answers clients without JavaScript with a challenge page
+that holds no images (see options.RETIRED); the refusal detector still names that page. icrawler's own thread pools and downloader are not used:
 they poll with fixed sleeps, save by counter and URL extension, and cannot be made polite
 (see datacurate/scrape/download.py for what replaces them).
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 import html
 import json
 import queue
-import re
 from dataclasses import dataclass, field
 from typing import Iterator
 from urllib.parse import quote, quote_plus, urlencode, urljoin, urlsplit
@@ -24,21 +27,35 @@ from bs4 import BeautifulSoup
 from icrawler import Feeder, Parser
 from icrawler.builtin.baidu import BaiduFeeder as _IcBaiduFeeder, BaiduParser as _IcBaiduParser
 from icrawler.builtin.bing import BingFeeder as _IcBingFeeder
-from icrawler.builtin.google import GoogleFeeder as _IcGoogleFeeder
 from icrawler.utils import Signal
 
+from datacurate.scrape import licenses as lic
+from datacurate.scrape import refusals
 from datacurate.scrape.options import ENGINES as BASES
+from datacurate.scrape.refusals import Refusal
 
 IMAGE_URL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
 class Page:
-    """What one result page held: (image URL, page URL) pairs, links to follow, recognised or not."""
+    """What one result page held: (image URL, page URL) pairs, links to follow, recognised or not,
+    a refusal instead of results, and per image URL what the engine says of it (license,
+    license_version, license_url, author, title)."""
 
     candidates: list[tuple[str, str | None]] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     recognised: bool = True
+    refusal: Refusal | None = None
+    info: dict[str, dict] = field(default_factory=dict)
+    url: str | None = None
+
+
+def _json(content: bytes):
+    try:
+        return json.loads(_text(content), strict=False)
+    except ValueError:
+        return None
 
 
 def _text(content: bytes) -> str:
@@ -124,111 +141,177 @@ class BaiduFeeder(_IcBaiduFeeder):
 
 
 class BaiduParser(_PageParser):
-    """JSON `data` list (objURL de-obfuscated by icrawler's decoder, else hoverURL/middleURL/
-    thumbURL, and the newer replaceUrl list); a missing `data` key is an unrecognised page, not a
-    dead thread."""
+    """JSON `data` list: the original image from `replaceUrl[0].ObjURL` (the de-obfuscated `objURL`
+    of newer answers is a gimg2.baidu.com link that expires), else `objURL` (de-obfuscated by
+    icrawler's decoder), else hoverURL/middleURL/thumbURL. `{"antiFlag": 1, "message": ...}` is a
+    refusal; a missing `data` key is an unrecognised page, not a dead thread."""
 
     _decode = _IcBaiduParser._decode_url
 
     @classmethod
     def read_page(cls, content: bytes, url: str) -> Page:
-        try:
-            doc = json.loads(_text(content).replace("\\'", "'"), strict=False)
-        except ValueError:
-            return Page(recognised=False)
+        doc = _json(_text(content).replace("\\'", "'").encode())
+        if isinstance(doc, dict) and doc.get("antiFlag"):
+            words = str(doc.get("message") or "antiFlag")
+            return Page(recognised=True, refusal=Refusal("blocked", f"{words} (antiFlag {doc['antiFlag']})", 200, url))
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             return Page(recognised=False)
         pairs = []
         for item in doc["data"]:
             if not isinstance(item, dict):
                 continue
-            page = cls._decode(None, item["fromURL"]) if item.get("fromURL") else None
-            if item.get("objURL"):
-                pairs.append((cls._decode(None, item["objURL"]), page))
-            elif isinstance(item.get("replaceUrl"), list) and item["replaceUrl"]:
-                last = item["replaceUrl"][-1]
-                pairs.append((last.get("ObjURL") or last.get("ObjUrl"), last.get("FromURL") or page))
+            page = cls._plain(item["fromURL"]) if item.get("fromURL") else None
+            first = item["replaceUrl"][0] if isinstance(item.get("replaceUrl"), list) and item["replaceUrl"] else None
+            original = (first.get("ObjURL") or first.get("ObjUrl")) if isinstance(first, dict) else None
+            if original:
+                pairs.append((original, first.get("FromURL") or first.get("FromUrl") or page))
+            elif item.get("objURL"):
+                pairs.append((cls._plain(item["objURL"]), page))
             else:
                 plain = item.get("hoverURL") or item.get("middleURL") or item.get("thumbURL")
                 if plain:
                     pairs.append((plain, page))
         return Page(_unique(pairs))
 
-
-# -- Google -----------------------------------------------------------------------------------------
-class GoogleFeeder(_IcGoogleFeeder):
-    """icrawler's GoogleFeeder with a base URL."""
-
-    page_size = 100
-
-    def feed(self, keyword, offset, max_num, language=None, filters=None, base_url="https://www.google.com"):
-        filter_str = self.get_filter().apply(filters, sep=",")
-        for i in range(offset, offset + max_num, self.page_size):
-            params = dict(q=keyword, ijn=i // self.page_size, start=i, tbs=filter_str, tbm="isch")
-            if language:
-                params["lr"] = "lang_" + language
-            self.out_queue.put(f"{base_url.rstrip('/')}/search?" + urlencode(params))
-
-
-_GOOGLE_ARRAY = re.compile(r'\["(https?://[^"\\]*(?:\\.[^"\\]*)*)",(\d+),(\d+)\]')
-_GOOGLE_LOOSE = re.compile(r'https?://[^"\'\s\\\[\]]+?\.(?:jpe?g|png|webp|gif|bmp)\b', re.I)
-
-
-class GoogleParser(_PageParser):
-    """Image URLs from the `["url", height, width]` arrays in the page's scripts, every format,
-    thumbnails (encrypted-tbn*.gstatic.com) left out; no match is an empty page, not a TypeError."""
-
     @classmethod
-    def read_page(cls, content: bytes, url: str) -> Page:
-        soup = BeautifulSoup(_text(content), "html.parser")
-        scripts = [s.get_text() for s in soup.find_all("script")]
-        pairs = []
-        for txt in scripts:
-            found = [m.group(1) for m in _GOOGLE_ARRAY.finditer(txt)] or _GOOGLE_LOOSE.findall(txt)
-            for raw in found:
-                u = _unescape_js(raw)
-                if "gstatic.com" not in urlsplit(u).netloc:
-                    pairs.append((u, None))
-        recognised = any("AF_initDataCallback" in t for t in scripts) or bool(pairs)
-        return Page(_unique(pairs), recognised=recognised)
-
-
-def _unescape_js(s: str) -> str:
-    try:
-        return json.loads(f'"{s}"')
-    except ValueError:
-        return s.encode("utf-8").decode("unicode-escape", "ignore")
+    def _plain(cls, value: str) -> str:
+        return value if value.startswith(("http://", "https://")) else cls._decode(None, value)
 
 
 # -- Flickr -----------------------------------------------------------------------------------------
 class FlickrFeeder(Feeder):
-    """flickr.photos.search pages with the image URLs asked for as `extras` (no getSizes calls)."""
+    """flickr.photos.search pages with the image URLs, licence and owner asked for as `extras` (no
+    getSizes calls); `--license` becomes the `license` parameter (Flickr's licence ids)."""
 
     page_size = 100
 
-    def feed(self, keyword, offset, max_num, apikey="", base_url="https://api.flickr.com"):
+    def feed(self, keyword, offset, max_num, apikey="", base_url="https://api.flickr.com", licenses=None):
         for i in range(offset, offset + max_num, self.page_size):
             params = {"method": "flickr.photos.search", "api_key": apikey, "text": keyword, "format": "json",
                       "nojsoncallback": 1, "sort": "relevance", "content_type": 1, "media": "photos",
-                      "extras": "url_l,url_c,url_z,url_m,url_o", "per_page": self.page_size,
+                      "extras": "license,owner_name,url_l,url_c,url_z,url_m,url_o", "per_page": self.page_size,
                       "page": i // self.page_size + 1}
+            if licenses is not None:
+                params["license"] = ",".join(k for k, v in lic.FLICKR.items() if v[0] in licenses)
             self.out_queue.put(f"{base_url.rstrip('/')}/services/rest/?" + urlencode(params))
 
 
 class FlickrParser(_PageParser):
+    """`photos.photo[]`; `{"stat": "fail", "code": 100, "message": ...}` is a bad key, other codes
+    the engine's own error."""
+
     @classmethod
     def read_page(cls, content: bytes, url: str) -> Page:
+        doc = _json(content)
+        if isinstance(doc, dict) and doc.get("stat") == "fail":
+            words = f"{doc.get('message') or 'stat: fail'} (code {doc.get('code')})"
+            return Page(refusal=Refusal("bad-key" if doc.get("code") == 100 else "engine-error", words, 200, url))
         try:
-            doc = json.loads(_text(content))
             photos = doc["photos"]["photo"]
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return Page(recognised=False)
-        pairs = []
+        pairs, info = [], {}
         for p in photos:
             src = next((p[k] for k in ("url_l", "url_c", "url_z", "url_m", "url_o") if p.get(k)), None)
             if src:
                 pairs.append((src, f"https://www.flickr.com/photos/{p.get('owner', '')}/{p.get('id', '')}"))
-        return Page(_unique(pairs))
+                code, version, lurl = lic.FLICKR.get(str(p.get("license", "")), (None, None, None))
+                info[src] = {"license": code, "license_version": version, "license_url": lurl,
+                             "author": p.get("ownername") or p.get("owner"), "title": p.get("title")}
+        return Page(_unique(pairs), info=info)
+
+
+# -- Wikimedia Commons ------------------------------------------------------------------------------
+class WikimediaFeeder(Feeder):
+    """The Commons API: files (namespace 6, bitmaps) found by full-text search, with their URL, size,
+    MIME type and licence metadata in one answer (generator=search, prop=imageinfo)."""
+
+    page_size = 50
+    thumb_width = 1280  # one of Commons' standard thumbnail widths; originals run to tens of MB
+
+    def feed(self, keyword, offset, max_num, base_url="https://commons.wikimedia.org"):
+        for i in range(offset, offset + max_num, self.page_size):
+            params = {"action": "query", "format": "json", "formatversion": 2, "generator": "search",
+                      "gsrsearch": f"{keyword} filetype:bitmap", "gsrnamespace": 6, "gsrlimit": self.page_size,
+                      "gsroffset": i, "prop": "imageinfo", "iiprop": "url|size|mime|extmetadata",
+                      "iiextmetadatafilter": "LicenseShortName|LicenseUrl|License|Artist|ObjectName",
+                      "iiurlwidth": self.thumb_width, "maxlag": 5}
+            self.out_queue.put(f"{base_url.rstrip('/')}/w/api.php?" + urlencode(params))
+
+
+class WikimediaParser(_PageParser):
+    """`query.pages[].imageinfo[0]` (formatversion 2 list or 1 mapping) in search order; licence
+    from extmetadata LicenseShortName/LicenseUrl, author from Artist (HTML to text)."""
+
+    @classmethod
+    def read_page(cls, content: bytes, url: str) -> Page:
+        doc = _json(content)
+        if not isinstance(doc, dict):
+            return Page(recognised=False)
+        if isinstance(doc.get("error"), dict):
+            err = doc["error"]
+            kind = "blocked" if err.get("code") in ("ratelimited", "blocked", "autoblocked") else "engine-error"
+            return Page(refusal=Refusal(kind, f"{err.get('info') or err.get('code')} ({err.get('code')})", 200, url))
+        if "query" not in doc:
+            return Page(recognised="batchcomplete" in doc or "continue" in doc)
+        pages = doc["query"].get("pages") or []
+        pages = list(pages.values()) if isinstance(pages, dict) else list(pages)
+        pairs, info = [], {}
+        for p in sorted((p for p in pages if isinstance(p, dict)), key=lambda p: p.get("index", 0)):
+            ii = (p.get("imageinfo") or [None])[0]
+            if not isinstance(ii, dict) or not str(ii.get("mime", "image/")).startswith("image/"):
+                continue
+            src = ii.get("thumburl") or ii.get("url")
+            if not src:
+                continue
+            meta = ii.get("extmetadata") or {}
+            value = lambda k: _html_text((meta.get(k) or {}).get("value"))  # noqa: E731
+            code, version = lic.normalise(value("LicenseShortName") or value("License"), value("LicenseUrl"))
+            pairs.append((src, ii.get("descriptionurl")))
+            info[src] = {"license": code, "license_version": version, "license_url": value("LicenseUrl"),
+                         "author": value("Artist"), "title": value("ObjectName") or p.get("title")}
+        return Page(_unique(pairs), info=info)
+
+
+def _html_text(value) -> str | None:
+    if not value:
+        return None
+    text = BeautifulSoup(str(value), "html.parser").get_text(" ", strip=True) if "<" in str(value) else str(value)
+    return " ".join(text.split()) or None
+
+
+# -- Openverse --------------------------------------------------------------------------------------
+class OpenverseFeeder(Feeder):
+    """`/v1/images/?q=&page=&page_size=20` (anonymous clients get at most 20 a page); `--license`
+    becomes the `license` parameter."""
+
+    page_size = 20
+
+    def feed(self, keyword, offset, max_num, base_url="https://api.openverse.org", licenses=None):
+        for i in range(offset, offset + max_num, self.page_size):
+            params = {"q": keyword, "page": i // self.page_size + 1, "page_size": self.page_size}
+            if licenses is not None:
+                params["license"] = ",".join(sorted(licenses))
+            self.out_queue.put(f"{base_url.rstrip('/')}/v1/images/?" + urlencode(params))
+
+
+class OpenverseParser(_PageParser):
+    """`results[]`: url, foreign_landing_url, license, license_version, license_url, creator, title."""
+
+    @classmethod
+    def read_page(cls, content: bytes, url: str) -> Page:
+        doc = _json(content)
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+            return Page(recognised=False)
+        pairs, info = [], {}
+        for r in doc["results"]:
+            if isinstance(r, dict) and r.get("url"):
+                pairs.append((r["url"], r.get("foreign_landing_url")))
+                code = str(r.get("license") or "").lower() or None
+                info[r["url"]] = {"license": code, "license_version": r.get("license_version"),
+                                  "license_url": r.get("license_url"), "author": r.get("creator"),
+                                  "title": r.get("title")}
+        return Page(_unique(pairs), info=info)
 
 
 # -- Greedy (one site) ------------------------------------------------------------------------------
@@ -280,19 +363,23 @@ class EngineSpec:
 
 
 _CLASSES = {
-    "bing": (BingFeeder, BingParser), "baidu": (BaiduFeeder, BaiduParser), "google": (GoogleFeeder, GoogleParser),
+    "bing": (BingFeeder, BingParser), "baidu": (BaiduFeeder, BaiduParser),
+    "wikimedia": (WikimediaFeeder, WikimediaParser), "openverse": (OpenverseFeeder, OpenverseParser),
     "flickr": (FlickrFeeder, FlickrParser), "greedy": (GreedyFeeder, GreedyParser), "urls": (None, None),
 }
 ENGINES = {name: EngineSpec(name, f, p, BASES[name], getattr(f, "page_size", 0)) for name, (f, p) in _CLASSES.items()}
 
 
-def page_urls(spec: EngineSpec, query: str, base_url: str, max_pages: int, apikey: str = "") -> list[str]:
+def page_urls(spec: EngineSpec, query: str, base_url: str, max_pages: int, apikey: str = "",
+              licenses: frozenset[str] | None = None) -> list[str]:
     """The result-page URLs an engine's icrawler feeder puts on its queue for one query."""
     feeder = spec.feeder(1, Signal(), None)
     feeder.out_queue = queue.Queue()
-    kwargs = {"base_url": base_url}
+    kwargs: dict = {"base_url": base_url}
     if spec.name == "flickr":
         kwargs["apikey"] = apikey
+    if spec.name in ("flickr", "openverse"):
+        kwargs["licenses"] = licenses
     if spec.name == "greedy":
         feeder.feed(query, **kwargs)
     else:
@@ -301,5 +388,12 @@ def page_urls(spec: EngineSpec, query: str, base_url: str, max_pages: int, apike
 
 
 def read_page(spec: EngineSpec, content: bytes, url: str) -> Page:
-    """Parse one result page with the engine's parser."""
-    return spec.parser.read_page(content, url)
+    """Parse one result page with the engine's parser; a page without results that holds a JavaScript
+    wall, /sorry/ or a CAPTCHA is a refusal, whichever the engine."""
+    page = spec.parser.read_page(content, url)
+    page.url = url
+    if page.refusal is None and not page.candidates:
+        found = refusals.in_page(content, url)
+        if found is not None:
+            page.refusal, page.recognised = found, True
+    return page

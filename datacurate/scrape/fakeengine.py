@@ -1,5 +1,6 @@
-"""A loopback fake image-search engine: result pages in Bing, Baidu, Google and Flickr format,
-the images behind them, and the faults real engines and image hosts produce.
+"""A loopback fake image-search engine: result pages in the structure the real Bing, Baidu,
+Flickr, Wikimedia Commons and Openverse answers have (captured 2021-2026), Google's JavaScript
+wall, the images behind them, and the faults and refusals real engines and image hosts produce.
 
 Used by the scrape tests, the scrape benchmark, and the offline `datacurate demo` (to serve extra
 pictures, broken files and duplicates for each class of a generated dataset). Nothing here
@@ -20,15 +21,23 @@ API::
         fe.user_agents            # set of User-Agent headers seen
 
 `images` maps a query (exact text, as the client sends it) to its ranked results; each result is
-raw image bytes or an `ImageSpec(data, fault=None, ext=None)`. A query the engine does not know
-gets an empty result page. Image URLs are `/img/<query id>/<rank>.<ext>` (ext defaults to the
-data's format; faults "webp" and "png" serve those formats behind a `.jpg` URL).
+raw image bytes or an `ImageSpec(data, fault=None, ext=None, license=None, author=None)`. A
+query the engine does not know gets an empty result page. Image URLs are
+`/img/<query id>/<rank>.<ext>` (ext defaults to the data's format; faults "webp" and "png" serve
+those formats behind a `.jpg` URL). The licence engines give each result `license` (a code:
+cc0, pdm, by, by-sa, by-nc...; default: LICENSES by rank) and `author` (default "Author <rank>").
 
-Endpoints: Bing `/images/async?q=&first=&count=` (HTML, `a.iusc[m]` JSON, 35 per page), Baidu
-`/search/acjson?tn=resultjson_com&word=&pn=&rn=` (JSON, obfuscated `objURL`, 30 per page),
-Google `/search?q=&tbm=isch&start=` (HTML, image URLs in `AF_initDataCallback` scripts, 100 per
-page), Flickr `/services/rest/?method=flickr.photos.search&api_key=&text=&page=&per_page=`,
-a crawlable site `/site?q=&p=` (10 images per page, a link to the next page), `/robots.txt`.
+Endpoints: Bing `/images/async?q=&first=&count=` (HTML, `a.iusc[m]` JSON with murl, purl, turl,
+35 per page), Baidu `/search/acjson?tn=resultjson_com&word=&pn=&rn=` (JSON `data[]`: `objURL`
+obfuscated and decoding to an expiring gimg2-style link that answers 403, `replaceUrl[0].ObjURL`
+the original, `thumbURL`, `fromURL`; 30 per page), Google `/search?q=&tbm=isch` (the JavaScript
+challenge page real Google image search sends clients without JavaScript: no images), Flickr
+`/services/rest/?method=flickr.photos.search&api_key=&text=&page=&per_page=` (a key that is not
+32 hex digits gets `stat: fail`, code 100), Wikimedia Commons `/w/api.php?action=query&
+generator=search&gsrsearch=&gsroffset=&prop=imageinfo` (formatversion 2, extmetadata),
+Openverse `/v1/images/?q=&page=&page_size=&license=` (page_size over 20 without a token is a
+401, as anonymous use is), a crawlable site `/site?q=&p=` (10 images per page, a link to the
+next page), `/robots.txt`, `/redirect?to=URL` (a 302 to any URL).
 
 Image faults (`ImageSpec.fault`): "404", "500", "503", "429" (the first `retry_times` requests
 get 429 with `Retry-After: retry_after`, then the image), "429-always", "slow" (answers after
@@ -38,10 +47,17 @@ an image), "html" (an HTML error page served as image/jpeg), "webp", "png" (that
 a .jpg URL as image/jpeg), "huge" (`huge_bytes` of data, no Content-Length), "huge-declared"
 (the same with Content-Length), "bomb" (a tiny PNG claiming 20000x20000 pixels),
 "redirect" (one 302 to the image), "redirect-loop" (302s forever), "robots" (served under
-/private/, which robots.txt disallows), "noai" (`X-Robots-Tag: noai`).
-Page faults (`page_faults={"bing"|"baidu"|"google"|"flickr"|"site": fault}`): "429", "503"
-(always refused, with Retry-After), "429-once", "500", "404", "empty" (a well-formed page
-with no results), "changed" (markup the parsers do not know), "slow".
+/private/, which robots.txt disallows), "noai" (`X-Robots-Tag: noai`), "drip" (one byte every
+`drip_seconds`, no Content-Length).
+Page faults (`page_faults={"bing"|"baidu"|"google"|"flickr"|"wikimedia"|"openverse"|"site": fault}`):
+"429", "503" (always refused, with Retry-After), "429-once", "500", "404", "empty" (a well-formed
+page with no results), "changed" (markup the parsers do not know), "slow", "drip" (the page one
+byte every `drip_seconds`); the refusals real engines send: "403" (a 403 page with the words
+Wikimedia sends clients without a proper User-Agent), "captcha" (a 200 page with a CAPTCHA),
+"sorry" (a 302 to Google's /sorry/ page, which answers 429), "antiflag" (Baidu's
+`{"antiFlag":1,"message":"Forbid spider access"}`), "bad-key" (Flickr's `stat: fail` code 100
+"Invalid API Key (Key has expired)", Openverse's 401 "Invalid token."), "api-error"
+(Wikimedia's `{"error": {"code", "info"}}`).
 `latency` (seconds) delays every image response (the benchmark uses 0.1).
 """
 
@@ -51,6 +67,7 @@ import hashlib
 import html
 import io
 import json
+import re
 import struct
 import threading
 import time
@@ -62,10 +79,38 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 IMAGE_FAULTS = (
     "404", "500", "503", "429", "429-always", "slow", "timeout", "truncated", "cut", "html", "webp", "png",
-    "huge", "huge-declared", "bomb", "redirect", "redirect-loop", "robots", "noai",
+    "huge", "huge-declared", "bomb", "redirect", "redirect-loop", "robots", "noai", "drip",
 )
-PAGE_FAULTS = ("429", "503", "429-once", "500", "404", "empty", "changed", "slow")
-PAGE_SIZES = {"bing": 35, "baidu": 30, "google": 100, "flickr": 100, "site": 10}
+PAGE_FAULTS = ("429", "503", "429-once", "500", "404", "empty", "changed", "slow", "drip",
+               "403", "captcha", "sorry", "antiflag", "bad-key", "api-error")
+PAGE_SIZES = {"bing": 35, "baidu": 30, "flickr": 100, "wikimedia": 50, "openverse": 20, "site": 10}
+LICENSES = ("by-sa", "cc0", "by", "pdm", "by-nc")  # the default licence of result r: LICENSES[r % 5]
+# How each engine names a licence code: Wikimedia's LicenseShortName, Flickr's licence id, Openverse's version.
+COMMONS_NAMES = {"by-sa": "CC BY-SA 4.0", "cc0": "CC0", "by": "CC BY 2.0", "pdm": "Public domain",
+                 "by-nc": "CC BY-NC 2.0", "by-nd": "CC BY-ND 4.0", "by-nc-sa": "CC BY-NC-SA 2.0"}
+FLICKR_IDS = {"by-nc-sa": "1", "by-nc": "2", "by-nc-nd": "3", "by": "4", "by-sa": "5", "by-nd": "6", "cc0": "9",
+              "pdm": "10"}
+LICENSE_URLS = {"cc0": "https://creativecommons.org/publicdomain/zero/1.0/",
+                "pdm": "https://creativecommons.org/publicdomain/mark/1.0/"}
+WIKIMEDIA_403 = (b"<!DOCTYPE html><html lang=\"en\"><head><title>Wikimedia Error</title></head><body><h1>Error</h1>"
+                 b"<p>Please set a user-agent and respect our robot policy https://w.wiki/4wJS. See also "
+                 b"https://phabricator.wikimedia.org/T400119.</p></body></html>")
+CAPTCHA_PAGE = (b"<html><head><title>Verify you are human</title></head><body><form id=\"captcha-form\">"
+                b"<div class=\"g-recaptcha\" data-sitekey=\"6Lc\"></div></form><p>Please complete the security check "
+                b"to continue.</p></body></html>")
+SORRY_PAGE = (b"<html><head><meta http-equiv=\"content-type\" content=\"text/html; charset=utf-8\"><title>"
+              b"https://www.google.com/search?q=cat&amp;tbm=isch</title></head><body><div id=\"captcha-form\">"
+              b"<div id=\"infoDiv\">Our systems have detected unusual traffic from your computer network. This page "
+              b"checks to see if it&#39;s really you sending the requests, and not a robot.</div></div></body></html>")
+# What Google image search sends a client without JavaScript (2025-2026): no results, a challenge.
+GOOGLE_ENABLEJS = ("<!DOCTYPE html><html lang=\"en\"><head><title>Google Search</title><style>body{{background-color:"
+                   "#fff}}</style><script nonce=\"x\">(function(){{var sei='{sei}';window.google={{kEI:sei}};}})();"
+                   "</script></head><body><noscript><style>table,div,span,p{{display:none}}</style><meta content="
+                   "\"0;url=/httpservice/retry/enablejs?sei={sei}\" http-equiv=\"refresh\"><div style=\"display:"
+                   "block\">Please click <a href=\"/httpservice/retry/enablejs?sei={sei}\">here</a> if you are not "
+                   "redirected within a few seconds.</div></noscript><script nonce=\"x\">(function(){{var e="
+                   "'/search?q={q}&tbm=isch&sei={sei}';setTimeout(function(){{location.replace(e)}},2000)}})();"
+                   "</script></body></html>")
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp"}
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
@@ -78,6 +123,8 @@ class ImageSpec:
     data: bytes
     fault: str | None = None
     ext: str | None = None
+    license: str | None = None
+    author: str | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in IMAGE_FAULTS:
@@ -161,6 +208,7 @@ class FakeEngine:
         slow_seconds: float = 0.5,
         stall_seconds: float = 5.0,
         huge_bytes: int = 3 << 20,
+        drip_seconds: float = 0.5,
         robots_txt: str = ROBOTS_TXT,
         host: str = "127.0.0.1",
     ):
@@ -174,6 +222,7 @@ class FakeEngine:
         self.page_faults = dict(page_faults or {})
         self.latency, self.retry_after, self.retry_times = latency, retry_after, retry_times
         self.slow_seconds, self.stall_seconds, self.huge_bytes = slow_seconds, stall_seconds, huge_bytes
+        self.drip_seconds = drip_seconds
         self.robots_txt = robots_txt
         self.host = host
         self._hits: dict[str, int] = {}
@@ -181,6 +230,7 @@ class FakeEngine:
         self._inflight = 0
         self.max_inflight = 0
         self.user_agents: set[str] = set()
+        self.authorizations: set[str] = set()  # Authorization headers seen (Openverse tokens)
         self.log: list[tuple[float, str]] = []  # (time, path) of every request
         self._server: ThreadingHTTPServer | None = None
         self._base = ""
@@ -243,6 +293,11 @@ class FakeEngine:
     def page_of(self, query: str, rank: int) -> str:
         return f"{self.base_url}/pages/{_qid(query)}/{rank}.html"
 
+    def license_of(self, query: str, rank: int) -> tuple[str, str]:
+        """(licence code, author) of a query's rank-th result."""
+        spec = self.results[query][rank]
+        return spec.license or LICENSES[rank % len(LICENSES)], spec.author or f"Author {rank}"
+
     def ranked(self, query: str, start: int, count: int) -> list[tuple[int, str, str]]:
         items = self.results.get(query, [])
         return [(r, self.image_url(query, r), self.page_of(query, r)) for r in range(start, min(len(items), start + count))]
@@ -293,13 +348,24 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         hit = fe._count(parts.path, self.headers.get("User-Agent", ""))
+        if self.headers.get("Authorization"):
+            with fe._lock:
+                fe.authorizations.add(self.headers["Authorization"])
         route = parts.path
         if route == "/robots.txt":
             return self._send(200, fe.robots_txt.encode(), "text/plain")
         if route.startswith(("/img/", "/private/", "/loop/")):
             return self._image(route, hit)
+        if route.startswith("/gimg2/"):  # Baidu's proxied copies expire (the sec= parameter)
+            return self._send(403, b"<html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
+                                   b"<p>link expired</p></body></html>")
+        if route.startswith("/sorry/"):
+            return self._send(429, SORRY_PAGE)
+        if route == "/redirect":  # a 302 to any URL (?to=): a host that sends clients elsewhere
+            return self._send(302, b"", headers={"Location": q.get("to", "/")})
         engine = {"/images/async": "bing", "/search/acjson": "baidu", "/search": "google",
-                  "/services/rest/": "flickr", "/services/rest": "flickr", "/site": "site"}.get(route)
+                  "/services/rest/": "flickr", "/services/rest": "flickr", "/w/api.php": "wikimedia",
+                  "/v1/images/": "openverse", "/v1/images": "openverse", "/site": "site"}.get(route)
         if engine is None:
             return self._send(404, b"<html><body>Not found</body></html>")
         if self._page_fault(engine, hit):
@@ -315,9 +381,50 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("500", "404"):
             self._send(int(fault), b"<html><body>error</body></html>")
             return True
+        if fault == "403":
+            self._send(403, WIKIMEDIA_403)
+            return True
+        if fault == "captcha":
+            self._send(200, CAPTCHA_PAGE)
+            return True
+        if fault == "sorry":
+            self._send(302, b"", headers={"Location": f"/sorry/index?continue={quote(self.path, safe='')}&q=EgQ"})
+            return True
+        if fault == "antiflag" and engine == "baidu":
+            self._send(200, b'{"antiFlag":1,"message":"Forbid spider access","bfe_log_id":"1234567890"}',
+                       "application/json; charset=utf-8")
+            return True
+        if fault == "bad-key" and engine == "flickr":
+            self._send(200, b'{"stat":"fail","code":100,"message":"Invalid API Key (Key has expired)"}',
+                       "application/json")
+            return True
+        if fault == "bad-key" and engine == "openverse":
+            self._send(401, b'{"detail":"Invalid token."}', "application/json")
+            return True
+        if fault == "api-error" and engine == "wikimedia":
+            self._send(200, json.dumps({"error": {"code": "ratelimited", "info": "You've exceeded your rate limit. "
+                                                  "Please wait some time and try again.", "*": ""}}).encode(),
+                       "application/json; charset=utf-8")
+            return True
+        if fault == "drip":
+            self._drip(GOOGLE_ENABLEJS.format(sei="drip", q="x").encode(), "text/html; charset=utf-8")
+            return True
         if fault == "slow":
             time.sleep(self.fake.slow_seconds)
         return False
+
+    def _drip(self, data: bytes, ctype: str) -> None:
+        """One byte every drip_seconds, no Content-Length (the body ends when the connection closes)."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.end_headers()
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(self.fake.drip_seconds)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _results(self, engine: str, query: str, start: int, count: int):
         if self.fake.page_faults.get(engine) == "empty":
@@ -349,38 +456,105 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.page_faults.get("baidu") == "changed":
             doc = {"result": {"items": [{"image": u} for _, u, _ in rows]}}
         else:
-            data = [{"objURL": baidu_encode(u), "fromURL": baidu_encode(p), "hoverURL": "",
-                     "thumbURL": f"{self.fake.base_url}/th/{r}.jpg", "width": 64, "height": 48} for r, u, p in rows]
+            base = self.fake.base_url
+            data = [{"adType": "0", "thumbURL": f"{base}/th/{r}.jpg", "middleURL": f"{base}/th/{r}.jpg",
+                     "objURL": baidu_encode(f"{base}/gimg2/app=2002&size=f9999&src={quote(u, safe='')}&sec=1700000000"),
+                     "fromURL": baidu_encode(p), "hoverURL": "", "width": 64, "height": 48, "type": "jpg",
+                     "fromPageTitleEnc": f"result {r}", "replaceUrl": [{"ObjURL": u, "ObjUrl": u, "FromURL": p,
+                                                                         "FromUrl": p}]}
+                    for r, u, p in rows]
             doc = {"queryExt": query, "listNum": len(self.fake.results.get(query, [])), "data": data + [{}]}
         self._send(200, json.dumps(doc, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
     def _google(self, q: dict) -> None:
-        query, start = q.get("q", ""), int(q.get("start", "0") or 0)
-        rows = self._results("google", query, start, PAGE_SIZES["google"])
-        if self.fake.page_faults.get("google") == "changed":
-            body = "".join(f'<div data-lpage="{p}" data-src="{u}"></div>' for _, u, p in rows)
-            return self._send(200, f"<html><body>{body}</body></html>".encode())
-        entries = []
-        for rank, url, page in rows:
-            thumb = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:ANd9Gc{rank}"
-            entries.append(json.dumps([1, [None, f"id{rank}", [thumb, 120, 160], [url, 480, 640], None, 0,
-                                           "rgb(1,2,3)", None, 0, {"2003": [None, "x", page, "title"]}]]))
-        data = "[" + ",".join(entries) + "]"
-        script = f"AF_initDataCallback({{key: 'ds:1', hash: '2', data:[null,[[{data}]]], sideChannel: {{}}}});"
-        body = f"<html><head><script nonce=\"x\">var a=1;</script><script nonce=\"x\">{script}</script></head><body></body></html>"
-        self._send(200, body.encode())
+        """What Google image search answers a client without JavaScript: a challenge, no results."""
+        sei = hashlib.sha1(q.get("q", "").encode()).hexdigest()[:16]
+        self._send(200, GOOGLE_ENABLEJS.format(sei=sei, q=quote(q.get("q", ""))).encode())
 
     def _flickr(self, q: dict) -> None:
-        if not q.get("api_key"):
+        if not re.fullmatch(r"[0-9a-f]{32}", q.get("api_key", "")):
             return self._send(200, b'{"stat":"fail","code":100,"message":"Invalid API Key (Key has invalid format)"}',
                               "application/json")
         query = q.get("text", "")
         page, per = int(q.get("page", "1") or 1), int(q.get("per_page", "100") or 100)
-        rows = self._results("flickr", query, (page - 1) * per, per)
-        total = len(self.fake.results.get(query, []))
-        photos = [{"id": str(r), "owner": "fake", "title": f"photo {r}", "url_c": u} for r, u, _ in rows]
+        wanted = set(q["license"].split(",")) if q.get("license") else None
+        rows = [r for r in self._results("flickr", query, 0, 10**6)
+                if wanted is None or FLICKR_IDS.get(self.fake.license_of(query, r[0])[0], "0") in wanted]
+        total = len(rows)
+        photos = []
+        for r, u, _ in rows[(page - 1) * per:page * per]:
+            code, author = self.fake.license_of(query, r)
+            photos.append({"id": str(r), "owner": "12345678@N00", "secret": "abc", "server": "65535", "farm": 66,
+                           "title": f"photo {r}", "ispublic": 1, "isfriend": 0, "isfamily": 0,
+                           "license": FLICKR_IDS.get(code, "0"), "ownername": author, "url_c": u,
+                           "height_c": 600, "width_c": 800})
         doc = {"photos": {"page": page, "pages": max(1, -(-total // per)), "perpage": per, "total": total,
                           "photo": photos}, "stat": "ok"}
+        self._send(200, json.dumps(doc).encode(), "application/json")
+
+    def _wikimedia(self, q: dict) -> None:
+        query = q.get("gsrsearch", "").replace(" filetype:bitmap", "")
+        offset, limit = int(q.get("gsroffset", "0") or 0), int(q.get("gsrlimit", "50") or 50)
+        rows = self._results("wikimedia", query, offset, limit)
+        if self.fake.page_faults.get("wikimedia") == "changed":
+            return self._send(200, json.dumps({"results": [u for _, u, _ in rows]}).encode(), "application/json")
+        pages = []
+        for i, (r, u, p) in enumerate(rows):
+            code, author = self.fake.license_of(query, r)
+            name = f"File:Result {r} of {_qid(query)}.jpg"
+            meta = {"ObjectName": {"value": f"Result {r}", "source": "commons-desc-page"},
+                    "LicenseShortName": {"value": COMMONS_NAMES.get(code, code), "source": "commons-desc-page",
+                                         "hidden": ""},
+                    "Artist": {"value": f"<a href=\"//commons.wikimedia.org/wiki/User:A{r}\" title=\"User:A{r}\">"
+                                        f"{html.escape(author)}</a>", "source": "commons-desc-page"}}
+            if code not in ("pdm",):
+                meta["LicenseUrl"] = {"value": LICENSE_URLS.get(code, f"https://creativecommons.org/licenses/{code}/"
+                                                                      f"{'4.0' if code == 'by-sa' else '2.0'}"),
+                                      "source": "commons-desc-page", "hidden": ""}
+            pages.append({"pageid": 1000 + r, "ns": 6, "title": name, "index": offset + i + 1,
+                          "imagerepository": "local",
+                          "imageinfo": [{"size": 4000, "width": 64, "height": 48, "thumburl": u, "thumbwidth": 64,
+                                         "thumbheight": 48, "url": u, "descriptionurl": p,
+                                         "descriptionshorturl": f"{self.fake.base_url}/w/index.php?curid={1000 + r}",
+                                         "mime": "image/jpeg", "extmetadata": meta}]})
+        more = len(self.fake.results.get(query, [])) > offset + limit
+        doc: dict = {"batchcomplete": True}
+        if more:
+            doc = {"continue": {"gsroffset": offset + limit, "continue": "gsroffset||"}}
+        if pages:
+            doc["query"] = {"pages": pages}
+        self._send(200, json.dumps(doc).encode(), "application/json; charset=utf-8")
+
+    def _openverse(self, q: dict) -> None:
+        query = q.get("q", "")
+        page, size = int(q.get("page", "1") or 1), int(q.get("page_size", "20") or 20)
+        if size > 20 and not self.headers.get("Authorization"):
+            return self._send(401, json.dumps({"detail": "Anonymous requests are limited to page_size 20; "
+                                                         "authenticate to request more."}).encode(), "application/json")
+        wanted = set(q["license"].split(",")) if q.get("license") else None
+        rows = [r for r in self._results("openverse", query, 0, 10**6)
+                if wanted is None or self.fake.license_of(query, r[0])[0] in wanted]
+        if self.fake.page_faults.get("openverse") == "changed":
+            return self._send(200, json.dumps({"items": [u for _, u, _ in rows]}).encode(), "application/json")
+        results = []
+        for r, u, p in rows[(page - 1) * size:page * size]:
+            code, author = self.fake.license_of(query, r)
+            version = "1.0" if code in ("cc0", "pdm") else "2.0"
+            results.append({"id": f"0000-{r}", "title": f"Result {r}", "indexed_on": "2024-01-01T00:00:00Z",
+                            "foreign_landing_url": p, "url": u, "creator": author,
+                            "creator_url": f"https://www.flickr.com/photos/a{r}", "license": code,
+                            "license_version": version,
+                            "license_url": LICENSE_URLS.get(code, f"https://creativecommons.org/licenses/{code}/{version}/"),
+                            "provider": "flickr", "source": "flickr", "category": None, "filesize": None,
+                            "filetype": "jpg", "tags": [], "attribution": f'"Result {r}" by {author} is licensed under '
+                                                                         f"CC {code.upper()} {version}.",
+                            "fields_matched": ["title"], "mature": False, "height": 48, "width": 64,
+                            "thumbnail": f"{self.fake.base_url}/v1/images/0000-{r}/thumb/",
+                            "detail_url": f"{self.fake.base_url}/v1/images/0000-{r}/",
+                            "related_url": f"{self.fake.base_url}/v1/images/0000-{r}/related/",
+                            "unstable__sensitivity": []})
+        doc = {"result_count": len(rows), "page_count": max(1, -(-len(rows) // size)), "page_size": size,
+               "page": page, "results": results, "warnings": []}
         self._send(200, json.dumps(doc).encode(), "application/json")
 
     def _site(self, q: dict) -> None:
@@ -454,6 +628,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault in ("huge", "huge-declared"):
             return self._huge(data, declared=fault == "huge-declared")
+        if fault == "drip":
+            return self._drip(data, ctype)
         self._send(200, data, ctype)
 
     def _huge(self, data: bytes, declared: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,7 +25,20 @@ def select_classes(ws: Workspace, opts: ScrapeOptions) -> list[str]:
         if missing:
             raise UserError(f"class {missing[0]!r} is not a folder under {ws.original}")
         classes = [c for c in classes if c in opts.classes]
+    for name in classes:
+        if not _utf8(name):
+            raw = os.fsencode(name)
+            raise UserError(f"class folder {raw!r} under {ws.original} has a name that is not UTF-8, so it cannot "
+                            "become a search query: rename it (e.g. convmv -f gbk -t utf-8) or leave it out with --class")
     return classes
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def class_queries(ws: Workspace, opts: ScrapeOptions, classes: list[str]) -> dict[str, list[str]]:
@@ -38,12 +52,16 @@ def load_url_lists(ws: Workspace, source: str, classes: list[str]) -> dict[str, 
     known = ws.class_names("original")
     if path.is_dir():
         doc: Mapping[str, Any] = {}
-        for f in sorted(path.glob("*.txt")):
-            lines = f.read_text(encoding="utf-8").splitlines()
+        files = sorted(path.glob("*.txt"))
+        if not any(f.stem in known for f in files):
+            raise UserError(f"urls folder {path} holds no <class>.txt file for any class folder under "
+                            f"data/original (e.g. {known[0] if known else 'cat'}.txt, one URL a line)")
+        for f in files:
+            lines = _read(f).splitlines()
             doc = {**doc, f.stem: [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]}
     elif path.is_file():
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = yaml.safe_load(_read(path)) or {}
         except yaml.YAMLError:
             raise UserError(f"urls file {path} is not valid YAML ({{class: [url, ...]}})") from None
         if not isinstance(doc, Mapping):
@@ -61,6 +79,15 @@ def load_url_lists(ws: Workspace, source: str, classes: list[str]) -> dict[str, 
         if name in classes:
             out[name] = list(dict.fromkeys(u.strip() for u in urls if u.strip()))
     return out
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"urls file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"urls file {path} cannot be read ({exc.strerror or exc})") from None
 
 
 def _in_ws(ws: Workspace, name: str) -> Path:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from datacurate.scrape.refusals import ADVICE, Refusal
+
+# Exit codes when no class got a single image, by what stopped the engines (the first that applies).
+EXIT_CODES = {"bad-key": 4, "blocked": 3, "format-changed": 5}
+
 
 @dataclass
 class Tally:
@@ -29,11 +34,13 @@ class ScrapeResult:
     had: dict[str, int] = field(default_factory=dict)        # class -> scraped images before the run
     need: dict[str, int] = field(default_factory=dict)       # class -> images wanted in this run
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
-    given_up: dict[str, str] = field(default_factory=dict)   # engine -> why it was given up
+    refused: dict[str, Refusal] = field(default_factory=dict)  # engine -> why it was given up (first refusal)
+    fallback: bool = False                                    # engines after the first only stand in
     planned: list[tuple[str, str, str, str]] = field(default_factory=list)  # (class, engine, query, page URL)
     seconds: float = 0.0
     download_seconds: float = 0.0  # first image request to last image answer
     downloads: int = 0             # image requests answered (saved or not)
+    reports: dict = field(default_factory=dict)  # name -> path of what the run wrote (attribution.csv, scrape.html)
 
     def tally(self, klass: str, engine: str) -> Tally:
         return self.tallies.setdefault((klass, engine), Tally())
@@ -45,25 +52,36 @@ class ScrapeResult:
     def images_per_second(self) -> float:
         return self.saved() / self.download_seconds if self.download_seconds > 0 else 0.0
 
-    def failure(self) -> str | None:
-        """Why no class got a single image, when images were wanted and none came; else None."""
+    def refusal_lines(self) -> list[str]:
+        """One line per engine that refused or whose pages were not recognised, in its own words."""
+        lines = []
+        for engine, r in self.refusals_in_order():
+            lines.append(f"{engine}: {r.text()}")
+        return lines
+
+    def refusals_in_order(self) -> list[tuple[str, Refusal]]:
+        engines = list(dict.fromkeys(e for _, e in self.tallies))
+        return [(e, self.refused[e]) for e in engines if e in self.refused] + \
+               [(e, r) for e, r in self.refused.items() if e not in engines]
+
+    def failure(self) -> tuple[str, int] | None:
+        """(why no class got a single image, the exit code) when images were wanted and none came."""
         if self.dry_run or not any(self.need.values()) or self.saved() > 0:
             return None
-        parts = []
-        engines = sorted({e for _, e in self.tallies}, key=str)
+        parts, kinds = [], []
+        engines = list(dict.fromkeys(e for _, e in self.tallies))
         for engine in engines:
             rows = [t for (_, e), t in self.tallies.items() if e == engine]
-            if engine in self.given_up:
-                parts.append(f"{engine}: {self.given_up[engine]}")
+            if engine in self.refused:
+                r = self.refused[engine]
+                kinds.append(r.kind)
+                parts.append(f"{engine}: {r.text()}")
                 continue
             pages = sum(t.pages for t in rows)
             cands = sum(t.candidates for t in rows)
-            unrec = sum(t.unrecognised_pages for t in rows)
             errors = sum((t.page_errors for t in rows), Counter())
             rejected = sum((t.rejected for t in rows), Counter())
-            if unrec:
-                parts.append(f"{engine}: {unrec} of {pages} result pages not recognised (the page format may have changed)")
-            elif errors and not cands:
+            if errors and not cands:
                 parts.append(f"{engine}: result pages failed ({_counts(errors)})")
             elif not cands:
                 parts.append(f"{engine}: {pages} result pages held no images (no results for these queries?)")
@@ -72,7 +90,10 @@ class ScrapeResult:
                 hint = ("; the results for these queries are used up: add queries (--queries), another --engine "
                         "or more --max-pages") if used * 2 >= cands else ""
                 parts.append(f"{engine}: {cands} candidates, all rejected ({_counts(rejected)}){hint}")
-        return "no class got a single image: " + ("; ".join(parts) or "no engine produced anything")
+        advice = [ADVICE[k] for k in dict.fromkeys(kinds) if k in ADVICE]
+        code = next((EXIT_CODES[k] for k in EXIT_CODES if k in kinds), 1)
+        text = "no class got a single image: " + ("; ".join(parts) or "no engine produced anything")
+        return text + (f" ({'; '.join(advice)})" if advice else ""), code
 
 
 def _counts(c: Counter) -> str:

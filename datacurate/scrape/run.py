@@ -23,11 +23,16 @@ from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.scan import index_files, walk_files
 from datacurate.imageio import inspect_bytes
 from datacurate.scrape import engines as eng
-from datacurate.scrape.net import Net, NetConfig, Refused, x_robots_forbids
+from datacurate.scrape import refusals
+from datacurate.scrape.licenses import allows
+from datacurate.scrape.net import HostGate, Net, NetConfig, Refused, x_robots_forbids
 from datacurate.scrape.options import ROBOTS_TOKEN, ScrapeOptions
 from datacurate.scrape.plan import class_queries, load_url_lists, select_classes
+from datacurate.scrape.refusals import Refusal
 from datacurate.scrape.result import ScrapeResult
-from datacurate.scrape.store import Store, prior_urls, record, sweep_partials, to_trainable
+from datacurate.scrape.store import (
+    Store, disk_full_error, is_disk_full, prior_urls, record, sweep_partials, to_trainable, unlink_saved,
+)
 from datacurate.workspace import Workspace
 
 HASH_KINDS = ("phash",)
@@ -41,6 +46,7 @@ class Candidate:
     rank: int
     image_url: str
     page_url: str | None
+    info: dict | None = None      # what the engine says of the image: license, author, title...
 
 
 @dataclass
@@ -74,21 +80,21 @@ class ClassState:
     def remaining(self) -> int:
         return self.need - self.saved
 
-    def next_stream(self, given_up: dict) -> Stream | None:
-        live = [s for s in self.streams if not s.done and not s.busy and s.pending and s.engine not in given_up]
+    def next_stream(self, usable: set) -> Stream | None:
+        live = [s for s in self.streams if not s.done and not s.busy and s.pending and s.engine in usable]
         if not live:
             return None
         self.turn += 1
         return live[self.turn % len(live)]
 
-    def finished(self, given_up: dict) -> bool:
+    def finished(self, usable: set) -> bool:
         if self.remaining <= 0:
             return True
         return (not self.buffer and not self.dl_inflight and not self.page_inflight
-                and self.next_stream_peek(given_up) is None)
+                and self.next_stream_peek(usable) is None)
 
-    def next_stream_peek(self, given_up: dict) -> Stream | None:
-        return next((s for s in self.streams if not s.done and s.pending and s.engine not in given_up), None)
+    def next_stream_peek(self, usable: set) -> Stream | None:
+        return next((s for s in self.streams if not s.done and s.pending and s.engine in usable), None)
 
 
 @dataclass
@@ -112,12 +118,22 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     classes = select_classes(ws, opts)
     queries = class_queries(ws, opts, classes)
     url_lists = load_url_lists(ws, opts.urls, list(queries)) if "urls" in opts.engines else {}
-    result = ScrapeResult(dry_run=opts.dry_run, queries=queries, skipped=[c for c in classes if c not in queries])
+    result = ScrapeResult(dry_run=opts.dry_run, queries=queries, skipped=[c for c in classes if c not in queries],
+                          fallback=opts.fallback)
     if opts.dry_run:
         _plan_only(ws, opts, result, url_lists)
     else:
+        from datacurate.scrape.report import write_reports
+
         with open_catalog(ws) as cat:
-            _run(ws, cat, opts, result, url_lists, quiet, warn)
+            try:
+                _run(ws, cat, opts, result, url_lists, quiet, warn)
+                result.seconds = time.monotonic() - started
+                result.reports = write_reports(ws, cat, result)
+            except Exception as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(ws.scraped if isinstance(exc, OSError) else ws.catalog_path) from None
+                raise
     result.seconds = time.monotonic() - started
     return result
 
@@ -130,7 +146,7 @@ def _streams(opts: ScrapeOptions, query_list: list[str], pages_needed: int) -> l
             if engine == "urls":
                 continue
             urls = eng.page_urls(spec, query, opts.base_for(engine) or "", min(opts.max_pages, pages_needed),
-                                 apikey=opts.flickr_key or "")
+                                 apikey=opts.flickr_key or "", licenses=opts.license)
             out.append(Stream(engine, query, deque(urls)))
     return out
 
@@ -148,7 +164,8 @@ def _plan_only(ws: Workspace, opts: ScrapeOptions, result: ScrapeResult, url_lis
             per_page = spec.page_size or 1
             pages = max(1, min(opts.max_pages, -(-result.need[klass] // per_page))) if result.need[klass] else 0
             for q in qs:
-                for url in eng.page_urls(spec, q, opts.base_for(engine) or "", pages, apikey=opts.flickr_key or "")[:pages]:
+                for url in eng.page_urls(spec, q, opts.base_for(engine) or "", pages, apikey=opts.flickr_key or "",
+                                         licenses=opts.license)[:pages]:
                     result.planned.append((klass, engine, q, url))
 
 
@@ -184,16 +201,19 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
         states.append(st)
         notes: list = []
         for rank, url in enumerate(url_lists.get(klass, [])):
-            _take(result, notes, st, Candidate(klass, "urls", "(urls file)", rank, url, None))
+            _take(result, notes, st, Candidate(klass, "urls", "(urls file)", rank, url, None), opts.license)
         record(cat, notes)
     Runner(ws, cat, opts, result, states, known, quiet, warn).run()
 
 
-def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate) -> None:
-    """A candidate from a page: queued, or noted (in `rows`, for the catalog) as a repeat."""
+def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate, allowed: frozenset | None) -> None:
+    """A candidate from a page: queued, or noted (in `rows`, for the catalog) as a repeat or as
+    under a licence `--license` does not allow (never downloaded)."""
     tally = result.tally(st.klass, cand.engine)
     tally.candidates += 1
     reason = "repeat-url" if cand.image_url in st.seen_urls else "seen-before" if cand.image_url in st.prior else None
+    if reason is None and not allows(allowed, (cand.info or {}).get("license")):
+        reason = "license"
     st.seen_urls.add(cand.image_url)
     if reason is None:
         st.buffer.append(cand)
@@ -202,11 +222,20 @@ def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate) -> 
     rows.append((_prov(Outcome(cand, reason=reason)), None, None))
 
 
+LICENSE_FIELDS = ("license", "license_version", "license_url", "author", "title")
+
+
 def _prov(out: Outcome) -> dict:
     c = out.cand
+    info = c.info or {}
     return {"class": c.klass, "engine": c.engine, "query": c.query, "rank": c.rank, "image_url": c.image_url,
             "page_url": c.page_url, "http_status": out.status, "content_type": out.content_type, "bytes": out.nbytes,
-            "sha256": out.sha256, "path": out.row["path"] if out.row else None, "reason": out.reason}
+            "sha256": out.sha256, "path": out.row["path"] if out.row else None, "reason": out.reason,
+            **{k: _clip(info.get(k)) for k in LICENSE_FIELDS}}
+
+
+def _clip(value, limit: int = 2000):
+    return str(value)[:limit] if value not in (None, "") else None
 
 
 class Runner:
@@ -220,7 +249,17 @@ class Runner:
         self.net = Net(NetConfig(user_agent=opts.user_agent, robots_token=ROBOTS_TOKEN, timeout=opts.timeout,
                                  per_host=opts.per_host, delay=opts.delay, retries=opts.retries,
                                  max_wait=opts.max_wait, max_redirects=opts.max_redirects,
-                                 allow_private=opts.allow_private, ignore_robots=opts.ignore_robots), self.stop)
+                                 allow_private=opts.allow_private, ignore_robots=opts.ignore_robots,
+                                 allow_hosts=opts.allow_host), self.stop)
+        self.page_headers: dict[str, dict] = {}
+        # result-page requests per engine, apart from the host gate (an API's limit is not its image hosts')
+        self.api_gate = HostGate(opts.concurrency, 0.0, self.stop)
+        for engine in opts.engines:
+            if engine in API_LIMITS:
+                self.api_gate.configure(engine, *API_LIMITS[engine](opts))
+            if engine == "openverse" and opts.openverse_token:
+                self.page_headers[engine] = {"Authorization": f"Bearer {opts.openverse_token}"}
+        self.full: Exception | None = None  # a disk-full error seen while saving: the run stops
         self.store = Store(ws, known)
         self.limits = opts.limits
         self.first_download: float | None = None
@@ -262,8 +301,9 @@ class Runner:
                         saved_before = st.saved
                         self._on_image(st, fut.result())
                         bar.update(st.saved - saved_before)
-                record(self.cat, self.rows)
-                self.rows = []
+                self._record()
+                if self.full is not None:
+                    raise self.full
         except BaseException:
             self.stop.set()
             for fut in futures:
@@ -287,19 +327,37 @@ class Runner:
                     st.saved += 1
                     self.result.tally(st.klass, out.cand.engine).saved += 1
                     self.rows.append((_prov(out), out.row, out.hashes))
-        record(self.cat, self.rows)
-        self.rows = []
+        self._record()
+
+    def _record(self) -> None:
+        """Write the waiting catalog entries in one transaction; if the disk is full, take back the
+        files of those entries, so a saved file and its rows land together or neither does."""
+        rows, self.rows = self.rows, []
+        try:
+            record(self.cat, rows)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            unlink_saved(self.ws, [row for _, row, _ in rows if row is not None])
+            raise disk_full_error(self.ws.catalog_path) from None
+
+    def usable(self) -> set:
+        """Engines whose pages may be asked for now: not refused, and with --fallback only the first
+        of the list that has not refused."""
+        live = [e for e in self.opts.engines if e not in self.result.refused and e != "urls"]
+        return set(live[:1] if self.opts.fallback else live)
 
     def _schedule(self, futures: dict) -> None:
         # Keep a few fetches queued beyond the pool's threads, so none waits for this loop.
         fetching = sum(1 for kind, _, _ in futures.values() if kind != "check")
         slots = self.opts.concurrency + max(2, self.opts.concurrency // 2) - fetching
-        active = [s for s in self.states if not s.finished(self.result.given_up)]
+        usable = self.usable()
+        active = [s for s in self.states if not s.finished(usable)]
         for st in active:
             if slots <= 0:
                 return
             if st.page_inflight < 2 and len(st.buffer) < st.remaining - st.dl_inflight + 1:
-                stream = st.next_stream(self.result.given_up)
+                stream = st.next_stream(usable)
                 if stream is not None:
                     url = stream.pending.popleft()
                     stream.seen_pages.add(url)
@@ -348,15 +406,39 @@ class Runner:
 
     # -- result pages ---------------------------------------------------------------------------
     def _fetch_page(self, stream: Stream, url: str):
+        """The parsed page, or a Refused (network or HTTP error, with the engine's refusal if it was one)."""
         spec = eng.ENGINES[stream.engine]
         try:
-            got = self.net.fetch(url, max_bytes=self.opts.max_bytes, check_robots=stream.engine == "greedy")
+            self.api_gate.enter(stream.engine)
+            try:
+                got = self.net.fetch(url, max_bytes=self.opts.max_bytes, check_robots=stream.engine == "greedy",
+                                     headers=self.page_headers.get(stream.engine), error_body=True)
+            finally:
+                self.api_gate.leave(stream.engine)
         except Refused as exc:
+            refusal = refusals.from_status(exc.status, exc.body, exc.url)
+            if refusal is not None and exc.status in (429, 503):
+                n = self.opts.retries
+                note = exc.detail[exc.detail.index("("):] if "(" in exc.detail else \
+                    f"({urlhost(exc.url)} kept refusing after {n} {'retry' if n == 1 else 'retries'})"
+                refusal = Refusal(refusal.kind, f"{refusal.words} {note}", exc.status, exc.url)
+            exc.refusal = refusal  # type: ignore[attr-defined]
             return exc
         try:
             return eng.read_page(spec, got.data, got.url)
         except Exception as exc:  # noqa: BLE001 - a parser must never take the run down
             return Refused("parse-error", f"{type(exc).__name__}: {exc}")
+
+    def _refuse(self, engine: str, refusal: Refusal) -> None:
+        """Give an engine up for this run (the first refusal is the one reported)."""
+        if engine in self.result.refused:
+            return
+        self.result.refused[engine] = refusal
+        then = ""
+        if self.opts.fallback:
+            nxt = sorted(self.usable())
+            then = f"; falling back to {nxt[0]}" if nxt else "; no engine left to fall back to"
+        self.warn(f"{engine} {refusal.text()}{then}")
 
     def _on_page(self, st: ClassState, stream: Stream, got) -> None:
         tally = self.result.tally(st.klass, stream.engine)
@@ -367,18 +449,22 @@ class Runner:
             tally.pages += 1
             stream.done = True
             tally.page_errors[got.reason] += 1
-            if got.status in (429, 503) and stream.engine not in self.result.given_up:
-                n = self.opts.retries
-                msg = (f"gave up for this run: {urlhost(got.url)} kept refusing (HTTP {got.status}) after "
-                       f"{n} {'retry' if n == 1 else 'retries'}{' ' + got.detail if '(' in got.detail else ''}")
-                self.result.given_up[stream.engine] = msg
-                self.warn(f"{stream.engine} {msg}")
+            refusal = getattr(got, "refusal", None)
+            if refusal is not None:
+                self._refuse(stream.engine, refusal)
             return
         tally.pages += 1
         page: eng.Page = got
+        if page.refusal is not None:
+            tally.page_errors[page.refusal.kind] += 1
+            stream.done = True
+            self._refuse(stream.engine, page.refusal)
+            return
         if not page.recognised:
             tally.unrecognised_pages += 1
             stream.done = True
+            self._refuse(stream.engine, Refusal("format-changed", "a result page was not recognised (the page format "
+                                                                  f"may have changed): {page.url}", 200, page.url))
             return
         if stream.engine == "greedy":  # a site page may hold only links: follow them either way
             for link in page.links:
@@ -390,7 +476,8 @@ class Runner:
             stream.done = stream.engine != "greedy" or not stream.pending
             return
         for url, page_url in page.candidates:
-            _take(self.result, self.rows, st, Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url))
+            cand = Candidate(st.klass, stream.engine, stream.query, stream.ranked, url, page_url, page.info.get(url))
+            _take(self.result, self.rows, st, cand, self.opts.license)
             stream.ranked += 1
 
     # -- images ---------------------------------------------------------------------------------
@@ -431,7 +518,10 @@ class Runner:
             out.row = self.store.save(cand.klass, data, saved_ins)
         except OSError as exc:
             self.store.release(*digests)
-            out.reason, out.detail = "write-error", str(exc)
+            out.reason, out.detail = ("disk-full" if is_disk_full(exc) else "write-error"), str(exc)
+            if out.reason == "disk-full":
+                self.full = disk_full_error(self.ws.scraped / cand.klass)
+                self.stop.set()
             return out
         out.hashes = saved_ins.hashes
         return out
@@ -462,4 +552,12 @@ def _check_x_robots(status: int, headers) -> None:
 def urlhost(url: str | None) -> str:
     from urllib.parse import urlsplit
 
-    return urlsplit(url).netloc if url else "the engine"
+    return urlsplit(url).netloc if url else ""
+
+
+# APIs that publish how they want to be asked: (requests at once, seconds between starts) for their host.
+API_LIMITS = {
+    "wikimedia": lambda opts: (1, opts.delay),   # Wikimedia: requests in series, not in parallel
+    # Openverse: anonymous clients 20 requests a minute (200 a day), registered ones 100 a minute
+    "openverse": lambda opts: (1, 0.6 if opts.openverse_token else 3.0),
+}

@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,15 +17,18 @@ from typing import Iterable
 from PIL import Image
 
 from datacurate.catalog import Catalog
+from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_bytes, deferred_signals
 from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
 from datacurate.workspace import Workspace
 
 NAME_CHARS = 16
+
+
 # Reasons that may pass with time: a later run tries those URLs again.
 TRANSIENT = {
     "timeout", "connection-error", "incomplete-body", "dns-error", "stopped", "http-408", "http-425", "http-429",
-    "http-500", "http-502", "http-503", "http-504", "robots-txt",
+    "http-500", "http-502", "http-503", "http-504", "robots-txt", "license",  # license: a later run may filter otherwise
 }
 
 
@@ -69,7 +74,7 @@ def staging_dir(ws: Workspace) -> Path:
 def write_outside(staging: Path, path: Path, data: bytes) -> None:
     """Write atomically outside the class folders, then rename into place: a kill -9 at any moment
     leaves nothing partial where ImageFolder looks (its hidden .tmp-*.jpg would still load)."""
-    atomic_write_bytes(staging, data)
+    atomic_write_bytes(staging, data)  # with the user's umask
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(staging, path)
@@ -141,3 +146,40 @@ def sweep_partials(ws: Workspace) -> int:
                 except OSError:
                     pass
     return removed
+
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error that means the file system is full (or the user's quota spent), from the OS or SQLite."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc).lower()  # SQLITE_FULL
+    return False
+
+
+def disk_full_error(path: Path) -> UserError:
+    """One line that names the full file system (its mount point) and what to do."""
+    path = Path(path)
+    mount = path
+    while not mount.exists() and mount != mount.parent:
+        mount = mount.parent
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = f", {shutil.disk_usage(mount).free >> 20} MB free"
+    except OSError:
+        free = ""
+    return UserError(f"disk full: no space left on the file system mounted at {mount} (writing {path}{free}); "
+                     "the scrape stopped, every saved image has its catalog rows: free some space and run it again")
+
+
+def unlink_saved(ws: Workspace, rows: list[dict]) -> None:
+    """Take back saved files whose catalog rows could not be written."""
+    for row in rows:
+        try:
+            os.unlink(ws.abs(row["path"]))
+        except OSError:
+            pass

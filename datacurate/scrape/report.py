@@ -1,0 +1,78 @@
+"""What a scrape leaves for people: reports/attribution.csv and reports/scrape.html.
+
+attribution.csv lists every kept scraped image (status ok in the catalog, whichever run saved it)
+with its licence, author, title, source page and image URL, "unknown" where the engine did not
+say: what a user needs to publish a dataset or write a model card. scrape.html holds this run's
+table per class and engine, the engines that refused and why, and the same licence list.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+from datacurate.catalog import Catalog
+from datacurate.fsutil import atomic_write_text
+from datacurate.report.html import esc, table, write_page
+from datacurate.scrape.result import ScrapeResult, rejected_text
+from datacurate.workspace import Workspace
+
+COLUMNS = ["path", "class", "engine", "license", "license_version", "license_url", "author", "title",
+           "source_page", "image_url"]
+UNKNOWN = "unknown"
+
+
+def kept_images(ws: Workspace, cat: Catalog) -> list[dict]:
+    """Every scraped file the catalog holds as ok, with the provenance of the run that saved it."""
+    saved: dict[str, dict] = {}
+    by_sha: dict[str, dict] = {}
+    for p in cat.db.execute("SELECT * FROM provenance WHERE path IS NOT NULL AND reason IS NULL ORDER BY id"):
+        saved[p["path"]] = dict(p)
+        if p["sha256"]:
+            by_sha[p["sha256"]] = dict(p)
+    rows = []
+    for f in cat.files("source='scraped' AND status='ok'"):
+        p = saved.get(f["home"]) or saved.get(f["path"]) or by_sha.get(f["sha256"]) or {}
+        rows.append({
+            "path": f["path"], "class": f["class"], "engine": p.get("engine") or UNKNOWN,
+            "license": p.get("license") or UNKNOWN, "license_version": p.get("license_version") or "",
+            "license_url": p.get("license_url") or "", "author": p.get("author") or UNKNOWN,
+            "title": p.get("title") or "", "source_page": p.get("page_url") or "", "image_url": p.get("image_url") or "",
+        })
+    return rows
+
+
+def write_reports(ws: Workspace, cat: Catalog, result: ScrapeResult) -> dict[str, Path]:
+    """Write reports/attribution.csv and reports/scrape.html; return their paths."""
+    rows = kept_images(ws, cat)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = ws.reports / "attribution.csv"
+    atomic_write_text(csv_path, buf.getvalue())
+    html_path = write_page(ws.reports / "scrape.html", "datacurate scrape", _body(result, rows))
+    return {"attribution": csv_path, "html": html_path}
+
+
+def _body(result: ScrapeResult, rows: list[dict]) -> str:
+    parts = ["<h2>This run</h2>"]
+    runs = [{"class": k, "engine": e, "pages": t.pages, "candidates": t.candidates, "saved": t.saved,
+             "rejected": rejected_text(t.rejected)} for (k, e), t in sorted(result.tallies.items())]
+    parts.append(table(runs, ["class", "engine", "pages", "candidates", "saved", "rejected"]) if runs
+                 else "<p class=muted>nothing was wanted: every class was full</p>")
+    if result.refused:
+        parts.append("<h2>Engines that refused</h2><ul>")
+        parts += [f"<li><b>{esc(e)}</b>: {esc(r.text())}</li>" for e, r in result.refusals_in_order()]
+        parts.append("</ul>")
+    counts = Counter(r["license"] for r in rows)
+    parts.append(f"<h2>Licences and authors of the kept scraped images ({len(rows)})</h2>")
+    parts.append("<p>" + esc(", ".join(f"{k}: {v}" for k, v in counts.most_common()) or "none") +
+                 ". The same list is in attribution.csv. An image whose licence is unknown came from an engine "
+                 "that does not say (bing, baidu, a site, a URL list): find its terms on its source page before "
+                 "you publish it.</p>")
+    parts.append(table(rows, ["path", "class", "engine", "license", "license_version", "author", "title",
+                              "source_page"]))
+    return "".join(parts)
