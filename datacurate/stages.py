@@ -93,19 +93,15 @@ def check_clean(section: Mapping[str, Any]) -> None:
 
 
 def check_scrape(section: Mapping[str, Any]) -> None:
-    from datacurate.scrape.options import DEFAULTS, ENGINES, check_options
+    from datacurate.scrape.licenses import parse_filter
+    from datacurate.scrape.options import DEFAULTS, _engines, check_options
 
     opts = resolve_options(section, {}, DEFAULTS, "scrape")
-    names = opts["engine"] if isinstance(opts["engine"], (list, tuple)) else str(opts["engine"]).split(",")
-    unknown = [str(n).strip() for n in names if str(n).strip() and str(n).strip().lower() not in ENGINES]
-    if unknown:
-        raise UserError(f"scrape.engine: unknown engine {unknown[0]!r}; known: {', '.join(ENGINES)}")
+    _engines(opts["engine"])
+    parse_filter(opts["license"])
     # What an engine needs (an API key, a contact, --urls, a site) may come from a flag or the
     # environment when scrape runs, and is checked then; here every other value's type and range.
-    patched = {**opts, "engine": "bing"}
-    if "license" in patched:
-        patched["license"] = None
-    check_options(patched)
+    check_options({**opts, "engine": "bing", "license": None})
 
 
 def check_split(section: Mapping[str, Any]) -> None:

@@ -102,6 +102,7 @@ BAD_CONFIGS = [
     ({"clean": {"min_size": -1}}, "--min-size -1"),
     ({"clean": {"thresold": 4}}, "unknown option clean.thresold"),
     ({"scrape": {"max_per_class": "lots"}}, "max-per-class: 'lots'"),
+    ({"scrape": {"engine": "google"}}, "engine google: Google image search needs JavaScript"),
     ({"train": {"epochs": "many"}}, "train.epochs"),
     ({"train": {"groups": [{"modules": ["x"], "optimizer": "rmsprop"}]}}, "rmsprop"),
     ({"train": {"name": "../x"}}, "plain folder name"),
