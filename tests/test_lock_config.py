@@ -62,10 +62,12 @@ def test_lock_is_reentrant_and_waits(tmp_path: Path):
         with pytest.raises(WorkspaceBusy, match="busy"):
             with workspace_lock(ws, "split", wait=0):
                 pass
-        with workspace_lock(ws, "split", wait=30):  # waits for the holder to finish
-            assert holder_proc.poll() == 0
+        t0 = time.monotonic()
+        with workspace_lock(ws, "split", wait=30):  # waits for the holder to let go
+            assert holder(ws)["pid"] == os.getpid() and holder(ws)["command"] == "split"
+        assert time.monotonic() - t0 > 0.2
     finally:
-        holder_proc.wait(timeout=60)
+        assert holder_proc.wait(timeout=60) == 0
 
 
 def test_clean_and_split_racing_never_train_on_broken_files(tmp_path: Path):
