@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS files (
     problem  TEXT,               -- what the decode found (empty, truncated, ...; NULL: decodes fine)
     detail   TEXT,
     split    TEXT,               -- train | valid | test, set by split
-    checked  REAL                -- when the content was last decoded
+    checked  REAL,               -- when the content was last decoded
+    flags    TEXT,               -- quality flags clean raised, comma-separated (dark, blurry, ...)
+    origin   TEXT,               -- the path the user had, where datacurate renamed or shortened it
+    made_from TEXT               -- sha256 of the file datacurate converted into this one
 );
 CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
 CREATE INDEX IF NOT EXISTS files_home ON files(home);
@@ -49,6 +52,14 @@ CREATE TABLE IF NOT EXISTS hashes (   -- perceptual hashes by content, so moves 
     kind   TEXT NOT NULL,             -- phash | dhash | whash | ahash
     value  TEXT NOT NULL,             -- hex
     PRIMARY KEY (sha256, kind)
+);
+CREATE TABLE IF NOT EXISTS quality (   -- clean's quality metrics by content (imageio.quality_metrics)
+    sha256    TEXT PRIMARY KEY,
+    bright    REAL NOT NULL,
+    shadow    REAL NOT NULL,
+    entropy   REAL NOT NULL,
+    sharpness REAL NOT NULL,
+    colour    REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,10 +108,12 @@ CREATE TABLE IF NOT EXISTS pairs (      -- near-duplicate / conflict / leak pair
 ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "provenance": {"license": "TEXT", "license_version": "TEXT", "license_url": "TEXT", "author": "TEXT",
                    "title": "TEXT"},
+    "files": {"flags": "TEXT", "origin": "TEXT", "made_from": "TEXT"},
 }
 
 FILE_COLUMNS = (
     "path home size mtime_ns sha256 format width height mode frames class source status reason problem detail split checked"
+    " flags origin made_from"
 ).split()
 
 
@@ -214,6 +227,18 @@ class Catalog:
     def hashes(self, kind: str) -> dict[str, str]:
         """sha256 -> hex hash of the given kind."""
         return dict(self.db.execute("SELECT sha256, value FROM hashes WHERE kind=?", (kind,)).fetchall())
+
+    # -- quality metrics ------------------------------------------------------------------------
+    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour")
+
+    def put_quality(self, sha256: str, metrics: dict[str, float]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO quality VALUES (?,?,?,?,?,?)",
+                        (sha256, *(float(metrics[k]) for k in self.QUALITY_KEYS)))
+
+    def quality(self) -> dict[str, dict[str, float]]:
+        """sha256 -> quality metrics."""
+        return {r[0]: dict(zip(self.QUALITY_KEYS, r[1:])) for r in self.db.execute(
+            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality")}
 
     # -- events ---------------------------------------------------------------------------------
     def log(self, action: str, src: str | None, dst: str | None, reason: str | None = None, detail: Any = None) -> None:

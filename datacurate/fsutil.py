@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import os
 import shutil
 import signal
@@ -82,16 +83,27 @@ def free_path(path: Path) -> Path:
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, so a move and its catalog row land together."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT/SIGTERM until the block ends, so a move and its catalog row land together.
+
+    The Python-level handlers are swapped for recorders (blocking the signal in this thread is not
+    enough: native threads such as BLAS workers can take it and Python still runs the handler
+    here); a signal that came during the block is raised again once it ends.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in sigs}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -118,3 +130,25 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
             raise
     shutil.copy2(src, dst)
     return False
+
+
+# File names that are not UTF-8 reach Python as lone surrogates (PEP 383), which SQLite, JSON and
+# CSV cannot store. The catalog keeps them as text by mapping each surrogate U+DC80..U+DCFF to the
+# private-use code point U+10FF80..U+10FFFF (reversible; such code points do not occur in names).
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPED = re.compile("[\U0010ff80-\U0010ffff]")
+
+
+def path_text(text: str) -> str:
+    """A file-system string as storable UTF-8 text (see above); UTF-8 names are unchanged."""
+    return _SURROGATE.sub(lambda m: chr(ord(m.group()) - 0xDC00 + 0x10FF00), text)
+
+
+def text_path(text: str) -> str:
+    """The file-system string a path_text stands for."""
+    return _ESCAPED.sub(lambda m: chr(ord(m.group()) - 0x10FF00 + 0xDC00), text)
+
+
+def shown(text: str) -> str:
+    """A catalog path for people: undecodable bytes as \\xNN."""
+    return os.fsencode(text_path(text)).decode("utf-8", "backslashreplace")

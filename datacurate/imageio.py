@@ -9,12 +9,19 @@ truncated file is still caught) but skips most of the inverse DCT work.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -51,6 +58,12 @@ class Limits:
     max_pixels: int = Image.MAX_IMAGE_PIXELS or 89_478_485
     min_size: int = 32
     max_aspect: float = 10.0
+    max_bytes: int = 512 * 2**20          # files past this are refused before they are read
+    convertible: tuple[str, ...] = tuple(sorted(CONVERTIBLE))  # formats kept by converting to PNG ("*": any)
+
+    def converts(self, fmt: str | None) -> bool:
+        """Whether a file of this format is kept by converting it to PNG."""
+        return fmt in self.convertible or ("*" in self.convertible and fmt is not None and fmt not in TRAINABLE_EXTENSIONS)
 
 
 @dataclass
@@ -67,6 +80,8 @@ class Inspection:
     reason: str | None = None  # None: the file is usable
     detail: str = ""
     hashes: dict[str, str] = field(default_factory=dict)
+    quality: dict[str, float] = field(default_factory=dict)  # see quality_metrics
+    noise: list[str] = field(default_factory=list)  # what Pillow and its C libraries said while decoding
 
     @property
     def ok(self) -> bool:
@@ -86,12 +101,19 @@ class Inspection:
 
 
 def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
-    """Read and fully decode one file; never raises for a bad file."""
+    """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file."""
+    out = Inspection()
     try:
-        data = Path(path).read_bytes()
-    except (PermissionError, IsADirectoryError, OSError) as exc:
-        return Inspection(reason="unreadable", detail=f"{type(exc).__name__}: {exc.strerror or exc}")
-    return inspect_bytes(data, limits, hash_kinds)
+        with open(path, "rb") as fh:
+            out.size = os.fstat(fh.fileno()).st_size
+            out.sha256 = _stream_sha256(fh)
+    except OSError as exc:
+        return _fail(out, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+    if out.size == 0:
+        return _fail(out, "empty", "file has no bytes")
+    if out.size > limits.max_bytes:
+        return _fail(out, "too-large", f"{out.size} bytes exceeds max_bytes {limits.max_bytes}; not decoded")
+    return _inspect(lambda: open(path, "rb"), out, limits, hash_kinds)
 
 
 def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
@@ -99,48 +121,103 @@ def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",))
     out = Inspection(size=len(data), sha256=hashlib.sha256(data).hexdigest())
     if not data:
         return _fail(out, "empty", "file has no bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        return _fail(out, "too-large", str(exc))
-    except UnidentifiedImageError:
-        return _fail(out, "not-an-image", f"not an image: {_sniff(data)}")
-    except Exception as exc:  # noqa: BLE001 - a malformed header can raise almost anything
-        return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
-    out.format, out.mode = im.format, im.mode
-    out.width, out.height = im.size
-    out.frames = getattr(im, "n_frames", 1) if im.format == "GIF" else 1
-    if im.format not in TRAINABLE_EXTENSIONS and im.format not in CONVERTIBLE:
-        return _fail(out, "unsupported", f"{im.format} cannot be read by the trainer")
-    if out.width * out.height > limits.max_pixels:
-        return _fail(out, *check_limits(out.width, out.height, limits))
-    try:
-        if im.format == "PNG":
-            im.verify()  # PNG chunk CRCs; load() alone does not check them all
-            im = Image.open(io.BytesIO(data))
-        if im.format == "JPEG":
-            im.draft("L" if im.mode in ("L", "RGB", "YCbCr") else im.mode, (DRAFT_SIZE, DRAFT_SIZE))
-        im.load()
-    except Exception as exc:  # noqa: BLE001
-        msg = f"{type(exc).__name__}: {exc}"
-        return _fail(out, "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt", msg)
-    problem = check_limits(out.width, out.height, limits)
-    if problem:
-        return _fail(out, *problem)
-    try:
-        out.hashes = compute_hashes(hash_input(im), hash_kinds)
-    except Exception as exc:  # noqa: BLE001
-        return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
+    return _inspect(lambda: io.BytesIO(data), out, limits, hash_kinds)
+
+
+def _stream_sha256(fh) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inspect(opener, out: Inspection, limits: Limits, hash_kinds) -> Inspection:
+    """The decode, with every warning Pillow and its C libraries emit caught into out.noise."""
+    with captured_noise() as noise:
+        _decode(opener, out, limits, hash_kinds)
+    out.noise = noise
+    if out.ok and noise:
+        damage = [m for m in noise if is_damage(m)]
+        if damage:
+            _fail(out, "corrupt", f"decodes only with damage warnings: {_short(damage)}")
+    if noise:
+        out.detail = (out.detail + "; " if out.detail else "") + f"library said: {_short(noise)}"
     return out
+
+
+def _decode(opener, out: Inspection, limits: Limits, hash_kinds) -> Inspection:
+    with ExitStack() as files:
+        def fresh():
+            return files.enter_context(opener())
+
+        try:
+            im = _open(fresh)
+        except UnidentifiedImageError:
+            return _fail(out, "not-an-image", f"not an image: {_sniff(fresh().read(512))}")
+        except OSError as exc:
+            return _fail(out, "unreadable" if isinstance(exc, PermissionError) else "corrupt", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a malformed header can raise almost anything
+            return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
+        out.format, out.mode = im.format, im.mode
+        out.width, out.height = im.size
+        out.frames = getattr(im, "n_frames", 1) if limits.converts(im.format) else 1
+        problem = format_problem(out.format, limits) or check_limits(out.width, out.height, limits)
+        if problem and problem[0] in ("unsupported", "too-large"):
+            return _fail(out, *problem)  # never decoded: a bomb stops here
+        tile = list(im.tile)
+        try:
+            if im.format == "PNG":
+                im.verify()  # PNG chunk CRCs; load() alone does not check them all
+                im = _open(fresh)
+            if im.format == "JPEG":
+                im.draft(DRAFT_MODES.get(im.mode, im.mode), (DRAFT_SIZE, DRAFT_SIZE))
+            im.load()
+            bad_rle = bmp_rle_problem(tile, fresh)
+        except Exception as exc:  # noqa: BLE001
+            msg = f"{type(exc).__name__}: {exc}"
+            return _fail(out, "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt", msg)
+        if bad_rle:
+            return _fail(out, "corrupt", bad_rle)
+        if problem:
+            return _fail(out, *problem)
+        try:
+            rgb = to_rgb(first_frame(im) if limits.converts(im.format) else im)
+            out.hashes = compute_hashes(rgb, hash_kinds)
+            out.quality = quality_metrics(rgb, im.mode)
+        except Exception as exc:  # noqa: BLE001
+            return _fail(out, "corrupt", f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def _open(opener) -> Image.Image:
+    """Image.open with Pillow's own bomb check off: check_limits judges width x height before any load."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(opener())
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+# JPEG draft modes: colour stays colour (the grayscale flag and the keeper rule need it).
+DRAFT_MODES = {"YCbCr": "RGB", "RGB": "RGB", "L": "L"}
+
+
+def format_problem(fmt: str | None, limits: Limits) -> tuple[str, str] | None:
+    """('unsupported', why) for a format that ImageFolder or torchvision's loader would skip."""
+    if fmt in TRAINABLE_EXTENSIONS or limits.converts(fmt):
+        return None
+    return "unsupported", (f"{fmt}: torchvision's ImageFolder skips this format (it reads only "
+                           f"{' '.join(IMAGEFOLDER_EXTENSIONS)}); --convert-unsupported keeps it as PNG")
 
 
 LIMIT_REASONS = ("too-large", "too-small", "odd-aspect")
 
 
-def check_limits(width: int, height: int, limits: Limits) -> tuple[str, str] | None:
+def check_limits(width: int | None, height: int | None, limits: Limits) -> tuple[str, str] | None:
     """(reason, detail) when a size limit is broken; clean re-checks these from the catalog each run."""
+    if width is None or height is None:
+        return None
     if width * height > limits.max_pixels:
         return "too-large", f"{width}x{height} exceeds {limits.max_pixels} pixels"
     short, long = sorted((width, height))
@@ -154,6 +231,107 @@ def check_limits(width: int, height: int, limits: Limits) -> tuple[str, str] | N
 def _fail(out: Inspection, reason: str, detail: str) -> Inspection:
     out.reason, out.detail = reason, detail
     return out
+
+
+# Library messages that mean the pixel data is damaged (libtiff, libjpeg, Pillow); metadata
+# complaints (unknown TIFF tags, odd EXIF) are recorded but do not make a file corrupt.
+DAMAGE = re.compile(r"bad code word|corrupt|premature end|unexpected end|not enough|read error|"
+                    r"invalid (code|data|strip|tile)|decod(e|ing) error|too (few|many) (bytes|lines)|"
+                    r"data (truncated|missing)|extraneous bytes|huffman|using code not yet in table", re.I)
+
+
+def is_damage(message: str) -> bool:
+    return bool(DAMAGE.search(message))
+
+
+def _short(messages: list[str], limit: int = 3) -> str:
+    distinct = list(dict.fromkeys(messages))
+    text = " | ".join(m[:160] for m in distinct[:limit])
+    more = len(messages) - min(len(distinct), limit)
+    return text + (f" (+{more} more)" if more > 0 else "")
+
+
+@contextmanager
+def captured_noise() -> Iterator[list[str]]:
+    """Catch Python warnings and whatever C libraries write to fd 2 (libtiff, libjpeg) into a list.
+
+    The file descriptor 2 itself is pointed at a temporary file for the block, so nothing
+    reaches the terminal; the lines are handed back, one per message. fd 2 belongs to the whole
+    process, so it is redirected only while no other Python thread runs but tqdm's monitor (which
+    at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
+    """
+    out: list[str] = []
+    redirect = all(t is threading.current_thread() or t.name == "tqdm_monitor" for t in threading.enumerate())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = ""
+        if redirect:
+            sink = _sink()
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+        try:
+            yield out
+        finally:
+            if redirect:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+                sink.seek(0)
+                sink.truncate()
+    out.extend(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ResourceWarning))
+    out.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+_SINKS: dict[int, object] = {}
+
+
+def _sink():
+    """One temporary file per process to catch fd 2 in."""
+    pid = os.getpid()
+    if pid not in _SINKS:
+        _SINKS.clear()
+        _SINKS[pid] = tempfile.TemporaryFile()
+        atexit.register(_SINKS[pid].close)
+    return _SINKS[pid]
+
+
+def bmp_rle_problem(tile: list, opener) -> str | None:  # opener: a fresh file object, closed by the caller
+    """Why a BMP's RLE8/RLE4 stream is damaged, or None (Pillow pads or clips bad runs silently)."""
+    if not tile or tile[0][0] != "bmp_rle":
+        return None
+    _, (x0, y0, x1, y1), offset, args = tile[0]
+    width, height, rle4 = x1 - x0, y1 - y0, bool(args[1])
+    fh = opener()
+    fh.seek(offset)
+    data = fh.read()
+    x = y = i = 0
+    while i + 2 <= len(data):
+        count, code = data[i], data[i + 1]
+        i += 2
+        if count:  # a run of one colour
+            x += count
+        elif code == 0:  # end of line
+            x, y = 0, y + 1
+        elif code == 1:  # end of bitmap
+            return None
+        elif code == 2:  # delta
+            if i + 2 > len(data):
+                break
+            x, y, i = x + data[i], y + data[i + 1], i + 2
+        else:  # a literal run of `code` pixels, padded to 16 bits
+            i += (code + 1) // 2 if rle4 else code
+            i += (offset + i) % 2
+            x += code
+            if i > len(data):
+                return f"BMP RLE stream ends inside a literal run at row {y}"
+        if x > width or y > height:
+            return f"BMP RLE data runs outside the {width}x{height} image (row {y}, column {x})"
+    if y >= height or (y == height - 1 and x >= width):
+        return None  # complete, only the end-of-bitmap marker is missing
+    return f"BMP RLE stream ends at row {y} of {height} without an end-of-bitmap marker"
 
 
 def _sniff(data: bytes) -> str:
@@ -197,6 +375,57 @@ def _full_scale(mode: str, arr: np.ndarray) -> float:
     if top <= 255:
         return 255.0
     return 65535.0 if top <= 65535 else top
+
+
+def first_frame(im: Image.Image) -> Image.Image:
+    """Frame 0 of an animation (or the image), RGBA where it has any transparency: what a conversion saves."""
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+    return im.convert("RGBA" if has_alpha else "RGB")
+
+
+QUALITY_SIDE = 128  # quality metrics are measured with the short side brought down to this
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, float]:
+    """cleanvision-like measures of a decoded RGB picture, each in 0..1 (see clean/quality.py for the flags).
+
+    bright: 99th percentile of luminance (a dark picture has no bright part); shadow: 5th
+    percentile (a washed-out picture has no dark part); entropy: of the luminance histogram,
+    bits / 8 (solid and near-solid pictures are near 0); sharpness: the 99.9th percentile of
+    the absolute Laplacian / 255 (the strongest edges: blur flattens them, a sharp subject on a
+    soft background keeps them); colour: mean spread between the RGB channels (0 for a
+    grayscale picture, whatever its mode).
+    """
+    short = min(rgb.size)
+    if short > QUALITY_SIDE:
+        scale = QUALITY_SIDE / short
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.BOX)
+    arr = np.asarray(rgb, dtype=np.float32)
+    lum = arr @ LUMA
+    hist = np.bincount(np.clip(lum + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    p = hist[hist > 0] / hist.sum()
+    lap = 4 * lum[1:-1, 1:-1] - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
+    colour = 0.0 if mode in GRAY_MODES else float((arr.max(axis=2) - arr.min(axis=2)).mean()) / 255.0
+    return {
+        "bright": float(np.percentile(lum, 99)) / 255.0,
+        "shadow": float(np.percentile(lum, 5)) / 255.0,
+        "entropy": float(-(p * np.log2(p)).sum()) / 8.0,
+        "sharpness": float(np.percentile(np.abs(lap), 99.9)) / 255.0 if lap.size else 0.0,
+        "colour": colour,
+    }
+
+
+def mode_bits(mode: str | None) -> int:
+    """Bits per channel of a Pillow mode (1 for bilevel, 16 for I;16, 32 for I and F, else 8)."""
+    if mode == "1":
+        return 1
+    if mode and mode.startswith("I;16"):
+        return 16
+    return 32 if mode in ("I", "F") else 8
 
 
 def hash_input(im: Image.Image) -> Image.Image:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from datacurate.errors import UserError
+from datacurate.fsutil import path_text, text_path
 
 CONFIG_NAME = "datacurate.yaml"
 STATE_DIR = ".datacurate"
@@ -101,12 +102,12 @@ class Workspace:
         text = os.path.abspath(os.path.join(self.root, path))
         root = str(self.root)
         if text.startswith(root + os.sep):
-            return text[len(root) + 1:].replace(os.sep, "/")
+            return path_text(text[len(root) + 1:].replace(os.sep, "/"))
         raise UserError(f"{path} is outside the workspace {self.root}")
 
     def abs(self, rel: str) -> Path:
         """Absolute path of a workspace-relative catalog path."""
-        return self.root / rel
+        return self.root / text_path(rel)
 
     def source_of(self, path: str | os.PathLike) -> tuple[str, str] | None:
         """(source, class) of a file under data/original, data/scraped or data/test, else None."""

@@ -116,14 +116,45 @@ def test_no_transitive_chains() -> None:
     assert [(d.path, d.of) for d in decisions] == [("original/x/b.png", "original/x/a.png")], "c is 12 bits from a: kept"
 
 
-def test_keeper_rule_original_over_larger_scraped() -> None:
+def test_keeper_rule_best_copy_first_original_only_breaks_ties() -> None:
     code = 0x1234_5678_9ABC_DEF0
     items = [synthetic("scraped/x/big.jpg", "x", "scraped", code, pixels=10_000, size=99_999),
              synthetic("original/x/small.jpg", "x", "original", flip(code, 2), pixels=100),
              synthetic("original/x/small-big-file.jpg", "x", "original", flip(code, 3), pixels=100, size=5000)]
     decisions, _ = find_near_duplicates(items, [], 10, "phash")
-    assert {d.path: d.of for d in decisions} == {"scraped/x/big.jpg": "original/x/small-big-file.jpg",
-                                                 "original/x/small.jpg": "original/x/small-big-file.jpg"}
+    assert {d.path: d.of for d in decisions} == {"original/x/small.jpg": "scraped/x/big.jpg",
+                                                 "original/x/small-big-file.jpg": "scraped/x/big.jpg"}
+    same = [synthetic("scraped/x/s.jpg", "x", "scraped", code, pixels=100, size=1000),
+            synthetic("original/x/o.jpg", "x", "original", flip(code, 1), pixels=100, size=1000)]
+    assert [(d.path, d.of) for d in find_near_duplicates(same, [], 10, "phash")[0]] == [("scraped/x/s.jpg", "original/x/o.jpg")]
+
+
+def test_keeper_rule_colour_over_gray_over_bilevel_then_depth_then_compression() -> None:
+    from datacurate.clean.model import keeper_key
+
+    def it(name, mode="RGB", gray=False, pixels=100, size=1000, source="original"):
+        return Item(f"{source}/x/{name}", "x", source, pixels, 1, size, name, "0" * 16, mode, gray)
+
+    ranked = sorted([it("fax.tif", "1", pixels=90_000, size=50_000), it("gray16.png", "I;16", True, pixels=4000),
+                     it("gray8.png", "L", True, pixels=9000), it("colour-small.jpg", pixels=400, size=100),
+                     it("colour-q95.jpg", pixels=400, size=300), it("colour-scraped.jpg", pixels=400, size=300, source="scraped")],
+                    key=keeper_key)
+    assert [i.sha256 for i in ranked] == ["colour-q95.jpg", "colour-scraped.jpg", "colour-small.jpg", "gray16.png",
+                                          "gray8.png", "fax.tif"]
+
+
+def test_one_copy_kept_per_class_when_the_keeper_lies_in_another_class() -> None:
+    code = 0x0F0F_0000_FFFF_1234
+    items = [synthetic("original/a/best.png", "a", "original", code, pixels=10_000),
+             synthetic("original/b/copy1.jpg", "b", "original", code, pixels=5000, size=900),
+             synthetic("original/b/copy2.jpg", "b", "original", code, pixels=5000, size=800),
+             synthetic("original/b/small1.jpg", "b", "original", flip(code, 2), pixels=100),
+             synthetic("original/b/small2.jpg", "b", "original", flip(code, 3), pixels=90),
+             synthetic("original/b/small3.jpg", "b", "original", flip(code, 4), pixels=80)]
+    decisions, pairs = find_near_duplicates(items, [], 10, "phash")
+    assert {d.path: (d.reason, d.of) for d in decisions} == {
+        f"original/b/{n}": ("near-duplicate", "original/b/copy1.jpg") for n in ("copy2.jpg", "small1.jpg", "small2.jpg", "small3.jpg")}
+    assert [(p.a, p.b) for p in pairs if p.kind == "conflict-reported"] == [("original/a/best.png", "original/b/copy1.jpg")]
 
 
 def test_conflicts_scraped_moves_originals_are_reported(tmp_path: Path) -> None:

@@ -6,13 +6,24 @@ import json
 
 import click
 
+from datacurate.clean.neardup import DEFAULT_THRESHOLD
+from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
+from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
 from datacurate.clean.run import clean as clean_files
 from datacurate.clicommon import echo_table, pass_ctx
-from datacurate.clean.neardup import DEFAULT_THRESHOLD
+from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
-SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted")
+SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED)
+
+
+def threshold_options(func):
+    """--dark-below, --light-above, ... one flag per quality threshold."""
+    for name, (flag, default) in reversed(THRESHOLDS.items()):
+        func = click.option(f"--{name.replace('_', '-')}", name, type=float,
+                            help=f"Threshold of the {flag} flag (default {default:g}).")(func)
+    return func
 
 
 @click.command()
@@ -24,12 +35,19 @@ SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-le
 @click.option("--hash", "hash_", type=click.Choice(HASH_KINDS), help="Perceptual hash (default phash).")
 @click.option("--threshold", type=int, help=f"Near-duplicate Hamming distance in bits (default {DEFAULT_THRESHOLD}).")
 @click.option("--against", type=click.Path(), help="Test folder to check for leaks (default: data/test if present).")
+@click.option("--max-bytes", type=int, help="Largest file in bytes; larger ones are refused unread (default 512 MiB).")
+@click.option("--convert-unsupported", is_flag=True, default=None,
+              help="Convert formats ImageFolder skips (AVIF, JPEG 2000, TGA, PSD, ICO, DDS...) to PNG, as GIFs are.")
+@click.option("--drop", help=f"Quality flags that set aside images of any source, comma-separated ({', '.join(FLAGS)}); "
+                             f"default: {', '.join(DEFAULT_DROP)} for scraped images only.")
+@click.option("--keep-flags", is_flag=True, default=None, help="Report quality flags; set nothing aside for them.")
+@click.option("--placeholder-hashes", help="File of extra placeholder hashes (phash or sha256 hex, one a line).")
+@threshold_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
 @pass_ctx
-def clean(ctx, paths, workers, min_size, max_pixels, max_aspect, hash_, threshold, against, dry_run, as_json,
-          rebuild_catalog):
+def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
@@ -40,20 +58,20 @@ def clean(ctx, paths, workers, min_size, max_pixels, max_aspect, hash_, threshol
 
         for line in rebuild(ws, quiet=ctx.quiet or as_json).lines(ws):
             click.echo(line, err=as_json)
-    result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, workers=workers, min_size=min_size,
-                         max_pixels=max_pixels, max_aspect=max_aspect, hash=hash_, threshold=threshold, against=against)
+    result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, hash=hash_, **options)
     if as_json:
         click.echo(json.dumps(result.summary(), ensure_ascii=False, indent=2))
         return
     if dry_run:
         for fix in result.fixes:
-            click.echo(f"would {fix.action}  {fix.path} -> {fix.dst}")
+            click.echo(f"would {fix.action}  {shown(fix.path)} -> {shown(fix.dst)}")
         for d in result.decisions:
-            click.echo(f"would set aside  {d.path}  [{d.reason}]  {d.detail}")
+            click.echo(f"would set aside  {shown(d.path)}  [{d.reason}]  {d.detail}")
     rows = [{"result": "kept", "files": result.kept}, {"result": "fixed", "files": len(result.fixes)}]
     rows += [{"result": reason, "files": n} for reason, n in result.counts.items()]
     if result.conflicts_reported:
         rows.append({"result": "conflicts reported (not moved)", "files": len(result.conflicts_reported)})
+    rows += [{"result": f"flagged {flag} (reported)", "files": n} for flag, n in result.flag_counts.items()]
     echo_table(rows, ["result", "files"])
     verb = "would set aside" if dry_run else "set aside"
     click.echo(f"{result.scanned} files checked in {result.seconds:.1f}s; {verb} {len(result.decisions)}"
@@ -65,7 +83,9 @@ def clean(ctx, paths, workers, min_size, max_pixels, max_aspect, hash_, threshol
 
 
 @click.command()
-@click.option("--reason", "reasons", multiple=True, type=click.Choice(SET_ASIDE), help="Only files set aside for this reason (repeatable).")
+@click.option("--reason", "reasons", multiple=True, type=click.Choice(SET_ASIDE),
+              help=f"Only files set aside for this reason (repeatable); `{RENAMED}`: undo renames; "
+                   f"`{DERIVED}`: changed PNGs clean had made (never restored otherwise).")
 @click.option("--dry-run", is_flag=True, help="Print what would move back.")
 @pass_ctx
 def restore(ctx, reasons, dry_run):
@@ -74,9 +94,10 @@ def restore(ctx, reasons, dry_run):
     result = restore_files(ws, tuple(reasons), dry_run=dry_run)
     for src, dst, reason in result.moves:
         if dry_run:
-            click.echo(f"would restore  {src} -> {dst}  [{reason}]")
+            click.echo(f"would restore  {shown(src)} -> {shown(dst)}  [{reason}]")
     echo_table([{"reason": r, "files": n} for r, n in result.counts().items()], ["reason", "files"])
-    click.echo(f"{'would restore' if dry_run else 'restored'} {len(result.moves)} files")
+    click.echo(f"{'would restore' if dry_run else 'restored'} {len(result.moves)} files"
+               + (f"; removed {len(result.removed)} PNGs clean had made from them" if result.removed else ""))
 
 
 COMMANDS = [clean, restore]

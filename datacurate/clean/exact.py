@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from datacurate.clean.model import Decision, Item, Pair, judge, keeper_key
+from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 
 
 def find_exact_duplicates(items: list[Item]) -> tuple[list[Decision], list[Pair]]:
-    """Group by sha256; keep one copy by keeper_key and judge the others."""
+    """Group by sha256; keep one copy per class by keeper_key and judge the others (model.settle)."""
     groups: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         groups[item.sha256].append(item)
@@ -17,10 +17,7 @@ def find_exact_duplicates(items: list[Item]) -> tuple[list[Decision], list[Pair]
     for members in groups.values():
         if len(members) < 2:
             continue
-        keeper, *others = sorted(members, key=keeper_key)
-        for other in others:
-            decision, pair = judge(keeper, other, 0, "sha256")
-            pairs.append(pair)
-            if decision:
-                decisions.append(decision)
+        found, found_pairs = settle(sorted(members, key=keeper_key), lambda a, b: 0, 0, "sha256")
+        decisions += found
+        pairs += found_pairs
     return decisions, pairs

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+from datacurate.imageio import mode_bits
 
 
 @dataclass
@@ -17,6 +20,8 @@ class Item:
     size: int            # bytes
     sha256: str
     hash: str | None     # hex perceptual hash of the chosen kind (None when unknown)
+    mode: str | None = "RGB"  # Pillow mode (bit depth; "1" is bilevel)
+    gray: bool = False   # a grayscale picture, whatever its mode (the grayscale flag)
 
 
 @dataclass
@@ -42,8 +47,57 @@ class Pair:
 
 
 def keeper_key(item: Item) -> tuple:
-    """Which copy is kept: original over scraped, larger resolution, larger file, path order."""
-    return (item.source != "original", -(item.width * item.height), -item.size, item.path)
+    """Which copy is kept, best first: colour over grayscale over 1-bit, higher bit depth, larger
+    resolution, least compressed (bytes per pixel), original over scraped, larger file, path order."""
+    bits = mode_bits(item.mode)
+    area = item.width * item.height
+    colour = 2 if bits == 1 else 1 if item.gray else 0
+    return (colour, -bits, -area, -(item.size / area if area else 0.0), item.source != "original", -item.size, item.path)
+
+
+def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, hash_kind: str) -> tuple[list[Decision], list[Pair]]:
+    """Verdicts on one cluster of copies (`members` in keeper order, each within k of the first).
+
+    Classes holding an original in the cluster are its labels (none: the keeper's class). Inside
+    each such class one copy is kept per group of copies within k of it (best first); the others
+    are duplicates of it. A class keeper under another label than the cluster's keeper is a
+    conflict between originals, reported for a person. Every member of a class that holds no
+    original (scraped copies under another label) is a label conflict.
+    """
+    by_class: dict[str, list[Item]] = {}
+    for m in members:
+        by_class.setdefault(m.klass, []).append(m)
+    labels = [c for c, ms in by_class.items() if any(m.source == "original" for m in ms)] or [members[0].klass]
+    decisions: list[Decision] = []
+    pairs: list[Pair] = []
+    ref: Item | None = None
+    for c in labels:
+        keepers: list[Item] = []
+        for m in by_class[c]:
+            near = [(distance(kp, m), n) for n, kp in enumerate(keepers)]
+            near = [x for x in near if x[0] <= k]
+            if near:
+                d, n = min(near)
+                _verdict(keepers[n], m, d, hash_kind, decisions, pairs)
+                continue
+            keepers.append(m)
+            if ref is None:
+                ref = m
+            elif m.klass != ref.klass:
+                pairs.append(Pair(ref.path, m.path, "conflict-reported", distance(ref, m), hash_kind))
+    assert ref is not None
+    for c, ms in by_class.items():
+        if c not in labels:
+            for m in ms:
+                _verdict(ref, m, distance(ref, m), hash_kind, decisions, pairs)
+    return decisions, pairs
+
+
+def _verdict(keeper: Item, other: Item, d: int, hash_kind: str, decisions: list, pairs: list) -> None:
+    decision, pair = judge(keeper, other, d, hash_kind)
+    pairs.append(pair)
+    if decision:
+        decisions.append(decision)
 
 
 def judge(keeper: Item, other: Item, distance: int, hash_kind: str) -> tuple[Decision | None, Pair]:

@@ -3,15 +3,16 @@
 Order of work:
 1. Leaks: every original or scraped item within K of any test item is set aside as `test-leak`
    (`of` = the nearest test image). Leaked items take no further part.
-2. Clusters, greedy in keeper order (`keeper_key`: original over scraped, larger resolution,
-   larger file, path): the first unassigned item becomes a keeper and takes every unassigned item
+2. Clusters, greedy in keeper order (`keeper_key`: the best copy first: colour, bit depth,
+   resolution, least compressed, then original over scraped): the first unassigned item becomes a keeper and takes every unassigned item
    within K of *itself*. Every member is therefore within K of its keeper; chains (A~B~C with
    A and C far apart) never merge unrelated images, C simply starts its own cluster.
-3. In each cluster: a member of the keeper's class is a `near-duplicate`; a scraped member filed
-   under another class is a `label-conflict` (unless an original of its own class in the cluster
-   is within K of it: then it is a near-duplicate of that original); an original member under
-   another class (the keeper is then an original too) stays where it is and is reported as
-   `conflict-reported` for a person to decide.
+3. In each cluster (model.settle): the classes holding an original are its labels (none: the
+   keeper's class). Inside each such class one copy is kept per group within K of it (best
+   first by keeper_key) and the others are `near-duplicate`s of it, so a class keeps one copy
+   even when the cluster's keeper lies in another class; class keepers under different labels
+   stay and are reported as `conflict-reported` for a person to decide. Every member of a class
+   without an original (scraped copies filed elsewhere) is a `label-conflict`.
 
 The search is exact (datacurate.clean.search): no pair within K is missed.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datacurate.clean.model import Decision, Item, Pair, judge, keeper_key
+from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 from datacurate.clean.search import codes_from_hex, cross_within, search_unique, unique_codes
 from datacurate.errors import UserError
 
@@ -105,29 +106,11 @@ def cluster(items: list[Item], k: int, kind: str) -> tuple[list[Decision], list[
             if not claimed[u]:
                 claimed[u] = True
                 joined.extend((d, m) for m in members[u])
-        joined.sort()
-        originals = [keeper] + [ordered[m] for _, m in joined if ordered[m].source == "original"]
-        for d, m in joined:
-            decision, pair = _judge(keeper, ordered[m], d, kind, originals, k)
-            pairs.append(pair)
-            if decision:
-                decisions.append(decision)
+        cluster_items = [keeper] + [ordered[m] for m in sorted(m for _, m in joined)]
+        found, found_pairs = settle(cluster_items, _distance, k, kind)
+        decisions += found
+        pairs += found_pairs
     return decisions, pairs
-
-
-def _judge(keeper: Item, member: Item, d: int, kind: str, originals: list[Item], k: int) -> tuple[Decision | None, Pair]:
-    """What happens to one cluster member, and the pair to report.
-
-    A scraped member under another class than the keeper is a near-duplicate (not a conflict)
-    of an original of its own class in the same cluster within k of it, when there is one: the
-    originals then disagree among themselves, which is reported, not blamed on the scraped copy.
-    """
-    if member.klass != keeper.klass and member.source != "original":
-        own = [(_distance(member, o), o.path, o) for o in originals if o.klass == member.klass]
-        own = [x for x in own if x[0] <= k]
-        if own:
-            d, _, keeper = min(own, key=lambda x: x[:2])
-    return judge(keeper, member, d, kind)
 
 
 def _distance(a: Item, b: Item) -> int:

@@ -20,7 +20,7 @@ def write_reports(ws: Workspace, cat: Catalog, result, rows) -> dict[str, str]:
     from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
     from datacurate.clean.run import _item
 
-    now = {e["src"]: e["dst"] for e in cat.events() if e["action"] in ("quarantine", "rename", "convert")}
+    now = result.moved  # where each file that moved in this run is now
     out = ws.reports
     decisions_csv = _write_decisions(out / "clean-decisions.csv", result, rows, now)
     html = _write_html(ws, out / "clean.html", result, now)
@@ -37,19 +37,25 @@ def _write_decisions(path: Path, result, rows, now: dict) -> Path:
     fixed = {f.path: f for f in result.fixes}
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["path", "now_at", "class", "source", "decision", "reason", "of", "distance", "detail"])
+    writer.writerow(["path", "now_at", "class", "source", "decision", "reason", "of", "distance", "flags", "detail"])
     for row in rows:
         p = row["path"]
+        flags = ",".join(result.flags.get(p, ()))
         if p in decided:
             d = decided[p]
-            writer.writerow([p, now.get(p, p), row["class"], row["source"], "set-aside", d.reason, d.of or "", d.distance, d.detail])
+            writer.writerow([p, now.get(p, p), row["class"], row["source"], "set-aside", d.reason, d.of or "", d.distance,
+                             flags, d.detail])
         elif p in fixed:
             f = fixed[p]
-            writer.writerow([p, now.get(p, f.dst), row["class"], row["source"], "fixed", f.action, "", "", f.detail])
+            writer.writerow([p, now.get(p, p), row["class"], row["source"], "fixed", f.action, "", "", flags, f.detail])
         else:
-            writer.writerow([p, p, row["class"], row["source"], "keep", "", "", "", ""])
+            writer.writerow([p, p, row["class"], row["source"], "keep", "", "", "", flags, row["detail"] or ""])
     atomic_write_text(path, buf.getvalue())
     return path
+
+
+def decided_paths(result) -> set[str]:
+    return {d.path for d in result.decisions}
 
 
 def _write_html(ws: Workspace, path: Path, result, now: dict) -> Path:
@@ -72,6 +78,16 @@ def _write_html(ws: Workspace, path: Path, result, now: dict) -> Path:
     if result.fixes:
         rows = [{"file": f.path, "now": f.dst, "action": f.action, "why": f.detail} for f in result.fixes]
         body.append("<h2>fixed</h2>" + table(rows, ["file", "now", "action", "why"]))
+    kept_flagged = [(p, f) for p, f in result.flags.items() if f and p not in decided_paths(result)]
+    if result.flags:
+        counts = [{"flag": f, "images": n} for f, n in result.flag_counts.items()]
+        body.append("<h2>quality flags</h2>" + (table(counts, ["flag", "images"]) if counts else "<p>none</p>")
+                    + '<p class="muted">Flags are reported for every image (clean-decisions.csv, column flags). '
+                      "By default dark, light, low-information and placeholder scraped images are set aside; "
+                      "<code>--drop FLAGS</code> sets flagged images of any source aside, <code>--keep-flags</code> none.</p>")
+    if kept_flagged:
+        cards = [card(ws.abs(now.get(p, p)), [p, ", ".join(f)]) for p, f in kept_flagged[:MAX_CARDS_PER_REASON]]
+        body.append(f"<h2>kept, with flags ({len(kept_flagged)})</h2><div class=grid>{''.join(cards)}</div>")
     conflicts = result.conflicts_reported
     if conflicts:
         rows = [{"kept": p.a, "other": p.b, "distance": p.distance} for p in conflicts]

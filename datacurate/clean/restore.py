@@ -1,20 +1,30 @@
-"""`datacurate restore`: move quarantined files back where they came from."""
+"""`datacurate restore`: put the user's folders back as they were before clean.
+
+Quarantined files move back to where they came from (under the name the user gave them, when
+clean renamed or shortened it). Renames clean made to kept files are undone. When a converted
+GIF (or other converted file) comes back, the PNG clean made from it goes away: deleted when
+it is still byte for byte what clean wrote (it is clean's own output and can be made again
+from the file now restored), moved to quarantine/derived/ when someone changed it since.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from datacurate.catalog import open_catalog
-from datacurate.clean.scan import index_files
-from datacurate.fsutil import deferred_signals, free_path
+from datacurate.catalog import Catalog, open_catalog
+from datacurate.clean.scan import index_files, quarantine_path, sha256_file
+from datacurate.fsutil import free_path
 from datacurate.workspace import Workspace
+
+RENAMED = "renamed"   # pseudo-reason: undo clean's renames of kept files
+DERIVED = "derived"   # changed PNGs clean had made; restored only when asked for by name
 
 
 @dataclass
 class RestoreResult:
     dry_run: bool
     moves: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, reason)
+    removed: list[str] = field(default_factory=list)                 # PNGs clean had made, now gone
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -24,22 +34,61 @@ class RestoreResult:
 
 
 def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, dry_run: bool = False) -> RestoreResult:
-    """Move every quarantined file (of the given reasons, default all) back to its home."""
+    """Move every quarantined file (of the given reasons, default all but `derived`) back, and undo renames."""
+    from datacurate.clean.run import moved_together
+
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
         rows = index_files(ws, cat, ("quarantine",))
         for row in rows:
-            if reasons and row["reason"] not in reasons:
+            if (row["reason"] not in reasons) if reasons else row["reason"] == DERIVED:
                 continue
-            dst = free_path(ws.abs(row["home"]))
+            dst = free_path(ws.abs(row["origin"] or row["home"]))
             result.moves.append((row["path"], ws.rel(dst), row["reason"]))
             if dry_run:
                 continue
+            if row["reason"] == "converted":
+                _drop_derived(ws, cat, row, result, moved_together)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            with deferred_signals():
-                os.replace(ws.abs(row["path"]), dst)
-                with cat.transaction():
-                    cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
-                    cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None)
-                    cat.log("restore", row["path"], ws.rel(dst), row["reason"])
+            with moved_together(cat, ws.abs(row["path"]), dst):
+                cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
+                cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
+                cat.log("restore", row["path"], ws.rel(dst), row["reason"])
+        if not reasons or RENAMED in reasons:
+            _undo_renames(ws, cat, result, moved_together)
     return result
+
+
+def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult, moved_together) -> None:
+    for row in cat.files("status='ok' AND origin IS NOT NULL"):
+        src = ws.abs(row["path"])
+        if not src.exists():
+            continue
+        dst = free_path(ws.abs(row["origin"]))
+        result.moves.append((row["path"], ws.rel(dst), RENAMED))
+        if result.dry_run:
+            continue
+        with moved_together(cat, src, dst):
+            cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
+            cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), origin=None)
+            cat.log("restore", row["path"], ws.rel(dst), RENAMED)
+
+
+def _drop_derived(ws: Workspace, cat: Catalog, source_row, result: RestoreResult, moved_together) -> None:
+    """The PNGs clean made from `source_row`'s file: deleted when unchanged, else set aside as derived."""
+    for row in cat.files("made_from=?", (source_row["sha256"],)):
+        path = ws.abs(row["path"])
+        if not path.exists():
+            continue
+        if sha256_file(str(path)) == row["sha256"]:
+            path.unlink()
+            with cat.transaction():
+                cat.delete_files([row["path"]])
+                cat.log("remove-derived", row["path"], None, DERIVED, f"made by clean from {source_row['home']}; unchanged")
+            result.removed.append(row["path"])
+        elif row["status"] == "ok":
+            dst = free_path(quarantine_path(ws, row["home"], DERIVED))
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with moved_together(cat, path, dst):
+                cat.update_file(row["path"], path=ws.rel(dst), status="quarantined", reason=DERIVED)
+                cat.log("quarantine", row["path"], ws.rel(dst), DERIVED, "changed since clean made it")

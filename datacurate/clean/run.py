@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from PIL import Image
 
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair
-from datacurate.clean.scan import _decode_all, index_files, quarantine_path, walk_files
+from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
+from datacurate.clean.scan import _decode_all, index_files, quarantine_path, sweep_partials, walk_files
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, deferred_signals, free_path
-from datacurate.imageio import HASH_KINDS, Limits, inspect_file
+from datacurate.fsutil import atomic_path, deferred_signals, free_path, shown
+from datacurate.imageio import CONVERTIBLE, GRAY_MODES, HASH_KINDS, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
 
 DEFAULTS = {
@@ -24,9 +29,15 @@ DEFAULTS = {
     "min_size": 32,
     "max_pixels": Limits().max_pixels,
     "max_aspect": 10.0,
+    "max_bytes": Limits().max_bytes,
     "hash": "phash",
     "threshold": None,         # None: neardup.DEFAULT_THRESHOLD
     "against": None,           # None: the workspace's data/test when it exists
+    "convert_unsupported": False,
+    "drop": None,              # None: quality.DEFAULT_DROP, scraped images only; a list: those flags, every image
+    "keep_flags": False,       # report quality flags, set nothing aside for them
+    "placeholder_hashes": None,  # extra placeholder phash/sha256 hex values: a list, or a file with one a line
+    **DEFAULT_THRESHOLDS,       # quality-flag thresholds: dark_below, light_above, blurry_below, ...
 }
 
 
@@ -53,12 +64,23 @@ class CleanResult:
     outside: list[str] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    flags: dict[str, list[str]] = field(default_factory=dict)   # path -> quality flags
+    moved: dict[str, str] = field(default_factory=dict)         # path before -> path after this run
+    swept: list[str] = field(default_factory=list)              # stale .tmp-*.part files removed
 
     @property
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for d in self.decisions:
             out[d.reason] = out.get(d.reason, 0) + 1
+        return dict(sorted(out.items()))
+
+    @property
+    def flag_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for flags in self.flags.values():
+            for f in flags:
+                out[f] = out.get(f, 0) + 1
         return dict(sorted(out.items()))
 
     @property
@@ -72,7 +94,7 @@ class CleanResult:
     def summary(self) -> dict:
         return {
             "dry_run": self.dry_run, "scanned": self.scanned, "kept": self.kept, "fixed": len(self.fixes),
-            "set_aside": self.counts, "conflicts_reported": len(self.conflicts_reported),
+            "set_aside": self.counts, "conflicts_reported": len(self.conflicts_reported), "flags": self.flag_counts,
             "outside_class_folders": len(self.outside), "reports": self.reports, "seconds": round(self.seconds, 3),
         }
 
@@ -82,22 +104,25 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
     """Check every file under `paths` (default: data/original and data/scraped) and set aside what is unusable."""
     opts = ws.resolve("clean", flags, DEFAULTS)
     limits, kind, threshold = _validate(opts)
+    quality = QualityOptions.from_options(opts)
     roots = _roots(ws, paths)
     start = time.perf_counter()
-    with open_catalog(ws) as cat:
+    with disk_full_is_a_user_error(ws), open_catalog(ws) as cat:
+        swept = [] if dry_run else sweep_partials(roots)
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet)
         rows = [r for r in rows if r["status"] == "ok"]
-        result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind)
+        result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind, swept=[ws.rel(p) for p in swept])
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
-        hashes = cat.hashes(kind)
-        _decide(ws, cat, rows, hashes, kind, threshold, opts["against"], limits, quiet, result)
+        _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
+        _store_flags(cat, rows, result.flags)
         if not dry_run:
             apply(ws, cat, result)
             from datacurate.clean.report import write_reports
 
-            result.reports = write_reports(ws, cat, result, rows)
+            with captured_noise():
+                result.reports = write_reports(ws, cat, result, rows)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -107,15 +132,20 @@ def _validate(opts: dict) -> tuple[Limits, str, int]:
 
     if opts["hash"] not in HASH_KINDS:
         raise UserError(f"--hash {opts['hash']!r} is not one of {', '.join(HASH_KINDS)}")
-    for key in ("min_size", "max_pixels"):
-        if not isinstance(opts[key], int) or opts[key] < 1:
+    for key in ("min_size", "max_pixels", "max_bytes"):
+        if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} {opts[key]!r} must be a positive whole number")
     if not isinstance(opts["max_aspect"], (int, float)) or opts["max_aspect"] < 1:
         raise UserError(f"--max-aspect {opts['max_aspect']!r} must be a number of at least 1")
     threshold = check_threshold(DEFAULT_THRESHOLD if opts["threshold"] is None else opts["threshold"])
     if opts["workers"] is not None and (not isinstance(opts["workers"], int) or opts["workers"] < 1):
         raise UserError(f"--workers {opts['workers']!r} must be a positive whole number")
-    return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"])), opts["hash"], threshold
+    for key in ("convert_unsupported", "keep_flags"):
+        if not isinstance(opts[key], bool):
+            raise UserError(f"clean.{key} {opts[key]!r} must be true or false")
+    convertible = tuple(sorted(CONVERTIBLE)) + (("*",) if opts["convert_unsupported"] else ())
+    limits = Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
+    return limits, opts["hash"], threshold
 
 
 def _roots(ws: Workspace, paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -138,13 +168,21 @@ def _no_data(ws: Workspace) -> list[Path]:
     raise UserError(f"no {ws.rel(ws.original)} or {ws.rel(ws.scraped)} folder in {ws.root}; put class folders there or run `datacurate init`")
 
 
-def _item(row, hashes: dict[str, str]) -> Item:
+def _item(row, hashes: dict[str, str], metrics: dict[str, dict] | None = None, gray_below: float = DEFAULT_THRESHOLDS["grayscale_below"]) -> Item:
+    m = (metrics or {}).get(row["sha256"])
+    gray = row["mode"] in GRAY_MODES or bool(m and m["colour"] < gray_below)
     return Item(row["path"], row["class"], row["source"], row["width"] or 0, row["height"] or 0, row["size"],
-                row["sha256"], hashes.get(row["sha256"]))
+                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray)
 
 
-def _decide(ws, cat, rows, hashes, kind, threshold, against, limits, quiet, result: CleanResult) -> None:
-    from datacurate.clean.neardup import find_near_duplicates
+def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult) -> None:
+    """Broken files, quality flags, test leaks, exact then near duplicates, in that order; then fixes.
+
+    Each step sees only what the steps before it kept, so no decision names a file that an
+    earlier step set aside. Low-information pictures (solid, near-solid: their perceptual hashes
+    all agree) take no part in the leak and near-duplicate searches.
+    """
+    from datacurate.clean.neardup import cluster, find_leaks
 
     usable = []
     for row in rows:
@@ -152,23 +190,32 @@ def _decide(ws, cat, rows, hashes, kind, threshold, against, limits, quiet, resu
             result.decisions.append(Decision(row["path"], row["problem"], detail=row["detail"] or ""))
         else:
             usable.append(row)
-    items = [_item(r, hashes) for r in usable]
-    exact, pairs = find_exact_duplicates(items)
-    gone = {d.path for d in exact}
-    test_items = _test_items(ws, cat, against, kind, limits, quiet)
-    near, near_pairs = find_near_duplicates([i for i in items if i.path not in gone], test_items, threshold, kind)
-    result.decisions += exact + near
-    result.pairs = _unique_pairs(pairs + near_pairs)
+    hashes, metrics = cat.hashes(kind), cat.quality()
+    gray_below = quality.thresholds["grayscale_below"]
+    items = [_item(r, hashes, metrics, gray_below) for r in usable]
+    result.flags, flagged = quality_decisions(items, metrics, quality)
+    result.decisions += flagged
+    gone = {d.path for d in flagged}
+    flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
+    searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
+    tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet) if t.hash]
+    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)
+    gone |= {d.path for d in leaks}
+    exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone])
+    gone |= {d.path for d in exact}
+    near, near_pairs = cluster([i for i in searchable if i.path not in gone], threshold, kind)
+    result.decisions += leaks + exact + near
+    result.pairs = _unique_pairs(leak_pairs + pairs + near_pairs)
     moving = {d.path for d in result.decisions}
-    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row))]
+    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits))]
 
 
-def _fix_for(row) -> Fix | None:
+def _fix_for(row, limits: Limits) -> Fix | None:
     """A rename to the true extension, or a conversion to PNG for formats ImageFolder skips."""
-    from datacurate.imageio import CONVERTIBLE, TRAINABLE_EXTENSIONS
+    from datacurate.imageio import TRAINABLE_EXTENSIONS
 
     name = Path(row["path"])
-    if row["format"] in CONVERTIBLE:
+    if limits.converts(row["format"]):
         return Fix(row["path"], "convert", name.with_suffix(".png").as_posix(),
                    f"{row['format']} converted to PNG (first frame); ImageFolder skips {name.suffix or 'files without an extension'}")
     extensions = TRAINABLE_EXTENSIONS.get(row["format"], ())
@@ -190,8 +237,9 @@ def _unique_pairs(pairs: list[Pair]) -> list[Pair]:
     return out
 
 
-def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits, quiet: bool) -> list[Item]:
-    """The leak reference set: the workspace's test folder (cached in the catalog) or --against DIR."""
+def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits, quality: QualityOptions,
+                quiet: bool) -> list[Item]:
+    """The leak reference set (low-information pictures left out): the test folder (cached) or --against DIR."""
     if against is None:
         if not ws.test.is_dir():
             return []
@@ -202,87 +250,142 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
         if not folder.is_dir():
             raise UserError(f"--against {against}: no such folder")
     folder = Path(os.path.abspath(folder))
+    low = quality.thresholds["low_information_below"]
     if folder == ws.test or (ws.source_of(folder) or ("",))[0] == "test":
         rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet)
-        hashes = cat.hashes(kind)
-        return [_item(r, hashes) for r in rows if not r["problem"]]
+        hashes, metrics = cat.hashes(kind), cat.quality()
+        return [_item(r, hashes) for r in rows
+                if not r["problem"] and metrics.get(r["sha256"], {}).get("entropy", 1.0) >= low]
     files = [e.path for e in walk_files(folder)]
     found = _decode_all(files, limits, (kind,), None, quiet)
     return [Item(p, Path(p).parent.name, "test", i.width or 0, i.height or 0, i.size, i.sha256 or "", i.hashes.get(kind))
-            for p, i in zip(files, found) if i.ok]
+            for p, i in zip(files, found) if i.ok and i.quality.get("entropy", 1.0) >= low]
+
+
+# -- carrying out the plan ----------------------------------------------------------------------
+NAME_MAX = 255
+NAME_ROOM = 16  # bytes kept free for free_path's "-N" and temporary names
+
+
+def fit_name(path: Path) -> Path:
+    """`path` with a name short enough for NAME_MAX: a long stem is cut, keeping a hash of the whole name and the extension."""
+    raw = os.fsencode(path.name)
+    if len(raw) <= NAME_MAX - NAME_ROOM:
+        return path
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
+    digest = hashlib.sha256(raw).hexdigest()[:10]
+    budget = NAME_MAX - NAME_ROOM - len(os.fsencode(suffix)) - len(digest) - 1
+    stem = os.fsencode(path.name[: len(path.name) - len(suffix)])[:budget].decode("utf-8", "ignore")
+    return path.with_name(f"{stem}~{digest}{suffix}")
+
+
+def destination(path: Path) -> Path:
+    """A free path for a file datacurate moves or writes, within NAME_MAX."""
+    return free_path(fit_name(path))
 
 
 def apply(ws: Workspace, cat: Catalog, result: CleanResult) -> None:
     """Carry out the plan: fixes in place, then moves into quarantine; each step logged."""
-    moved: dict[str, str] = {}
+    moved = result.moved
     for fix in result.fixes:
         moved[fix.path] = _apply_fix(ws, cat, fix)
     for decision in result.decisions:
         moved[decision.path] = _quarantine(ws, cat, decision)
+    for decision in result.decisions:
+        if decision.of:
+            decision.of = moved.get(decision.of, decision.of)
     for pair in result.pairs:
         pair.a, pair.b = moved.get(pair.a, pair.a), moved.get(pair.b, pair.b)
     _store_pairs(cat, result.pairs)
 
 
+@contextmanager
+def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
+    """os.replace(src, dst) and the catalog transaction of the block land together, or neither does.
+
+    Signals are held for the instant; when the catalog write fails (a full disk) the file moves back.
+    """
+    with deferred_signals():
+        os.replace(src, dst)
+        try:
+            with cat.transaction():
+                yield
+        except BaseException:
+            os.replace(dst, src)
+            raise
+
+
 def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
     row = cat.file(d.path)
-    dst = free_path(quarantine_path(ws, row["home"], d.reason))
+    wanted = quarantine_path(ws, row["home"], d.reason)
+    dst = destination(wanted)
     dst.parent.mkdir(parents=True, exist_ok=True)
     new = ws.rel(dst)
-    with deferred_signals():
-        os.replace(ws.abs(d.path), dst)
-        with cat.transaction():
-            cat.db.execute("DELETE FROM files WHERE path=?", (new,))
-            cat.update_file(d.path, path=new, status="quarantined", reason=d.reason, detail=d.detail or row["detail"])
-            cat.log("quarantine", d.path, new, d.reason, {"of": d.of, "distance": d.distance} if d.of else d.detail)
+    origin = _origin(row, wanted, dst)
+    with moved_together(cat, ws.abs(d.path), dst):
+        cat.db.execute("DELETE FROM files WHERE path=?", (new,))
+        cat.update_file(d.path, path=new, status="quarantined", reason=d.reason, detail=d.detail or row["detail"],
+                        origin=origin)
+        cat.log("quarantine", d.path, new, d.reason, {"of": d.of, "distance": d.distance} if d.of else d.detail)
     return new
+
+
+def _origin(row, wanted: Path, dst: Path) -> str | None:
+    """The user's own path, kept when the file now carries another name (renamed before, or shortened now)."""
+    return row["origin"] or (row["home"] if fit_name(wanted) != wanted else None)
 
 
 def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
     src = ws.abs(fix.path)
-    dst = free_path(ws.abs(fix.dst))
+    dst = destination(ws.abs(fix.dst))
     new = ws.rel(dst)
-    if fix.action == "rename":
-        with deferred_signals():
-            os.replace(src, dst)
-            with cat.transaction():
-                cat.update_file(fix.path, path=new, home=new, detail=fix.detail)
-                cat.log("rename", fix.path, new, "fixed", fix.detail)
-        return new
-    with Image.open(src) as im, atomic_path(dst) as tmp:
-        _first_frame(im).save(tmp, "PNG")
-    _index_new(ws, cat, dst)
     row = cat.file(fix.path)
-    qdst = free_path(quarantine_path(ws, row["home"], "converted"))
-    qdst.parent.mkdir(parents=True, exist_ok=True)
-    with deferred_signals():
-        os.replace(src, qdst)
-        with cat.transaction():
-            cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail)
-            cat.log("convert", fix.path, new, "fixed", {"original_now_at": ws.rel(qdst)})
+    if fix.action == "rename":
+        with moved_together(cat, src, dst):
+            cat.update_file(fix.path, path=new, home=new, detail=fix.detail, origin=row["origin"] or fix.path)
+            cat.log("rename", fix.path, new, "fixed", fix.detail)
+        return new
+    with captured_noise(), Image.open(src) as im, atomic_path(dst) as tmp:
+        first_frame(im).save(tmp, "PNG")
+    try:
+        _convert_done(ws, cat, fix, row, dst)
+    except BaseException:
+        dst.unlink(missing_ok=True)  # our own output, not yet in the catalog
+        raise
     return new
 
 
-def _index_new(ws: Workspace, cat: Catalog, path: Path) -> None:
-    """Catalog a file clean itself wrote, so the next run need not decode it."""
+def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None:
+    """Catalog the PNG clean wrote (so the next run need not decode it) and set the source aside."""
     kinds = [r[0] for r in cat.db.execute("SELECT DISTINCT kind FROM hashes")] or ["phash"]
-    ins = inspect_file(path, hash_kinds=kinds)
-    st = path.stat()
-    rel = ws.rel(path)
-    source, klass = ws.source_of(path)
-    with cat.transaction():
+    ins = inspect_file(dst, hash_kinds=kinds)
+    st = dst.stat()
+    rel = ws.rel(dst)
+    source, _ = ws.source_of(dst)
+    wanted = quarantine_path(ws, row["home"], "converted")
+    qdst = destination(wanted)
+    qdst.parent.mkdir(parents=True, exist_ok=True)
+    with moved_together(cat, ws.abs(fix.path), qdst):
         cat.upsert_file({"path": rel, "home": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": ins.sha256,
                          "format": ins.format, "width": ins.width, "height": ins.height, "mode": ins.mode,
-                         "frames": ins.frames, "class": klass, "source": source, "status": "ok", "problem": ins.reason,
-                         "detail": ins.detail or None, "checked": time.time()})
+                         "frames": ins.frames, "class": row["class"], "source": source, "status": "ok",
+                         "problem": ins.reason, "detail": ins.detail or None, "checked": time.time(),
+                         "made_from": row["sha256"]})
         cat.put_hashes(ins.sha256, ins.hashes)
+        if ins.quality:
+            cat.put_quality(ins.sha256, ins.quality)
+        cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail,
+                        origin=_origin(row, wanted, qdst))
+        cat.log("convert", fix.path, rel, "fixed", {"original_now_at": ws.rel(qdst)})
 
 
-def _first_frame(im: Image.Image) -> Image.Image:
-    """Frame 0 of an animation, keeping transparency (RGBA) where it has any."""
-    im.seek(0)
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    return im.convert("RGBA" if has_alpha else "RGB")
+def _store_flags(cat: Catalog, rows, flags: dict[str, list[str]]) -> None:
+    """files.flags: the quality flags of this run (NULL for none), written where they changed."""
+    changed = [(",".join(flags.get(r["path"], ())) or None, r["path"]) for r in rows
+               if (",".join(flags.get(r["path"], ())) or None) != r["flags"]]
+    if changed:
+        with cat.transaction():
+            cat.db.executemany("UPDATE files SET flags=? WHERE path=?", changed)
 
 
 def _store_pairs(cat: Catalog, pairs: list[Pair]) -> None:
@@ -293,3 +396,31 @@ def _store_pairs(cat: Catalog, pairs: list[Pair]) -> None:
             "INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?)",
             [(p.a, p.b, p.kind, p.distance, p.hash) for p in pairs if p.b in present],
         )
+
+
+# -- a full disk --------------------------------------------------------------------------------
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+@contextmanager
+def disk_full_is_a_user_error(ws: Workspace) -> Iterator[None]:
+    """ENOSPC (or SQLite's 'disk is full') while moving, converting or writing reports: one clear line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise UserError(_disk_full_line(exc.filename or ws.root)) from None
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc).lower():
+            raise
+        raise UserError(_disk_full_line(ws.catalog_path)) from None
+
+
+def _disk_full_line(path) -> str:
+    where = Path(os.path.abspath(path))
+    mount = where
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    return (f"no space left on the file system mounted at {shown(str(mount))} (writing {shown(str(where))}); "
+            "free some space and run clean again: every file is in its place or in quarantine and the catalog agrees")

@@ -21,8 +21,8 @@ from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
-from datacurate.fsutil import is_hidden, shown
-from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, inspect_file
+from datacurate.fsutil import PARTIAL, is_hidden, path_text, shown
+from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
 ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
@@ -31,8 +31,8 @@ ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
 def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Iterable[os.DirEntry]:
     """Every regular, non-hidden file under root (symlinks to files included), depth first.
 
-    Folders that cannot be listed and names that are not UTF-8 (the catalog cannot key them) are
-    passed over: appended to `problems` as (path, why), or else named in a warning on stderr.
+    Folders that cannot be listed are passed over: appended to `problems` as (path, why), or else
+    named in a warning on stderr.
     """
     stack = [root]
     while stack:
@@ -47,21 +47,10 @@ def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Ite
         for entry in entries:
             if is_hidden(entry.name):
                 continue
-            if not _utf8(entry.name):
-                _problem(problems, entry.path, "has a name that is not UTF-8")
-                continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
             elif entry.is_file():
                 yield entry
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _problem(problems: list | None, path: str, why: str) -> None:
@@ -80,13 +69,13 @@ def place(ws: Workspace, path: str) -> dict | None:
         if found is None:
             return None
         source, klass = found
-        return {"path": rel, "home": rel, "source": source, "class": klass, "status": "ok", "reason": None}
+        return {"path": rel, "home": rel, "source": source, "class": path_text(klass), "status": "ok", "reason": None}
     parts = text[len(base):].split(os.sep)
     if len(parts) < 3 or parts[1] not in SOURCES:
         return None
     reason, source, rest = parts[0], parts[1], parts[2:]
     home = ws.rel(os.path.join(ws.path(source), *rest))
-    klass = rest[0] if len(rest) > 1 else ""
+    klass = path_text(rest[0]) if len(rest) > 1 else ""
     return {"path": rel, "home": home, "source": source, "class": klass, "status": "quarantined", "reason": reason}
 
 
@@ -116,13 +105,15 @@ def index_files(
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
     every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file. Folders and names walk_files passes over go
-    to `problems` (or a warning).
+    `workers` processes, by imageio.inspect_file. Folders walk_files cannot list go to
+    `problems` (or a warning).
     """
     limits = limits or Limits()
     scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
     known = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
     hashes = {kind: cat.hashes(kind) for kind in hash_kinds} if decode else {}
+    if decode:
+        hashes["quality"] = cat.quality()
     seen: list[dict] = []
     stale: list[dict] = []
     for root in scan_roots:
@@ -151,8 +142,10 @@ def _needs_work(row, where: dict, decode: bool, hashes: dict, limits: Limits) ->
         return False
     if row["checked"] is None:
         return True
-    if row["problem"] in LIMIT_REASONS and not check_limits(row["width"], row["height"], limits):
-        return True  # a limit was loosened: the file was never fully decoded and hashed
+    if row["problem"] in LIMIT_REASONS and (row["width"] is None or not check_limits(row["width"], row["height"], limits)):
+        return True  # a limit was loosened (or the size is unknown): the file was never fully decoded
+    if row["problem"] == "unsupported" and not format_problem(row["format"], limits):
+        return True  # --convert-unsupported: decode it now
     return row["problem"] is None and any(row["sha256"] not in h for h in hashes.values())
 
 
@@ -160,9 +153,9 @@ def _carry_over(where: dict, row, limits: Limits | None) -> None:
     """Reuse a row's decode results; size limits are judged again against this run's limits."""
     for key in ("sha256", "format", "width", "height", "mode", "frames", "problem", "detail", "checked", "split"):
         where[key] = row[key]
-    if limits is not None and row["problem"] in (None,) + LIMIT_REASONS and row["width"]:
-        found = check_limits(row["width"], row["height"], limits)
-        where["problem"], where["detail"] = found if found else (None, None)
+    if limits is not None and row["problem"] in (None,) + LIMIT_REASONS and row["width"] is not None:
+        found = format_problem(row["format"], limits) or check_limits(row["width"], row["height"], limits)
+        where["problem"], where["detail"] = found if found else (None, row["detail"] if row["problem"] is None else None)
     if where["status"] == "ok" and row["status"] == "ok":
         where["reason"] = row["reason"]
 
@@ -177,7 +170,7 @@ def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
         for where, ins in zip(stale, results):
             where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,
                          frames=ins.frames, problem=ins.reason, detail=ins.detail or None, checked=now)
-            where["_hashes"] = ins.hashes
+            where["_hashes"], where["_quality"] = ins.hashes, ins.quality
     else:
         digests = _hash_all(paths, quiet)
         for where, digest in zip(stale, digests):
@@ -208,7 +201,55 @@ def sha256_file(path: str) -> str | None:
 
 def _inspect_job(args) -> dict:
     path, limits, kinds = args
+    if _PARENT and os.getppid() != _PARENT:
+        os._exit(1)  # the parent is gone (kill -9) and no death signal came: stop
     return asdict(inspect_file(path, limits, kinds))
+
+
+_PARENT = 0
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: a decoding worker dies with the process that started it (kill -9 included).
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL) through ctypes; everywhere: each job first checks
+    that os.getppid() is still the parent.
+    """
+    global _PARENT
+    _PARENT = parent
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def sweep_partials(roots: Sequence[Path], min_age: float = 60.0) -> list[Path]:
+    """Remove our own partial writes (.tmp-*.part) older than min_age seconds, left by a kill -9.
+
+    They are datacurate's temporary files, never user data; the age keeps a write that another
+    datacurate process is doing right now.
+    """
+    swept = []
+    now = time.time()
+    for root in roots:
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                if name.startswith(".tmp-") and name.endswith(PARTIAL):
+                    path = Path(folder) / name
+                    try:
+                        if now - path.stat().st_mtime >= min_age:
+                            path.unlink()
+                            swept.append(path)
+                    except OSError:
+                        continue
+    return swept
 
 
 def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | None, quiet: bool) -> list[Inspection]:
@@ -219,7 +260,7 @@ def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | N
     else:
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         chunk = max(1, min(32, len(jobs) // (workers * 8)))
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             out = list(progress(pool.imap(_inspect_job, jobs, chunksize=chunk), total=len(jobs), desc="decoding", quiet=quiet))
     return [Inspection(**d) for d in out]
 
@@ -234,6 +275,9 @@ def _store(cat: Catalog, seen: list[dict], roots: Sequence[Path], ws: Workspace,
             new_hashes = where.pop("_hashes", None)
             if new_hashes:
                 cat.put_hashes(where["sha256"], new_hashes)
+            new_quality = where.pop("_quality", None)
+            if new_quality:
+                cat.put_quality(where["sha256"], new_quality)
             row = known.get(where["path"])
             if row is not None and all(where.get(k) == row[k] for k in where):
                 continue

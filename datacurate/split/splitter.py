@@ -14,7 +14,7 @@ from pathlib import Path
 from datacurate.catalog import open_catalog
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
-from datacurate.fsutil import PARTIAL, shown
+from datacurate.fsutil import PARTIAL, shown, text_path
 from datacurate.lock import workspace_lock
 from datacurate.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
@@ -104,13 +104,18 @@ def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[
     problems: list[tuple[str, str]] = []
     rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=True, limits=limits, hash_kinds=(kind,),
                        quiet=quiet, problems=problems)
-    skipped: dict[str, str] = {}
     for path, why in problems:
-        name = shown(ws.rel(path))
-        if os.path.isdir(path) or "listed" in why:
-            raise UserError(f"{name} {why}: its images would drop out of the split unseen; "
-                            "fix it (chmod, rename) or move it out of the data folders")
-        skipped[name] = f"{why}; rename it"
+        raise UserError(f"{shown(ws.rel(path))} {why}: its images would drop out of the split unseen; "
+                        "fix it (chmod) or move it out of the data folders")
+    skipped: dict[str, str] = {}
+    odd = [r for r in rows if text_path(r["path"]) != r["path"]]  # names that are not UTF-8
+    for r in odd:
+        name = shown(text_path(r["path"]))
+        if text_path(r["class"]) != r["class"]:
+            raise UserError(f"class folder {shown(text_path(r['class']))} has a name that is not UTF-8 (e.g. {name}): "
+                            "it cannot be a class name in the trainer's files; rename it (e.g. convmv)")
+        skipped[name] = "has a name that is not UTF-8; rename it"
+    rows = [r for r in rows if text_path(r["path"]) == r["path"]]
     fresh = [r for r in rows if (r["path"], r["size"], r["mtime_ns"]) not in before and r["class"]]
     notes = []
     if fresh:
