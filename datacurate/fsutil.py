@@ -106,11 +106,6 @@ def deferred_signals() -> Iterator[None]:
             signal.raise_signal(got[0])
 
 
-def shown(path: str | os.PathLike) -> str:
-    """A path as printable text: bytes that are not UTF-8 appear as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def is_hidden(name: str) -> bool:
     """Temporary and hidden files we never treat as data (.tmp-* are our own partial writes)."""
     return name.startswith(".")

@@ -51,18 +51,18 @@ def workspace_lock(ws, command: str = "python", *, wait: float | None = None) ->
         finally:
             entry[1] -= 1
         return
-    fh = _open(state_dir, path, command)
+    fd = _open(state_dir, path, command)
     try:
-        _acquire(fh, path, command, DEFAULT_WAIT if wait is None else wait)
-        _write_holder(fh, command)
-        _held[key] = [fh, 1, os.getpid()]
+        _acquire(fd, path, command, DEFAULT_WAIT if wait is None else wait)
+        _write_holder(fd, command)
+        _held[key] = [fd, 1, os.getpid()]
         try:
             yield
         finally:
             _held.pop(key, None)
-            _clear_holder(fh)
+            _write_holder(fd, None)
     finally:
-        fh.close()  # closing the file releases the flock
+        os.close(fd)  # closing the file releases the flock
 
 
 def holder(ws) -> dict | None:
@@ -75,24 +75,24 @@ def holder(ws) -> dict | None:
         return None
 
 
-def _open(state_dir: Path, path: Path, command: str):
+def _open(state_dir: Path, path: Path, command: str) -> int:
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        return open(path, "a+", encoding="utf-8")
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except OSError as exc:
         why = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc)).lower()
         raise UserError(f"cannot write in the workspace: {state_dir} ({why}); "
                         f"`{command}` needs a workspace it can write to") from None
 
 
-def _acquire(fh, path: Path, command: str, wait: float) -> None:
+def _acquire(fd: int, path: Path, command: str, wait: float) -> None:
     import fcntl
 
     deadline = time.monotonic() + max(0.0, wait)
     delay = 0.05
     while True:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
@@ -123,20 +123,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_holder(fh, command: str) -> None:
+def _write_holder(fd: int, command: str | None) -> None:
+    """Note who holds the lock in its file (None: clear it); unbuffered, so a full disk only loses the note."""
+    note = json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}).encode() if command else b""
     try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}))
-        fh.flush()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note, 0)
     except OSError:
         pass  # the lock holds without the note
-
-
-def _clear_holder(fh) -> None:
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.flush()
-    except OSError:
-        pass

@@ -25,7 +25,8 @@ def mount_point(path: str | os.PathLike) -> str:
 
 
 def disk_full(path: str | os.PathLike | None) -> UserError:
-    where = f"the file system at {mount_point(path)} ({path})" if path else "a file system this command writes to"
+    where = f"the file system mounted at {shown(mount_point(path))} (writing {shown(str(path))})" if path else \
+        "a file system this command writes to"
     return UserError(f"disk full: no space left on {where}; free some space and run the command again")
 
 

@@ -82,7 +82,7 @@ def test_disk_full_during_split_leaves_folders_and_catalog_as_they_were(tmp_path
     else:  # the folders are swapped in, then the catalog cannot be written
         monkeypatch.setattr(splitter, "save", full)
     code, out, err = cli("-C", str(ws), "split", "--valid", "0.5", "--fresh")
-    assert code == 2 and err.startswith("datacurate: error: disk full: no space left on the file system at /"), err
+    assert code == 2 and err.startswith("datacurate: error: disk full: no space left on the file system mounted at /"), err
     assert err.strip().count("\n") == 0
     assert _tree(split_dir) == before and _splits(ws) == splits and (split_dir / "split.csv").read_bytes() == csv
     assert not [p for p in split_dir.iterdir() if p.name.startswith(".tmp-")]
@@ -99,7 +99,7 @@ def test_disk_full_on_a_real_small_file_system(tmp_path: Path):
         ws = demo_workspace(tmp_path / "ws", per_class=12)
         (ws / "datacurate.yaml").write_text(f"paths:\n  split: {mnt / 'split'}\nsplit:\n  link: copy\n", encoding="utf-8")
         code, out, err = cli("-C", str(ws), "split")
-        assert code == 2 and f"disk full: no space left on the file system at {mnt}" in err, err
+        assert code == 2 and f"disk full: no space left on the file system mounted at {mnt}" in err, err
         assert not (mnt / "split" / "train").exists() and not _splits(ws)
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
