@@ -7,7 +7,9 @@ recomputed: provenance of scraped files and the log of moves (events).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -126,16 +128,29 @@ class Catalog:
 
     def __init__(self, path: Path, *, create: bool = True):
         self.path = Path(path)
+        _opened[:] = [self.path]
         if not create and not self.path.exists():
             raise UserError(f"no catalog at {self.path}; run `datacurate clean` first")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._check_version()
-        self.db.executescript(SCHEMA)
-        self._add_columns()
+        check_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot make {self.path.parent} for the catalog ({exc.strerror})") from None
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._check_version()
+            self.db.executescript(SCHEMA)
+            self._add_columns()
+            self._check_columns()
+        except (sqlite3.Error, UserError) as exc:
+            if hasattr(self, "db"):
+                self.db.close()
+            if isinstance(exc, UserError):
+                raise
+            raise catalog_error(self.path, exc) from None
 
     def _check_version(self) -> None:
         has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
@@ -144,7 +159,10 @@ class Catalog:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             return
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        try:
+            version = int(row[0]) if row else 0
+        except (TypeError, ValueError):
+            raise damaged(self.path, f"its schema version {row[0]!r} is not a number") from None
         if version > SCHEMA_VERSION:
             raise UserError(
                 f"catalog {self.path} was written by a newer datacurate (schema {version} > {SCHEMA_VERSION}); upgrade datacurate"
@@ -157,6 +175,14 @@ class Catalog:
             for name, sqltype in columns.items():
                 if name not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sqltype}")
+
+    def _check_columns(self) -> None:
+        """Every table of SCHEMA has its columns (a catalog someone altered by hand is damaged)."""
+        for table, columns in expected_columns().items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise damaged(self.path, f"table {table} lacks column {missing[0]}")
 
     def close(self) -> None:
         self.db.close()
@@ -253,3 +279,76 @@ class Catalog:
 def open_catalog(workspace, *, create: bool = True) -> Catalog:
     """The catalog of a Workspace."""
     return Catalog(workspace.catalog_path, create=create)
+
+
+# -- damage ---------------------------------------------------------------------------------------
+REBUILD = "datacurate clean --rebuild-catalog"
+_opened: list[Path] = []  # the catalog this process opened last (named by errors raised later)
+
+
+def last_opened() -> Path | None:
+    return _opened[0] if _opened else None
+
+
+def damaged(path: Path | None, why: str) -> UserError:
+    where = f"the catalog {path}" if path else "the catalog"
+    return UserError(f"{where} is damaged ({why}); rebuild it from the folders with `{REBUILD}` "
+                     "(it moves the damaged file aside and deletes nothing)")
+
+
+def catalog_error(path: Path | None, exc: BaseException) -> UserError:
+    """The one line for an SQLite error on the catalog: damaged, read-only, unreadable or disk full."""
+    text = str(exc)
+    low = text.lower()
+    where = str(path) if path else "the catalog"
+    if "readonly" in low or "read-only" in low:
+        return UserError(f"cannot write the catalog {where}: it or its folder is read-only")
+    if "unable to open" in low:
+        return UserError(f"cannot open the catalog {where} (permission denied, or its folder cannot be written)")
+    if "disk is full" in low or "disk full" in low:
+        from datacurate.oserrors import disk_full
+
+        return disk_full(path)
+    if "locked" in low or "busy" in low:
+        return UserError(f"the catalog {where} is locked by another process ({text})")
+    return damaged(path, text)
+
+
+def check_file(path: Path) -> None:
+    """Refuse a catalog path that is a folder, unreadable, not SQLite or cut short (read from its header)."""
+    if path.is_dir():
+        raise damaged(path, "it is a folder, not a file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        raise UserError(f"cannot read the catalog {path}: permission denied") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"cannot write the catalog {path}: permission denied (every command that writes updates it)")
+    if size == 0:
+        return
+    if size < 100 or not head.startswith(b"SQLite format 3\0"):
+        raise damaged(path, "it is not an SQLite database")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[92:96] == head[24:28] and pages and size < pages * page_size:
+        raise damaged(path, f"it is cut short: {size} of {pages * page_size} bytes")
+
+
+@functools.lru_cache(maxsize=1)
+def expected_columns() -> dict[str, list[str]]:
+    """Columns of every table SCHEMA (plus ADDED_COLUMNS) defines."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+        out = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        db.close()
+    for table, columns in ADDED_COLUMNS.items():
+        out.setdefault(table, []).extend(c for c in columns if c not in out.get(table, []))
+    return out

@@ -34,6 +34,10 @@ COMMANDS = {
     "demo": "datacurate.pipeline.cli",
 }
 
+# Commands that write in the workspace: each holds the workspace lock (datacurate/lock.py) while it
+# runs; a second one waits --wait seconds, then refuses naming the holder. Add a writing command here.
+LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet"}
+
 
 class LazyGroup(click.Group):
     """A click group that imports a command's module only when the command is used."""
@@ -53,10 +57,14 @@ class LazyGroup(click.Group):
 @click.option("-C", "--workspace", metavar="DIR", help="Workspace folder (default: the current directory).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="How long a writing command waits for another one in the same workspace (default 5).")
 @click.pass_context
-def main(ctx: click.Context, workspace: str | None, debug: bool, quiet: bool) -> None:
+def main(ctx: click.Context, workspace: str | None, debug: bool, quiet: bool, wait: float | None) -> None:
     """Grow, clean and split a labeled image collection, and fine-tune a classifier on it."""
     ctx.obj = Context(workspace, debug, quiet)
+    if ctx.invoked_subcommand in LOCKED:
+        ctx.obj.lock_as(ctx.invoked_subcommand, wait, ctx)
 
 
 def run() -> None:
@@ -64,30 +72,35 @@ def run() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         code = main.main(standalone_mode=False)
-    except UserError as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - each kind gets its one line below
+        sys.exit(_report(exc, debug))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    """Print the one line an exception gets and return the exit code."""
+    from datacurate.oserrors import user_error
+
+    exc = user_error(exc) or exc  # file-system and catalog errors a user can cause: UserErrors
+    if isinstance(exc, UserError):
         if debug:
-            traceback.print_exc()
+            traceback.print_exception(exc)
         click.echo(f"datacurate: error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:  # click's form of Ctrl-C
+        return 2
+    if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):  # Abort is click's form of Ctrl-C
         click.echo("datacurate: interrupted", err=True)
-        sys.exit(130)
-    except click.UsageError as exc:
+        return 130
+    if isinstance(exc, click.UsageError):
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         click.echo(f"datacurate: error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
+        return 2
+    if isinstance(exc, click.ClickException):
         click.echo(f"datacurate: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("datacurate: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line unless --debug
-        if debug:
-            raise
-        click.echo(f"datacurate: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        return exc.exit_code
+    if debug:
+        raise exc
+    click.echo(f"datacurate: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+    return 1
 
 
 if __name__ == "__main__":

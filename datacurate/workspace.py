@@ -40,8 +40,14 @@ class Workspace:
         """Open the workspace at `root` (default: the current directory)."""
         path = Path(root if root is not None else os.getcwd()).expanduser()
         if must_exist and not path.is_dir():
+            if path.exists():
+                raise UserError(f"workspace {path} is a file, not a folder")
             raise UserError(f"workspace folder {path} does not exist; create one with `datacurate -C {path} init`")
-        return cls(root=path.resolve() if path.exists() else path.absolute(), config=load_config(path / CONFIG_NAME))
+        config = load_config(path / CONFIG_NAME)
+        from datacurate.stages import check_config
+
+        check_config(config, str(path / CONFIG_NAME) if config else CONFIG_NAME)
+        return cls(root=path.resolve() if path.exists() else path.absolute(), config=config)
 
     # -- layout ---------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -146,10 +152,21 @@ def resolve_options(
 
 def load_config(path: Path) -> dict[str, Any]:
     """Parse datacurate.yaml; a missing file is an empty config, a broken one a UserError."""
-    if not path.is_file():
+    if not path.exists():
         return {}
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; it should be a YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -180,7 +180,7 @@ def test_greedy_site_and_urls_file(ws):
 
 def test_dry_run_prints_queries_and_pages_and_fetches_nothing(ws):
     classes(ws, "tin_can")
-    (ws / "datacurate.yaml").write_text("scrape:\n  suffix: shirt doll\n  max_per_class: 40\n  engine: google\n",
+    (ws / "datacurate.yaml").write_text("scrape:\n  suffix: shirt doll\n  max_per_class: 40\n  engine: openverse\n",
                                         encoding="utf-8")
     with FakeEngine({}) as fe:
         proc = scrape(ws, fe, "--dry-run", "-e", "bing,baidu", engines=("bing", "baidu"))  # the flag beats the yaml
@@ -189,7 +189,7 @@ def test_dry_run_prints_queries_and_pages_and_fetches_nothing(ws):
     assert "query: tin can shirt doll" in proc.stdout
     assert f"{fe.base_url}/images/async?q=tin+can+shirt+doll&first=35&count=35" in proc.stdout
     assert "word=tin%20can%20shirt%20doll&pn=30&rn=30" in proc.stdout
-    assert "first=70" not in proc.stdout and "/search?" not in proc.stdout  # 40 wanted: 2 pages; no google
+    assert "first=70" not in proc.stdout and "/v1/images/" not in proc.stdout  # 40 wanted: 2 pages; no openverse
     assert not (ws / "data" / "scraped").exists() and not (ws / ".datacurate").exists()
 
 

@@ -45,13 +45,19 @@ def threshold_options(func):
 @threshold_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
 @pass_ctx
-def clean(ctx, paths, dry_run, as_json, hash_, **options):
+def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
     """
     ws = ctx.workspace()
+    if rebuild_catalog:
+        from datacurate.rebuild import rebuild_catalog as rebuild
+
+        for line in rebuild(ws, quiet=ctx.quiet or as_json).lines(ws):
+            click.echo(line, err=as_json)
     result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, hash=hash_, **options)
     if as_json:
         click.echo(json.dumps(result.summary(), ensure_ascii=False, indent=2))

@@ -22,15 +22,19 @@ from typing import Iterable, Sequence
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
 from datacurate import procutil
-from datacurate.fsutil import is_hidden, path_text, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
+from datacurate.fsutil import is_hidden, path_text, shown, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
 from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
 from datacurate.workspace import SOURCES, Workspace
 
 ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
 
 
-def walk_files(root: Path) -> Iterable[os.DirEntry]:
-    """Every regular, non-hidden file under root (symlinks to files included), depth first."""
+def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Iterable[os.DirEntry]:
+    """Every regular, non-hidden file under root (symlinks to files included), depth first.
+
+    Folders that cannot be listed are passed over: appended to `problems` as (path, why), or else
+    named in a warning on stderr.
+    """
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -39,7 +43,7 @@ def walk_files(root: Path) -> Iterable[os.DirEntry]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         except PermissionError:
-            print(f"datacurate: warning: cannot list {folder} (permission denied)", file=sys.stderr)
+            _problem(problems, str(folder), "cannot be listed (permission denied)")
             continue
         for entry in entries:
             if is_hidden(entry.name):
@@ -48,6 +52,13 @@ def walk_files(root: Path) -> Iterable[os.DirEntry]:
                 stack.append(Path(entry.path))
             elif entry.is_file():
                 yield entry
+
+
+def _problem(problems: list | None, path: str, why: str) -> None:
+    if problems is not None:
+        problems.append((path, why))
+    else:
+        print(f"datacurate: warning: {shown(path)} {why}; left alone", file=sys.stderr)
 
 
 def place(ws: Workspace, path: str) -> dict | None:
@@ -89,12 +100,14 @@ def index_files(
     hash_kinds: Sequence[str] = ("phash",),
     workers: int | None = None,
     quiet: bool = True,
+    problems: list[tuple[str, str]] | None = None,
 ) -> list[sqlite3.Row]:
     """Update the files rows for everything under `sources` (or `roots`) and return those rows.
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
     every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file.
+    `workers` processes, by imageio.inspect_file. Folders walk_files cannot list go to
+    `problems` (or a warning).
     """
     limits = limits or Limits()
     scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
@@ -105,7 +118,7 @@ def index_files(
     seen: list[dict] = []
     stale: list[dict] = []
     for root in scan_roots:
-        for entry in walk_files(root):
+        for entry in walk_files(root, problems):
             where = place(ws, entry.path)
             if where is None:
                 continue

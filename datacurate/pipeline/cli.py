@@ -7,26 +7,24 @@ from pathlib import Path
 
 import click
 
+from datacurate import stages as registry
 from datacurate.clicommon import pass_ctx
 from datacurate.errors import UserError
+from datacurate.oserrors import user_error
 from datacurate.pipeline.runner import STAGES, Pipeline, StageFailed, load_pipeline, run_pipeline
-from datacurate.workspace import Workspace
+from datacurate.workspace import CONFIG_NAME, Workspace
 
-CONFIG_SECTIONS = ("paths", "scrape", "clean", "vet", "split", "stats", "train")
-
-
-def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline, extra: dict | None = None):
-    """A function that runs one stage's command in-process with the pipeline's options (and `extra`'s)."""
-    ctx.overrides = {k: v for k, v in pipeline.config.items() if k in CONFIG_SECTIONS and v is not None}
-    for section, values in (extra or {}).items():
-        ctx.overrides[section] = {**(ctx.overrides.get(section) or {}), **values}
+def _invoker(click_ctx: click.Context, ctx, ws: Workspace, pipeline: Pipeline):
+    """A function that runs one stage's command in-process with the pipeline's options."""
 
     def invoke(stage: str, resume: bool) -> None:
         command = click_ctx.find_root().command.get_command(click_ctx, stage)
         kwargs = {}
         if stage == "train":
-            kwargs["resume"] = resume
-            _set_aside_old_run(ws, run_name(pipeline), resume)
+            kwargs["resume"] = _prepare_run(ws, run_name(pipeline), resume)
+            if kwargs["resume"] is None:
+                return
+            kwargs["name"] = run_name(pipeline)
         if stage == "evaluate":
             kwargs = {k: v for k, v in pipeline.section("evaluate").items() if k != "run"}
             kwargs["run"] = pipeline.section("evaluate").get("run") or run_name(pipeline)
@@ -42,41 +40,66 @@ def run_name(pipeline: Pipeline) -> str:
     return (pipeline.config.get("train") or {}).get("name") or pipeline.path.stem
 
 
-def _set_aside_old_run(ws: Workspace, name: str, resume: bool) -> None:
-    """A finished run of the same name is renamed <name>.prev-N (kept), so the stage can train anew."""
+def _prepare_run(ws: Workspace, name: str, interrupted: bool) -> bool | None:
+    """Whether the train stage resumes run `name` (None: it has nothing left to do).
+
+    Only this pipeline's own run is ever resumed. An interrupted stage continues its run from
+    last.pt, or only writes the outputs when training had finished; a run that never wrote a
+    checkpoint starts afresh in its folder. Otherwise an earlier run of the name is kept as
+    <name>.prev-N and the stage trains anew.
+    """
+    from datacurate.train.run import run_state
+
     folder = ws.runs / name
-    if resume or not folder.exists():
-        return
+    state = run_state(folder)
+    if state == "empty":
+        return False
+    if interrupted and state == "finished":
+        click.echo(f"run {name} had finished before the interruption: nothing left to train")
+        return None
+    if interrupted:
+        return True
     n = 1
     while (ws.runs / f"{name}.prev-{n}").exists():
         n += 1
     shutil.move(str(folder), str(ws.runs / f"{name}.prev-{n}"))
     click.echo(f"kept the earlier run as {ws.rel(ws.runs / f'{name}.prev-{n}')}")
+    return False
 
 
 def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False,
             extra: dict | None = None) -> None:
     """Run a pipeline in the context's workspace; a failing stage stops it with its message.
 
-    `extra` holds options laid over the pipeline's that do not count as a change of options
+    Every section (datacurate.yaml with the pipeline's laid over it) is checked before the first
+    stage. `extra` holds options laid over the pipeline's that do not count as a change of options
     (the demo's loopback engine listens on a new port each time).
     """
-    ws = ctx.workspace()
     if "train" in pipeline.config and not (pipeline.config.get("train") or {}).get("name"):
         pipeline.config["train"] = {**pipeline.config["train"], "name": run_name(pipeline)}
-    invoke = _invoker(click_ctx, ctx, ws, pipeline, extra)
+    ctx.overrides = {k: v for k, v in pipeline.config.items() if k in registry.sections() and v is not None}
+    for section, values in (extra or {}).items():
+        ctx.overrides[section] = {**(ctx.overrides.get(section) or {}), **values}
+    ws = ctx.workspace()  # takes the workspace lock for the whole pipeline
+    registry.check_config(ws.config, f"{pipeline.path.name} laid over {CONFIG_NAME}")
+    invoke = _invoker(click_ctx, ctx, ws, pipeline)
     try:
         result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
     except StageFailed as exc:
-        cause = exc.cause
+        cause = user_error(exc.cause) or exc.cause
         if isinstance(cause, (UserError, click.ClickException)):
             code = getattr(cause, "exit_code", 2)
-            raise _StageError(f"pipeline stopped: {exc}", code) from cause
+            raise _StageError(f"pipeline stopped: stage {exc.stage} failed: {_text(cause)}", code) from cause
         raise
     ran = [o.stage for o in result.outcomes if o.status == "ran"]
     skipped = [o.stage for o in result.outcomes if o.status == "skipped"]
     click.echo(f"pipeline {pipeline.path.name}: ran {', '.join(ran) or 'nothing'}"
                + (f"; up to date: {', '.join(skipped)}" if skipped else ""))
+
+
+def _text(exc: BaseException) -> str:
+    fmt = getattr(exc, "format_message", None)
+    return fmt() if callable(fmt) else str(exc)
 
 
 class _StageError(click.ClickException):

@@ -80,6 +80,8 @@ def banner(rng: random.Random, text: str, size: tuple[int, int] = (160, 120)) ->
 
 def prepare(root: Path, per_class: int) -> None:
     """Make the demo workspace once; a folder holding other data is refused."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file; the demo needs a new folder (e.g. `datacurate demo datacurate-demo`)")
     marker = root / ".datacurate" / MARKER
     if marker.exists():
         return

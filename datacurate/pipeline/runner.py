@@ -19,25 +19,16 @@ from typing import Any, Callable
 
 import yaml
 
+from datacurate import stages as registry
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
 from datacurate.workspace import Workspace, load_config
 
-STAGES = ("scrape", "clean", "vet", "split", "stats", "train", "evaluate")
-DEFAULT_STAGES = ("scrape", "clean", "vet", "split", "train", "evaluate")
-SECTIONS = {"paths", "scrape", "clean", "vet", "split", "stats", "train", "evaluate", "predict", "stages", "description"}
-# What each stage reads: its fingerprint covers these folders' listings (path, size, mtime).
-INPUTS = {
-    "scrape": ("classes",),
-    "clean": ("original", "scraped", "test"),
-    "vet": ("original", "scraped", "test"),  # not runs/: the run it judges with is its own option
-    "split": ("original", "scraped"),
-    "stats": ("split/train",),
-    "train": ("split/train", "split/valid", "split/stats.json"),
-    "evaluate": ("runs",),
-}
+# The stages, their order, sections and inputs are listed once, in datacurate/stages.py.
+STAGES = registry.stage_names()
+DEFAULT_STAGES = tuple(registry.default_stages())
 # Stages that move files other stages read (vet sets scraped images aside): the earlier stages that
-# were up to date before such a stage ran stay up to date after it (see _keep_upstream_current).
+# were up to date before such a stage ran stay up to date after it (see _upstream_current).
 MOVES_INPUTS = ("vet",)
 
 
@@ -76,12 +67,12 @@ def load_pipeline(path: str | os.PathLike) -> Pipeline:
     if not p.is_file():
         raise UserError(f"pipeline file {path} does not exist")
     config = load_config(p)
-    unknown = sorted(set(config) - SECTIONS)
-    if unknown:
-        raise UserError(f"{path}: unknown section {unknown[0]!r}; known: {', '.join(sorted(SECTIONS))}")
     stages = config.get("stages") or list(DEFAULT_STAGES)
     if not isinstance(stages, list) or any(s not in STAGES for s in stages):
         raise UserError(f"{path}: stages must be a list drawn from {', '.join(STAGES)}")
+    if len(set(stages)) != len(stages):
+        raise UserError(f"{path}: stages lists a stage twice")
+    registry.check_config(config, str(path), extra=registry.PIPELINE_KEYS)
     return Pipeline(p, config, list(stages))
 
 
@@ -100,7 +91,7 @@ def select(stages: list[str], start: str | None, stop: str | None) -> list[str]:
 def fingerprint(ws: Workspace, stage: str, options: dict) -> str:
     """Hash of a stage's options and of the listing of what it reads."""
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
-    for name in INPUTS[stage]:
+    for name in registry.BY_NAME[stage].inputs:
         if name == "classes":  # scrape reads only the class names (clean's moves must not re-trigger it)
             digest.update("\0".join(ws.class_names("original")).encode("utf-8", "surrogateescape"))
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,15 +14,17 @@ from pathlib import Path
 from datacurate.catalog import open_catalog
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_write_text
+from datacurate.fsutil import PARTIAL, shown, text_path
+from datacurate.lock import workspace_lock
+from datacurate.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
 from datacurate.split.assign import Assignment, assign
 from datacurate.split.clusters import groups, linked_pairs, moves
-from datacurate.split.eligible import SPLIT_SOURCES, Item, select
+from datacurate.split.eligible import SPLIT_SOURCES, UNLOADABLE, Item, select
 from datacurate.split.memory import Memory, save
 from datacurate.split.options import SplitOptions
 from datacurate.split.stats import STATS_NAME
-from datacurate.split.tree import Placement, TreeResult, build, locked
+from datacurate.split.tree import Placement, TreeResult, build
 from datacurate.workspace import Workspace
 
 CSV_NAME = "split.csv"
@@ -65,33 +68,93 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
     start = time.perf_counter()
     if not ws.original.is_dir() and not ws.scraped.is_dir():
         raise UserError(f"nothing to split: {ws.original} does not exist (put labeled images in <class>/ folders there)")
-    with open_catalog(ws) as cat, locked(ws.state_dir):
-        rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=False, quiet=quiet)
-        items, skipped = select(rows, opts.seed)
+    with workspace_lock(ws, "split"), open_catalog(ws) as cat:
+        rows, skipped, notes = _index(ws, cat, quiet)
+        items, unusable = select(rows, opts.seed)
+        skipped.update(unusable)
         if not items:
             raise UserError(f"no images to split under {ws.original} or {ws.scraped}")
         moved = moves(cat.db)
         memory = Memory.load(cat)
         prior = {} if fresh else memory.prior(items, moved)
         res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
+        res.warnings[:0] = notes
         by_path = {it.path: it for it in items}
         bal = balance_mod.from_records(((by_path[p].klass, s, by_path[p].source) for p, s in res.split.items()),
                                        opts.min_per_class, opts.final)
         out = SplitResult(opts, dry_run, items, res, skipped, bal, ws.split_dir)
         if not dry_run:
-            splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
-            placed = _placements(ws, items, res)
-
-            def record() -> None:
-                atomic_write_text(ws.split_dir / CSV_NAME, _csv(items, res, skipped, placed))
-                save(cat, items, res, memory, forget=fresh)
-
-            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record)
-            out.stats_removed = _drop_stale_stats(ws, rows, res)
-            out.reports = balance_mod.write(bal, ws.reports)
-            cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
+            _write(ws, cat, out, rows, memory, fresh)
     out.seconds = time.perf_counter() - start
     return out
+
+
+def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[str]]:
+    """Catalog rows of every file under the sources, each decoded at least once (clean's checks).
+
+    Files clean never decoded (or that changed since) are decoded here with clean's options from
+    datacurate.yaml, so an empty, HTML or truncated file never reaches train. A folder that cannot
+    be listed is an error (its images would drop out of the split unseen); a file whose name is
+    not UTF-8 is left out. Returns (rows, {path: why left out}, warnings).
+    """
+    from datacurate.clean.run import DEFAULTS as CLEAN, _validate
+
+    limits, kind, _ = _validate(ws.resolve("clean", {}, CLEAN))
+    before = {(r[0], r[1], r[2]) for r in cat.db.execute("SELECT path, size, mtime_ns FROM files WHERE checked IS NOT NULL")}
+    problems: list[tuple[str, str]] = []
+    rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=True, limits=limits, hash_kinds=(kind,),
+                       quiet=quiet, problems=problems)
+    for path, why in problems:
+        raise UserError(f"{shown(ws.rel(path))} {why}: its images would drop out of the split unseen; "
+                        "fix it (chmod) or move it out of the data folders")
+    skipped: dict[str, str] = {}
+    odd = [r for r in rows if text_path(r["path"]) != r["path"]]  # names that are not UTF-8
+    for r in odd:
+        name = shown(text_path(r["path"]))
+        if text_path(r["class"]) != r["class"]:
+            raise UserError(f"class folder {shown(text_path(r['class']))} has a name that is not UTF-8 (e.g. {name}): "
+                            "it cannot be a class name in the trainer's files; rename it (e.g. convmv)")
+        skipped[name] = "has a name that is not UTF-8; rename it"
+    rows = [r for r in rows if text_path(r["path"]) == r["path"]]
+    fresh = [r for r in rows if (r["path"], r["size"], r["mtime_ns"]) not in before and r["class"]]
+    notes = []
+    if fresh:
+        bad = [r for r in fresh if r["problem"] in UNLOADABLE]
+        notes.append(f"{len(fresh)} file(s) were never checked by `datacurate clean` (or changed since), e.g. {fresh[0]['path']}: "
+                     f"split decoded them{f' and left out {len(bad)} that cannot be loaded' if bad else ''}; "
+                     "run `datacurate clean` to catch duplicates and test leaks among them")
+    return rows, skipped, notes
+
+
+def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bool) -> None:
+    """Build the folders and record them: split.csv and the catalog land with the folders or not at all."""
+    items, res, opts = out.items, out.assignment, out.options
+    splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
+    placed = _placements(ws, items, res)
+    tmp = None
+    try:
+        ws.split_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ws.split_dir, prefix=".tmp-", suffix=PARTIAL)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(_csv(items, res, out.skipped, placed))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+        def record() -> None:
+            save(cat, items, res, memory, forget=fresh)  # one transaction: if it fails, the folders go back
+            os.replace(tmp, ws.split_dir / CSV_NAME)
+
+        out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:  # a copy names its source: the file system that filled is split's
+            raise disk_full(ws.split_dir) from None
+        raise
+    finally:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+    out.stats_removed = _drop_stale_stats(ws, rows, res)
+    out.reports = balance_mod.write(out.balance, ws.reports)
+    cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
 
 
 def _placements(ws: Workspace, items: list[Item], res: Assignment) -> dict[str, Placement]:

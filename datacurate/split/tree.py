@@ -6,12 +6,10 @@ import ctypes
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-from datacurate.errors import UserError
 from datacurate.fsutil import deferred_signals, link_or_copy
 
 BUILD_PREFIX = ".tmp-build-"
@@ -33,26 +31,6 @@ class TreeResult:
     symlinked: int = 0
 
 
-@contextmanager
-def locked(state_dir: Path) -> Iterator[None]:
-    """One split at a time per workspace (an exclusive lock on .datacurate/split.lock)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "split.lock", "a+b") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield
-            return
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another `datacurate split` is running in {state_dir.parent}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mode: str,
           then: Callable[[], None] | None = None) -> TreeResult:
     """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
@@ -69,10 +47,16 @@ def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mo
             (work / s).mkdir()
         result = _fill(root, work, placements, mode)
         with deferred_signals():
-            for s in ("train", "valid", "test"):
-                _swap(root / s, work / s, work / f"old-{s}")
-            if then is not None:
-                then()
+            undo: list[Callable[[], None]] = []
+            try:
+                for s in ("train", "valid", "test"):
+                    undo.append(_swap(root / s, work / s, work / f"old-{s}"))
+                if then is not None:
+                    then()
+            except BaseException:
+                for step in reversed(undo):  # the record failed (disk full?): put the old folders back
+                    step()
+                raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -110,15 +94,26 @@ def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) ->
     return out
 
 
-def _swap(target: Path, new: Path, trash: Path) -> None:
-    """Put `new` at `target` (exchanging atomically where the kernel can); the old one goes to `trash`."""
+def _swap(target: Path, new: Path, trash: Path) -> Callable[[], None]:
+    """Put `new` at `target` (exchanging atomically where the kernel can); the old one goes to `trash`.
+
+    Returns the step that undoes it.
+    """
     has_new, has_old = new.is_dir(), os.path.lexists(target)
     if has_new and has_old and _exchange(new, target):
-        return  # the old tree now sits at `new`, removed with the build folder
+        return lambda: _exchange(new, target)  # the old tree now sits at `new`, removed with the build folder
     if has_old:
         os.rename(target, trash)
     if has_new:
         os.rename(new, target)
+
+    def undo() -> None:
+        if has_new:
+            os.rename(target, new)
+        if has_old:
+            os.rename(trash, target)
+
+    return undo
 
 
 def _exchange(a: Path, b: Path) -> bool:

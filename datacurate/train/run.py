@@ -91,16 +91,27 @@ def _run_dir(ws: Workspace, name: str | None, arch: str, resume: bool) -> tuple[
     return name, runs / name
 
 
+def run_state(run_dir: Path) -> str:
+    """empty (no checkpoint yet), training (last.pt mid-run), trained (done, outputs missing) or finished."""
+    if not (run_dir / "last.pt").is_file():
+        return "empty"
+    if not checkpoint.load(run_dir / "last.pt").get("done"):
+        return "training"
+    return "finished" if (run_dir / "metrics.json").is_file() else "trained"
+
+
 def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resume: bool = False, quiet: bool = False,
           echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section."""
     opts = resolve(ws, flags)
     ck = None
     if resume:
-        name, run_dir = _run_dir(ws, flags.get("name"), opts["arch"], True)
+        name, run_dir = _run_dir(ws, flags.get("name") or opts.get("name"), opts["arch"], True)
         ck = checkpoint.load(run_dir / "last.pt")
-        if ck.get("done"):
+        if ck.get("done") and (run_dir / "metrics.json").is_file():
             raise UserError(f"run {name!r} already finished; start a new one with another --name")
+        if ck.get("done"):
+            echo(f"run {name} finished training before it was interrupted: writing its outputs")
         opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
     split = ws.split_dir
     if plan_only and not (split / "train").is_dir():
@@ -147,7 +158,8 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     run_dir.mkdir(parents=True, exist_ok=True)
     if ck:
         loop.restore(ck)
-        echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
+        if not loop.done:
+            echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
     else:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"train": to_jsonable(opts)}, allow_unicode=True, sort_keys=False))
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
