@@ -134,20 +134,36 @@ def check_train(section: Mapping[str, Any]) -> None:
         raise UserError(f"train.name {name!r} must be a plain folder name")
 
 
-EVALUATE = {"run": None, "data": None, "batch_size": 32, "workers": 0, "device": "auto", "pairs": 10}
-PREDICT = {"top": 5, "label_map": None, "batch_size": 32, "device": "auto"}
+# What evaluate and predict add to a trained run's predictions (their CLI options of the same names).
+VIEWS = {"tta": None, "tta_views": 8, "head_from": None, "ema": False}
+EVALUATE = {"run": None, "data": None, "batch_size": 32, "workers": 0, "device": "auto", "pairs": 10, **VIEWS}
+PREDICT = {"top": 5, "label_map": None, "batch_size": 32, "device": "auto", **VIEWS}
 
 
 def check_evaluate(section: Mapping[str, Any]) -> None:
     opts = resolve_options(section, {}, EVALUATE, "evaluate")
-    _whole(opts, "evaluate", batch_size=1, workers=0, pairs=0)
+    _whole(opts, "evaluate", batch_size=1, workers=0, pairs=0, tta_views=1)
     _device(opts, "evaluate")
+    _views(opts, "evaluate")
 
 
 def check_predict(section: Mapping[str, Any]) -> None:
     opts = resolve_options(section, {}, PREDICT, "predict")
-    _whole(opts, "predict", top=1, batch_size=1)
+    _whole(opts, "predict", top=1, batch_size=1, tta_views=1)
     _device(opts, "predict")
+    _views(opts, "predict")
+
+
+def _views(opts: Mapping[str, Any], section: str) -> None:
+    if opts["tta"] is not None:
+        from datacurate.train.tta import MODES  # imports torch: only when a section names a mode
+
+        if opts["tta"] not in MODES:
+                raise UserError(f"{section}.tta must be one of {', '.join(MODES)}, got {opts['tta']!r}")
+    if opts["head_from"] is not None and opts["head_from"] not in ("svm", "logreg"):
+        raise UserError(f"{section}.head_from must be svm or logreg, got {opts['head_from']!r}")
+    if not isinstance(opts["ema"], bool):
+        raise UserError(f"{section}.ema must be true or false, got {opts['ema']!r}")
 
 
 def _whole(opts: Mapping[str, Any], section: str, **lows: int) -> None:
