@@ -41,7 +41,7 @@ def _sklearn():
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise UserError("fit-head needs scikit-learn: pip install 'datacurate[classic]'") from None
+        raise UserError("fit-head needs scikit-learn (a datacurate dependency): pip install scikit-learn") from None
 
 
 def make_classifier(kind: str, c: float, seed: int, smallest_class: int = 5):

@@ -46,7 +46,9 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "SimHei", "DejaVu Sans"]
+    from datacurate.report.fonts import use_cjk_font
+
+    use_cjk_font(plt)
     return plt
 
 
