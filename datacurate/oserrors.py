@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -24,10 +25,26 @@ def mount_point(path: str | os.PathLike) -> str:
     return str(p)
 
 
-def disk_full(path: str | os.PathLike | None) -> UserError:
-    where = f"the file system mounted at {shown(mount_point(path))} (writing {shown(str(path))})" if path else \
-        "a file system this command writes to"
-    return UserError(f"disk full: no space left on {where}; free some space and run the command again")
+def disk_full(path: str | os.PathLike | None, then: str = "free some space and run the command again") -> UserError:
+    """One line naming the full file system (its mount point, and what is still free) and what to do `then`."""
+    if not path:
+        return UserError(f"disk full: no space left on a file system this command writes to; {then}")
+    mount = mount_point(path)
+    try:
+        free = f", {shutil.disk_usage(mount).free >> 20} MB free"
+    except OSError:
+        free = ""
+    return UserError(f"disk full: no space left on the file system mounted at {shown(mount)} "
+                     f"(writing {shown(str(path))}{free}); {then}")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error that means the file system is full (or the user's quota spent), from the OS or SQLite."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc).lower()  # SQLITE_FULL
+    return False
 
 
 def user_error(exc: BaseException) -> UserError | None:

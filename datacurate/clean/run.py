@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import sqlite3
@@ -20,7 +19,8 @@ from datacurate.clean.model import Decision, Item, Pair
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
 from datacurate.clean.scan import _decode_all, index_files, quarantine_path, sweep_partials, walk_files
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, deferred_signals, free_path, shown
+from datacurate.fsutil import atomic_path, deferred_signals, free_path
+from datacurate.oserrors import disk_full, is_disk_full
 from datacurate.imageio import CONVERTIBLE, GRAY_MODES, HASH_KINDS, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
 
@@ -399,7 +399,6 @@ def _store_pairs(cat: Catalog, pairs: list[Pair]) -> None:
 
 
 # -- a full disk --------------------------------------------------------------------------------
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 @contextmanager
@@ -407,20 +406,9 @@ def disk_full_is_a_user_error(ws: Workspace) -> Iterator[None]:
     """ENOSPC (or SQLite's 'disk is full') while moving, converting or writing reports: one clear line."""
     try:
         yield
-    except OSError as exc:
-        if exc.errno not in DISK_FULL:
+    except (OSError, sqlite3.Error) as exc:
+        if not is_disk_full(exc):
             raise
-        raise UserError(_disk_full_line(exc.filename or ws.root)) from None
-    except sqlite3.OperationalError as exc:
-        if "full" not in str(exc).lower():
-            raise
-        raise UserError(_disk_full_line(ws.catalog_path)) from None
-
-
-def _disk_full_line(path) -> str:
-    where = Path(os.path.abspath(path))
-    mount = where
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    return (f"no space left on the file system mounted at {shown(str(mount))} (writing {shown(str(where))}); "
-            "free some space and run clean again: every file is in its place or in quarantine and the catalog agrees")
+        where = (exc.filename or ws.root) if isinstance(exc, OSError) else ws.catalog_path
+        raise disk_full(where, "free some space and run clean again: every file is in its place or in quarantine "
+                               "and the catalog agrees") from None

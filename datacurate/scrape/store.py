@@ -7,8 +7,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import shutil
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from PIL import Image
 
 from datacurate.catalog import Catalog
 from datacurate.errors import UserError
+from datacurate.oserrors import disk_full, is_disk_full  # noqa: F401 (scrape.run imports is_disk_full here)
 from datacurate.fsutil import atomic_write_bytes, deferred_signals
 from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
 from datacurate.workspace import Workspace
@@ -148,32 +147,9 @@ def sweep_partials(ws: Workspace) -> int:
     return removed
 
 
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """An error that means the file system is full (or the user's quota spent), from the OS or SQLite."""
-    if isinstance(exc, OSError):
-        return exc.errno in DISK_FULL
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc).lower()  # SQLITE_FULL
-    return False
-
-
 def disk_full_error(path: Path) -> UserError:
     """One line that names the full file system (its mount point) and what to do."""
-    path = Path(path)
-    mount = path
-    while not mount.exists() and mount != mount.parent:
-        mount = mount.parent
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    try:
-        free = f", {shutil.disk_usage(mount).free >> 20} MB free"
-    except OSError:
-        free = ""
-    return UserError(f"disk full: no space left on the file system mounted at {mount} (writing {path}{free}); "
-                     "the scrape stopped, every saved image has its catalog rows: free some space and run it again")
+    return disk_full(path, "the scrape stopped, every saved image has its catalog rows: free some space and run it again")
 
 
 def unlink_saved(ws: Workspace, rows: list[dict]) -> None:

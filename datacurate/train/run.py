@@ -165,7 +165,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
     echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
          f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}")
-    st = loop.fit()
+    loop.fit()
     return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
 
 

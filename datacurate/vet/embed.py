@@ -120,7 +120,7 @@ def embed_files(backbone: Backbone, paths: Sequence[str | os.PathLike], opts: Ve
     import torch
     from torch.utils.data import DataLoader
 
-    from datacurate.train.data import ImageSet, collate, to_input
+    from datacurate.train.data import ImageSet, to_input
     from datacurate.train.loop import pick_device
 
     dev = pick_device(opts.device, True, True)
