@@ -13,7 +13,7 @@ from datacurate.errors import UserError
 from datacurate.train import augment
 from datacurate.train.augment import Policy, build, parse_policy
 from datacurate.train.data import ImageSet, Preprocess, resize_center_crop
-from tests.test_train_run import CLASSES, cli, make_split
+from test_train_run import CLASSES, cli, make_split
 
 RESIZE, CROP = 40, 32
 
@@ -187,7 +187,7 @@ def test_every_recipe_states_its_augmentation_and_validates(recipe):
 
     from datacurate.train.options import DEFAULTS, check_scalars
     from datacurate.workspace import resolve_options
-    from tests.test_train_run import ROOT
+    from test_train_run import ROOT
 
     data = yaml.safe_load((ROOT / "pipelines" / f"{recipe}.yaml").read_text(encoding="utf-8"))
     assert "augment" in data["train"]

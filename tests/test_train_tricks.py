@@ -24,7 +24,7 @@ from datacurate.train.options import DEFAULTS
 from datacurate.train.plan import build_plan
 from datacurate.train.run import train
 from datacurate.workspace import Workspace
-from tests.test_train_run import CLASSES, ROOT, TINY, _threads, cli, history, make_split, train_killed  # noqa: F401 (_threads: autouse)
+from test_train_run import CLASSES, ROOT, TINY, _threads, cli, history, make_split, train_killed  # noqa: F401 (_threads: autouse)
 
 GROUPS = textwrap.dedent("""\
     train:
