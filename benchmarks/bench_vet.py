@@ -26,6 +26,7 @@ import random
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,7 @@ def main() -> None:
     ap.add_argument("--speed-arch", default="resnet18")
     ap.add_argument("--speed-long-side", type=int, default=1024, help="long side of the speed test's JPEGs")
     ap.add_argument("--speed-only", action="store_true", help="only (c)")
+    ap.add_argument("--flags-only", action="store_true", help="only (a), with and without vet's keep_recognised rule")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the workspace")
@@ -262,17 +264,18 @@ def main() -> None:
         opts = VetOptions(backbone=args.backbone, weights=args.weights, workers=args.workers)
     else:
         opts = VetOptions(run="trusted", train_first=True, workers=args.workers)
+    if args.flags_only:  # the same run and embeddings judged by both rules
+        for keep in (False, True):
+            result = vet(ws, options=replace(opts, keep_recognised=keep), dry_run=True, quiet=not args.verbose)
+            print(f"\n(a) keep_recognised={keep}")
+            report_flags(truth, result)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        return
     result = vet(ws, options=opts, dry_run=True, quiet=not args.verbose)
     vet_s = time.perf_counter() - t0
-    flags = {f.path: f.reason for f in result.flags if f.source == "scraped"}
-    figures = flag_figures(truth, flags)
     print(f"\n(a) flags, {result.model} ({vet_s:.0f} s including any training and embedding)")
-    for reason in ("off-topic", "wrong-class"):
-        f = figures[reason]
-        print(f"  {reason:<11} planted {f['planted']:3d}  flagged {f['flagged']:3d}  precision {f['precision']:.3f}  "
-              f"recall {f['recall']:.3f}  set aside for either reason {f['set_aside_any_reason']:.3f}")
-    print(f"  either flag: precision {figures['either']['precision']:.3f}  recall {figures['either']['recall']:.3f};"
-          f" good scraped images flagged {figures['good_flagged']:.3f}")
+    flags, figures = report_flags(truth, result)
 
     scraped = sorted(truth)
     variants = {"originals only": [], "originals + all scraped": scraped,
@@ -292,6 +295,19 @@ def main() -> None:
     print(json.dumps({"flags": figures, "accuracy": acc, "recovered": recovered, "speed": speed}, default=float))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def report_flags(truth: dict[str, str], result) -> tuple[dict[str, str], dict]:
+    """Print (a) for one vet result; its scraped flags and their figures."""
+    flags = {f.path: f.reason for f in result.flags if f.source == "scraped"}
+    figures = flag_figures(truth, flags)
+    for reason in ("off-topic", "wrong-class"):
+        f = figures[reason]
+        print(f"  {reason:<11} planted {f['planted']:3d}  flagged {f['flagged']:3d}  precision {f['precision']:.3f}  "
+              f"recall {f['recall']:.3f}  set aside for either reason {f['set_aside_any_reason']:.3f}")
+    print(f"  either flag: precision {figures['either']['precision']:.3f}  recall {figures['either']['recall']:.3f};"
+          f" good scraped images flagged {figures['good_flagged']:.3f}")
+    return flags, figures
 
 
 def report_speed(root: Path, args) -> dict:

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "neighbours": 5,               # originals compared with per image (k of the kNN)
     "offtopic_quantile": 0.98,     # the threshold: this quantile of the originals' own leave-one-out distances
     "offtopic_threshold": None,    # a fixed cosine distance instead of the calibrated one
+    "keep_recognised": True,       # far, but the classifier confidently finds its own class: not off-topic
+    "recognised_prob": 0.9,        # ... confidently: own-class probability >= min(this, cleanlab's threshold)
+    "recognised_within": 3.0,      # ... and no further than this many times its class's threshold
     "folds": 5,                    # K of the K-fold logistic regression on the originals
     "move_originals": False,       # originals are only listed unless this is true
     "seed": 0,
@@ -41,6 +44,9 @@ class VetOptions:
     neighbours: int = 5
     offtopic_quantile: float = 0.98
     offtopic_threshold: float | None = None
+    keep_recognised: bool = True
+    recognised_prob: float = 0.9
+    recognised_within: float = 3.0
     folds: int = 5
     move_originals: bool = False
     seed: int = 0
@@ -61,6 +67,9 @@ class VetOptions:
             neighbours=_integer("neighbours", v["neighbours"], 1),
             offtopic_quantile=_number("offtopic_quantile", v["offtopic_quantile"], 0.5, 1.0),
             offtopic_threshold=None if v["offtopic_threshold"] is None else _number("offtopic_threshold", v["offtopic_threshold"], 0.0, 2.0),
+            keep_recognised=_boolean("keep_recognised", v["keep_recognised"]),
+            recognised_prob=_number("recognised_prob", v["recognised_prob"], 0.5, 1.0),
+            recognised_within=_number("recognised_within", v["recognised_within"], 1.0, 1000.0),
             folds=_integer("folds", v["folds"], 2),
             move_originals=_boolean("move_originals", v["move_originals"]),
             seed=_integer("seed", v["seed"], 0),

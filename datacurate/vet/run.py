@@ -143,13 +143,17 @@ def _verdict(i, row, own, near, cp, classes, opts: VetOptions, nearest_other, lo
         other = nearest_other(near.distance[i].copy(), near.threshold, own)
         if other is not None and (cp is None or looks_like(cp.probs[i], cp.thresholds, own) != other):
             other = None  # near another class's originals, but the classifier does not see that class in it
-        if other is None:
+        if other is None and not (opts.keep_recognised and dist <= opts.recognised_within * thr
+                                  and _recognised(cp, i, own, opts.recognised_prob)):
             return Flag(row["path"], row["class"], source, "off-topic", dist, thr, None,
                         f"cosine distance {dist:.3f} to its class's originals is over the threshold {thr:.3f}", True)
-        return Flag(row["path"], row["class"], source, "wrong-class", dist, thr, classes[other],
-                    f"far from {row['class']} ({dist:.3f} > {thr:.3f}), close to {classes[other]}'s originals "
-                    f"({near.distance[i, other]:.3f} <= {near.threshold[other]:.3f}) and classified as "
-                    f"{classes[other]} (p={cp.probs[i, other]:.2f})", True)
+        if other is not None:
+            return Flag(row["path"], row["class"], source, "wrong-class", dist, thr, classes[other],
+                        f"far from {row['class']} ({dist:.3f} > {thr:.3f}), close to {classes[other]}'s originals "
+                        f"({near.distance[i, other]:.3f} <= {near.threshold[other]:.3f}) and classified as "
+                        f"{classes[other]} (p={cp.probs[i, other]:.2f})", True)
+        # recognised: an unusual but clear member of its class, a little beyond the threshold (far beyond it, a
+        # classifier of the known classes is confident about anything); only the wrong-class test below applies
     if cp is None:
         return None
     if source == "original":
@@ -168,6 +172,12 @@ def _verdict(i, row, own, near, cp, classes, opts: VetOptions, nearest_other, lo
     return Flag(row["path"], row["class"], source, "wrong-class", float(cp.probs[i, other]), float(cp.thresholds[other]),
                 classes[other], f"looks like {classes[other]} (p={cp.probs[i, other]:.2f} >= its confident threshold "
                 f"{cp.thresholds[other]:.2f}; {row['class']} p={cp.probs[i, own]:.2f})", True)
+
+
+def _recognised(cp, i: int, own: int, bar: float) -> bool:
+    """The classifier is confident image i is its own class: its probability reaches the class's cleanlab
+    confident threshold or `bar`, whichever is lower (a run's model makes those thresholds near 1)."""
+    return cp is not None and bool(cp.probs[i, own] >= min(float(cp.thresholds[own]), bar))
 
 
 def _move(ws: Workspace, cat: Catalog, result: VetResult) -> None:
