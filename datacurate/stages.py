@@ -155,11 +155,10 @@ def check_predict(section: Mapping[str, Any]) -> None:
 
 
 def _views(opts: Mapping[str, Any], section: str) -> None:
-    if opts["tta"] is not None:
-        from datacurate.train.tta import MODES  # imports torch: only when a section names a mode
+    from datacurate.train.options import TTA_MODES
 
-        if opts["tta"] not in MODES:
-                raise UserError(f"{section}.tta must be one of {', '.join(MODES)}, got {opts['tta']!r}")
+    if opts["tta"] is not None and opts["tta"] not in TTA_MODES:
+        raise UserError(f"{section}.tta must be one of {', '.join(TTA_MODES)}, got {opts['tta']!r}")
     if opts["head_from"] is not None and opts["head_from"] not in ("svm", "logreg"):
         raise UserError(f"{section}.head_from must be svm or logreg, got {opts['head_from']!r}")
     if not isinstance(opts["ema"], bool):

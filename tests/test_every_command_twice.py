@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from asuser import cli, demo_workspace
+from test_train_run import _threads  # noqa: F401 (autouse: one torch thread)
 
 TINY = ["--arch", "resnet18", "--weights", "none", "--freeze-until", "none", "--img-size", "32", "--head-epochs", "0",
         "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
@@ -26,14 +26,6 @@ def ok(*args: str) -> str:
 def tree(ws: Path, *parts: str) -> dict[str, int]:
     base = ws.joinpath(*parts)
     return {p.relative_to(ws).as_posix(): p.stat().st_size for p in base.rglob("*") if p.is_file()} if base.exists() else {}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.mark.slow

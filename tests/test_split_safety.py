@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from asuser import cli, cli_as_nobody, demo_workspace, give_to_nobody, shared_dir
-from conftest import encode, photo, write
+from conftest import encode, photo
 
 
 def _tree(folder: Path) -> dict[str, int]:

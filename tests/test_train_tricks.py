@@ -150,7 +150,7 @@ def test_tta_reported_beside_plain_accuracy(run_ws, capsys, monkeypatch):
     for mode, views in (("flip", 2), ("crops", 5), ("policy", 4)):
         code, out, err = cli(["-C", str(run_ws), "evaluate", "tiny", "--tta", mode, "--tta-views", "3"], capsys, monkeypatch)
         assert code == 0, err
-        assert f"accuracy " in out and f", with TTA ({mode}) " in out
+        assert "accuracy " in out and f", with TTA ({mode}) " in out
         m = json.loads((run_ws / "runs" / "tiny" / "eval" / "valid" / "metrics.json").read_text(encoding="utf-8"))
         assert m["tta"] == mode and m["tta_views"] == views and 0 <= m["accuracy_tta"] <= 1
     # predict --tta flip is the mean of the plain and the mirrored softmax

@@ -9,6 +9,7 @@ import click
 
 from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.errors import UserError
+from datacurate.train.options import TTA_MODES
 
 _OPT = dict(default=None)
 
@@ -72,7 +73,7 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **f
     click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
 
 
-_TTA = click.option("--tta", type=click.Choice(["flip", "crops", "policy"]),
+_TTA = click.option("--tta", type=click.Choice(TTA_MODES),
                     help="Test-time augmentation: average the softmax over the mirror, five crops, or views under the run's policy.")
 _TTA_VIEWS = click.option("--tta-views", type=int, default=8, show_default=True, help="--tta policy: augmented views per image.")
 _HEAD_FROM = click.option("--head-from", type=click.Choice(["svm", "logreg"]), help="Use the classifier `fit-head` fitted on the run's features.")

@@ -12,6 +12,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
 METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TTA_MODES = ("flip", "crops", "policy")  # evaluate/predict --tta (here, not in tta.py: config checks import no torch)
 
 # The seed's three groups: layer3[18:] and layer4 at 5e-5, the new head at 5e-4, each with Adam.
 SEED_GROUPS = [

@@ -13,8 +13,7 @@ from typing import Callable
 import torch
 
 from datacurate.errors import UserError
-
-MODES = ("flip", "crops", "policy")
+from datacurate.train.options import TTA_MODES as MODES
 
 
 class Views:
