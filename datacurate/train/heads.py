@@ -143,7 +143,7 @@ def _spatial_slot(model: nn.Module, arch: str, kind: str) -> tuple[str, int]:
 
 def install_head(model: nn.Module, arch: str, num_classes: int, options: Mapping[str, Any]) -> str:
     """Put the head `options['head']` on `model` (whose classifier is already a Linear for num_classes); returns its name."""
-    from datacurate.train.models import head_name
+    from datacurate.train.models import head_name, swap_module
 
     kind = str(options.get("head", "linear"))
     dropout = float(options.get("head_dropout", 0.0) or 0.0)
@@ -151,14 +151,8 @@ def install_head(model: nn.Module, arch: str, num_classes: int, options: Mapping
         return head_name(model)
     if kind == "mlp":
         name = head_name(model)
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        old = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
-        new = MLPHead(old.in_features, num_classes, int(options.get("head_hidden", 512)), dropout)
-        if attr.isdigit():
-            parent[int(attr)] = new
-        else:
-            setattr(parent, attr, new)
+        hidden = int(options.get("head_hidden", 512))
+        swap_module(model, name, lambda old: MLPHead(old.in_features, num_classes, hidden, dropout))
         return name
     attr, channels = _spatial_slot(model, arch, kind)
     if kind == "se":

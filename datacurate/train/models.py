@@ -40,17 +40,23 @@ def head_name(model: nn.Module) -> str:
     return last
 
 
-def replace_head(model: nn.Module, num_classes: int) -> str:
-    """Swap the last Linear for Linear(in_features, num_classes); returns its name."""
-    name = head_name(model)
+def swap_module(model: nn.Module, name: str, make) -> nn.Module:
+    """Replace the submodule at qualified `name` (fc, classifier.1, ...) with make(old); returns the new one."""
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    old = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]
-    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    old = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
+    new = make(old)
     if attr.isdigit():
         parent[int(attr)] = new
     else:
         setattr(parent, attr, new)
+    return new
+
+
+def replace_head(model: nn.Module, num_classes: int) -> str:
+    """Swap the last Linear for Linear(in_features, num_classes); returns its name."""
+    name = head_name(model)
+    swap_module(model, name, lambda old: nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
     return name
 
 

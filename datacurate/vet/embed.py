@@ -38,9 +38,10 @@ class Backbone:
 def load_backbone(ws: Workspace, opts: VetOptions, *, quiet: bool = True) -> Backbone:
     """The model named by the options: `run`, else `backbone` with `weights`."""
     import torch
+    from torch import nn
 
     from datacurate.train.data import Preprocess
-    from datacurate.train.models import create_model, head_name
+    from datacurate.train.models import create_model, head_name, swap_module
 
     if opts.run:
         from datacurate.train.run import load_run
@@ -56,19 +57,8 @@ def load_backbone(ws: Workspace, opts: VetOptions, *, quiet: bool = True) -> Bac
         pre = Preprocess(round(opts.img_size * 255 / 224), opts.img_size)
         key = f"{opts.backbone}:{_weights_key(ws, opts)}:{_pre_key(pre)}"
         desc = f"{opts.backbone} with {'ImageNet' if opts.weights.startswith('imagenet') else opts.weights} weights"
-    _drop_head(model, head_name(model))
+    swap_module(model, head_name(model), lambda old: nn.Identity())  # vectors from before the classifier
     return Backbone(model.eval(), pre, key, desc)
-
-
-def _drop_head(model, name: str) -> None:
-    from torch import nn
-
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    if attr.isdigit():
-        parent[int(attr)] = nn.Identity()
-    else:
-        setattr(parent, attr, nn.Identity())
 
 
 def _weights_arg(ws: Workspace, weights: str) -> str:
