@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import yaml
 
 from datacurate.errors import UserError
 from datacurate.fsutil import path_text, text_path
 
+if TYPE_CHECKING:
+    from datacurate.options import StageOptions
+
+M = TypeVar("M", bound="StageOptions")
 CONFIG_NAME = "datacurate.yaml"
 STATE_DIR = ".datacurate"
 SOURCES = ("original", "scraped", "test")
@@ -30,10 +34,21 @@ DEFAULT_PATHS = {
 
 @dataclass
 class Workspace:
-    """A datacurate workspace rooted at `root`; `config` is the parsed datacurate.yaml."""
+    """A datacurate workspace rooted at `root`; `config` is the parsed datacurate.yaml.
+
+    `Workspace(path)` opens the folder as `Workspace.open(path)` does (its datacurate.yaml read and
+    checked); `Workspace(path, config)` takes the config as given.
+    """
 
     root: Path
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.config is None:
+            opened = Workspace.open(self.root)
+            self.root, self.config = opened.root, opened.config
+        else:
+            self.root = Path(self.root)
 
     @classmethod
     def open(cls, root: str | os.PathLike | None = None, *, must_exist: bool = True) -> "Workspace":
@@ -130,6 +145,10 @@ class Workspace:
     def resolve(self, section: str, flags: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
         """Options for a stage: a flag that is not None wins, then datacurate.yaml's `section:`, then default."""
         return resolve_options(self.config.get(section) or {}, flags, defaults, section)
+
+    def options(self, model: type[M], flags: Mapping[str, Any] | None = None) -> M:
+        """A stage's validated options (a datacurate.options model): flag > datacurate.yaml > default."""
+        return model.resolve(self.config.get(model.SECTION), flags)
 
 
 def resolve_options(

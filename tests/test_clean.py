@@ -307,8 +307,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and " init`" in proc.stderr and str(missing) in proc.stderr
     (tmp_path / "data" / "original").mkdir(parents=True)
-    for args, needle in ((["clean", "--min-size", "-3"], "--min-size -3"),
-                         (["clean", "--threshold", "99"], "--threshold 99"),
+    for args, needle in ((["clean", "--min-size", "-3"], "min_size must be a whole number of at least 1, got -3"),
+                         (["clean", "--threshold", "99"], "threshold must be a whole number from 0 to 32, got 99"),
                          (["clean", "--workers", "x"], "'x' is not a valid integer"),
                          (["clean", "data/test"], "no such file"),
                          (["restore", "--reason", "bogus"], "bogus")):

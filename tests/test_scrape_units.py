@@ -141,7 +141,7 @@ def test_options_are_checked(monkeypatch):
             parse_size(bad)
     with pytest.raises(UserError, match="unknown engine 'yahoo'"):
         check_options({**DEFAULTS, "engine": "bing,yahoo"})
-    with pytest.raises(UserError, match="per-host"):
+    with pytest.raises(UserError, match="per_host must be a whole number from 1"):
         check_options({**DEFAULTS, "per_host": 0})
     with pytest.raises(UserError, match="greedy"):
         check_options({**DEFAULTS, "engine": "greedy"})

@@ -262,10 +262,10 @@ def test_cli_unicode_end_to_end(tmp_path, capsys):
     (["split", "--valid", "-0.1"], "valid must be a fraction"),
     (["split", "--valid", "abc"], "is not a valid float"),
     (["split", "--valid", "0.6", "--test", "0.5"], "must stay below 1"),
-    (["split", "--min-valid", "-1"], "min_valid must be at least 0"),
+    (["split", "--min-valid", "-1"], "min_valid must be a whole number of at least 0"),
     (["split", "--link", "move"], "'move' is not one of"),
-    (["split", "--min-per-class", "-3"], "min_per_class must be at least 0"),
-    (["stats", "--size", "2"], "stats_size must be at least 8"),
+    (["split", "--min-per-class", "-3"], "min_per_class must be a whole number of at least 0"),
+    (["stats", "--size", "2"], "stats_size must be a whole number of at least 8"),
 ])
 def test_cli_bad_values_exit_2(tmp_path, capsys, args, message):
     populate(tmp_path, {"a": 3})

@@ -129,10 +129,10 @@ def test_bad_policies_are_one_clear_error(raw, message):
 def test_bad_train_options_exit_2(tmp_path, capsys, monkeypatch):
     base = ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--freeze-until", "layer4"]
     for extra, message in ((["--augment", "sharp"], "unknown preset 'sharp'"),
-                           (["--label-smoothing", "nan"], "--label-smoothing must be a finite number"),
+                           (["--label-smoothing", "nan"], "label_smoothing must be a finite number"),
                            (["--mixup", "inf"], "finite number"),
                            (["--ema", "1.5"], "between 0 and 1"),
-                           (["--mix-switch", "-0.5"], "at least 0"),
+                           (["--mix-switch", "-0.5"], "mix_switch must be a number between 0 and 1"),
                            (["--teacher-weight", "2"], "between 0 and 1"),
                            (["--arch", "mobilenet_v2", "--head", "cbam"], "--head cbam needs the last feature map"),
                            (["--zero-gamma"], "--zero-gamma initialises fresh residual blocks")):
@@ -185,13 +185,12 @@ def test_augment_preview_page_and_grid(tmp_path, capsys, monkeypatch):
 def test_every_recipe_states_its_augmentation_and_validates(recipe):
     import yaml
 
-    from datacurate.train.options import DEFAULTS, check_scalars
-    from datacurate.workspace import resolve_options
+    from datacurate.train.options import TrainOptions
     from test_train_run import ROOT
 
     data = yaml.safe_load((ROOT / "pipelines" / f"{recipe}.yaml").read_text(encoding="utf-8"))
     assert "augment" in data["train"]
-    opts = check_scalars(resolve_options(data["train"], {}, DEFAULTS, "train"))
+    opts = TrainOptions.resolve(data["train"]).as_dict()
     policy = parse_policy(opts["augment"])
     if recipe in ("characters", "demo"):
         assert policy == Policy(brightness=0.05)  # brightness only: no flips, rotation or hue

@@ -206,8 +206,8 @@ def test_class_without_originals_is_named_and_skipped(ws: Path):
     (["--backbone", "mobilenet_v2", "--weights", "resnet18.pt"], "does not fit this architecture"),
     (["--run", "nosuchrun"], "no run 'nosuchrun'"),
     (["--weights", "imagenet"], "DATACURATE_OFFLINE forbids downloading"),
-    (["--offtopic-quantile", "2"], "--offtopic-quantile must be a number from 0.5 to 1"),
-    (["--recognised-prob", "0.2"], "--recognised-prob must be a number from 0.5 to 1"),
+    (["--offtopic-quantile", "2"], "offtopic_quantile must be a number between 0.5 and 1"),
+    (["--recognised-prob", "0.2"], "recognised_prob must be a number between 0.5 and 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ws: Path, tmp_path: Path, monkeypatch, args, needle):
     monkeypatch.setenv("DATACURATE_OFFLINE", "1")

@@ -32,8 +32,7 @@ from datacurate.errors import UserError
 # watermarks on flat/dark pictures (60 false pairs in all). K=12 starts pairing different
 # photographs for a few more crops; K=14 has 7x the false pairs of K=10; K=8 loses 3-7 points of
 # recall on watermarks and scraped-style combos. (10 is also imagededup's default.)
-DEFAULT_THRESHOLD = 10
-MAX_THRESHOLD = 32
+from datacurate.clean.options import DEFAULT_THRESHOLD, MAX_THRESHOLD  # noqa: E402 - the numbers' home is the options model
 
 
 def check_threshold(threshold: int) -> int:

@@ -49,13 +49,7 @@ class QualityOptions:
 
     @classmethod
     def from_options(cls, opts: dict) -> "QualityOptions":
-        thresholds = {}
-        for name, (_, default) in THRESHOLDS.items():
-            value = opts.get(name, default)
-            low = 1.0 if name == "odd_size_factor" else 0.0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= (1e9 if low else 1.0):
-                raise UserError(f"--{name.replace('_', '-')} {value!r} must be a number in {low:g}..{'any' if low else '1'}")
-            thresholds[name] = float(value)
+        thresholds = {name: float(opts.get(name, default)) for name, (_, default) in THRESHOLDS.items()}  # checked by CleanOptions
         return cls(thresholds, _parse_drop(opts.get("drop")), bool(opts.get("keep_flags")),
                    KNOWN_PLACEHOLDERS + _parse_placeholders(opts.get("placeholder_hashes")))
 

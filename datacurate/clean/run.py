@@ -16,29 +16,16 @@ from PIL import Image
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair
+from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
 from datacurate.clean.scan import _decode_all, index_files, quarantine_path, sweep_partials, walk_files
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_path, deferred_signals, free_path
 from datacurate.oserrors import disk_full, is_disk_full
-from datacurate.imageio import CONVERTIBLE, GRAY_MODES, HASH_KINDS, Limits, captured_noise, first_frame, inspect_file
+from datacurate.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
 
-DEFAULTS = {
-    "workers": None,           # all cores
-    "min_size": 32,
-    "max_pixels": Limits().max_pixels,
-    "max_aspect": 10.0,
-    "max_bytes": Limits().max_bytes,
-    "hash": "phash",
-    "threshold": None,         # None: neardup.DEFAULT_THRESHOLD
-    "against": None,           # None: the workspace's data/test when it exists
-    "convert_unsupported": False,
-    "drop": None,              # None: quality.DEFAULT_DROP, scraped images only; a list: those flags, every image
-    "keep_flags": False,       # report quality flags, set nothing aside for them
-    "placeholder_hashes": None,  # extra placeholder phash/sha256 hex values: a list, or a file with one a line
-    **DEFAULT_THRESHOLDS,       # quality-flag thresholds: dark_below, light_above, blurry_below, ...
-}
+DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
 
 @dataclass
@@ -102,8 +89,8 @@ class CleanResult:
 def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bool = False, quiet: bool = True,
           **flags) -> CleanResult:
     """Check every file under `paths` (default: data/original and data/scraped) and set aside what is unusable."""
-    opts = ws.resolve("clean", flags, DEFAULTS)
-    limits, kind, threshold = _validate(opts)
+    opts = ws.options(CleanOptions, flags).as_dict()
+    limits, kind, threshold = limits_of(opts), opts["hash"], opts["threshold"]
     quality = QualityOptions.from_options(opts)
     roots = _roots(ws, paths)
     start = time.perf_counter()
@@ -127,25 +114,10 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
     return result
 
 
-def _validate(opts: dict) -> tuple[Limits, str, int]:
-    from datacurate.clean.neardup import DEFAULT_THRESHOLD, check_threshold
-
-    if opts["hash"] not in HASH_KINDS:
-        raise UserError(f"--hash {opts['hash']!r} is not one of {', '.join(HASH_KINDS)}")
-    for key in ("min_size", "max_pixels", "max_bytes"):
-        if isinstance(opts[key], bool) or not isinstance(opts[key], int) or opts[key] < 1:
-            raise UserError(f"--{key.replace('_', '-')} {opts[key]!r} must be a positive whole number")
-    if not isinstance(opts["max_aspect"], (int, float)) or opts["max_aspect"] < 1:
-        raise UserError(f"--max-aspect {opts['max_aspect']!r} must be a number of at least 1")
-    threshold = check_threshold(DEFAULT_THRESHOLD if opts["threshold"] is None else opts["threshold"])
-    if opts["workers"] is not None and (not isinstance(opts["workers"], int) or opts["workers"] < 1):
-        raise UserError(f"--workers {opts['workers']!r} must be a positive whole number")
-    for key in ("convert_unsupported", "keep_flags"):
-        if not isinstance(opts[key], bool):
-            raise UserError(f"clean.{key} {opts[key]!r} must be true or false")
+def limits_of(opts: dict) -> Limits:
+    """The integrity-check limits of validated clean options."""
     convertible = tuple(sorted(CONVERTIBLE)) + (("*",) if opts["convert_unsupported"] else ())
-    limits = Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
-    return limits, opts["hash"], threshold
+    return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
 
 
 def _roots(ws: Workspace, paths: Sequence[str | os.PathLike]) -> list[Path]:

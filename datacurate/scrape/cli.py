@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from datacurate.clicommon import echo_table, pass_ctx
-from datacurate.scrape.options import DEFAULTS, ENGINES, check_options
+from datacurate.scrape.options import DEFAULTS, ENGINES, ScrapeOptions, check_options
 from datacurate.scrape.result import ScrapeResult, rejected_text
 
 
@@ -63,7 +63,7 @@ def scrape(ctx, dry_run, **flags) -> None:
     ws = ctx.workspace()
     flags["base_url"] = list(flags["base_url"]) or None
     flags["allow_host"] = list(flags["allow_host"]) or None
-    opts = check_options(ws.resolve("scrape", flags, DEFAULTS), dry_run=dry_run)
+    opts = check_options(ws.options(ScrapeOptions, flags), dry_run=dry_run)
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
     from datacurate.scrape.run import scrape as run_scrape  # icrawler loads only when scraping
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from pydantic import PrivateAttr, field_validator
 
 from datacurate import __version__
 from datacurate.errors import UserError
 from datacurate.imageio import Limits
+from datacurate.options import StageOptions, opt
 
 USER_AGENT = f"datacurate/{__version__} (image dataset builder; honours robots.txt and X-Robots-Tag)"
 ROBOTS_TOKEN = "datacurate"
@@ -31,87 +32,6 @@ RETIRED = {
               "heavy ones with /sorry/, which hold no images; use bing, wikimedia or openverse",
 }
 FLICKR_KEY = re.compile(r"[0-9a-f]{32}")
-# Upper bounds: a number past them is a typo, not a wish (-n 99999999999999999999).
-MAXIMA = {"max_per_class": 1_000_000, "max_pages": 10_000, "concurrency": 1024, "per_host": 256, "delay": 3600.0,
-          "timeout": 3600.0, "retries": 100, "max_wait": 86400.0, "max_redirects": 100, "min_size": 100_000,
-          "max_pixels": 10**12, "max_aspect": 10_000.0}
-
-DEFAULTS: dict[str, Any] = {
-    "engine": "bing",
-    "fallback": False,         # engines after the first are used only when the ones before them refuse
-    "suffix": "",
-    "template": "{class} {suffix}",
-    "queries": None,           # YAML file of per-class overrides
-    "classes": (),             # only these classes (default: every class under data/original)
-    "max_per_class": 100,
-    "max_pages": 10,           # result pages per query and engine
-    "base_url": {},            # engine -> base URL (mirrors, proxies, tests)
-    "urls": None,              # YAML {class: [url, ...]} or a folder of <class>.txt, for --engine urls
-    "flickr_key": None,        # else $FLICKR_APIKEY
-    "openverse_token": None,   # else $OPENVERSE_TOKEN; optional (anonymous use is rate-limited)
-    "license": None,           # e.g. cc0,pdm,by,by-sa or commercial,modification: keep only these licences
-    "contact": None,           # e-mail or URL for the User-Agent (Wikimedia's policy asks for one)
-    "concurrency": 16,         # downloads and page fetches at once, all hosts together
-    "per_host": 4,             # requests at once to one host
-    "delay": 0.1,              # minimum seconds between two requests to one host
-    "timeout": 15.0,           # seconds per request (connect, each read, and the whole body)
-    "retries": 3,              # tries after a 429/503 or a connection error
-    "max_wait": 60.0,          # longest Retry-After honoured; longer means give up
-    "max_bytes": "20MB",       # per image, streamed and aborted past it
-    "max_redirects": 5,
-    "min_size": Limits().min_size,
-    "max_pixels": Limits().max_pixels,
-    "max_aspect": Limits().max_aspect,
-    "ignore_robots": False,
-    "allow_private": False,
-    "allow_host": (),          # hosts or addresses allowed even when private or link-local (cloud metadata)
-    "user_agent": USER_AGENT,
-}
-
-
-@dataclass
-class ScrapeOptions:
-    """Checked scrape options (see DEFAULTS for what each means)."""
-
-    engines: list[str]
-    fallback: bool = False
-    suffix: str = ""
-    template: str = "{class} {suffix}"
-    queries: str | None = None
-    classes: tuple[str, ...] = ()
-    max_per_class: int = 100
-    max_pages: int = 10
-    base_url: dict[str, str] = field(default_factory=dict)
-    urls: str | None = None
-    flickr_key: str | None = None
-    openverse_token: str | None = None
-    license: frozenset[str] | None = None
-    contact: str | None = None
-    concurrency: int = 16
-    per_host: int = 4
-    delay: float = 0.1
-    timeout: float = 15.0
-    retries: int = 3
-    max_wait: float = 60.0
-    max_bytes: int = 20 << 20
-    max_redirects: int = 5
-    min_size: int = 32
-    max_pixels: int = Limits().max_pixels
-    max_aspect: float = 10.0
-    ignore_robots: bool = False
-    allow_private: bool = False
-    allow_host: tuple[str, ...] = ()
-    user_agent: str = USER_AGENT
-    dry_run: bool = False
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(max_pixels=self.max_pixels, min_size=self.min_size, max_aspect=self.max_aspect)
-
-    def base_for(self, engine: str) -> str | None:
-        return self.base_url.get(engine) or ENGINES[engine]
-
-
 def parse_size(value: Any, name: str = "max_bytes") -> int:
     """Bytes from 123, '123', '20MB', '512k', '1.5G'."""
     if isinstance(value, bool):
@@ -151,23 +71,6 @@ def parse_base_urls(value: Any) -> dict[str, str]:
     return out
 
 
-def _number(opts: Mapping[str, Any], key: str, kind: type, low: float, *, above: bool = False) -> Any:
-    value, name = opts[key], key.replace("_", "-")
-    try:
-        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        number = kind(value)
-    except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{name}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
-    if not math.isfinite(number):
-        raise UserError(f"{name}: {value!r} is not a finite number")
-    if number < low or (above and number == low):
-        raise UserError(f"{name}: {value!r} must be {'more than' if above else 'at least'} {low:g}")
-    if number > MAXIMA[key]:
-        raise UserError(f"{name}: {value!r} must be at most {MAXIMA[key]:.0f}")
-    return number
-
-
 def _engines(value: Any) -> list[str]:
     names = value if isinstance(value, (list, tuple)) else str(value).split(",")
     engines = list(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
@@ -192,45 +95,24 @@ def _hosts(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def check_options(opts: Mapping[str, Any], *, dry_run: bool = False) -> ScrapeOptions:
-    """Validate merged options (flag > yaml > default) into a ScrapeOptions."""
-    from datacurate.scrape.licenses import LICENSED_ENGINES, parse_filter
+def check_options(opts: Mapping[str, Any] | ScrapeOptions, *, dry_run: bool = False) -> ScrapeOptions:
+    """Validated options (a mapping is resolved as flags over the defaults) and what the chosen engines need.
 
-    engines = _engines(opts["engine"])
-    classes = opts["classes"] or ()
-    classes = (classes,) if isinstance(classes, str) else tuple(str(c) for c in classes)
-    out = ScrapeOptions(
-        engines=engines,
-        fallback=bool(opts["fallback"]),
-        suffix=str(opts["suffix"] or ""),
-        template=str(opts["template"]),
-        queries=str(opts["queries"]) if opts["queries"] else None,
-        classes=classes,
-        max_per_class=_number(opts, "max_per_class", int, 0),
-        max_pages=_number(opts, "max_pages", int, 1),
-        base_url=parse_base_urls(opts["base_url"]),
-        urls=str(opts["urls"]) if opts["urls"] else None,
-        flickr_key=str(opts["flickr_key"] or os.environ.get("FLICKR_APIKEY") or "").strip() or None,
-        openverse_token=str(opts["openverse_token"] or os.environ.get("OPENVERSE_TOKEN") or "").strip() or None,
-        license=parse_filter(opts["license"]),
-        contact=str(opts["contact"]).strip() if opts["contact"] else None,
-        concurrency=_number(opts, "concurrency", int, 1),
-        per_host=_number(opts, "per_host", int, 1),
-        delay=_number(opts, "delay", float, 0),
-        timeout=_number(opts, "timeout", float, 0, above=True),
-        retries=_number(opts, "retries", int, 0),
-        max_wait=_number(opts, "max_wait", float, 0),
-        max_bytes=parse_size(opts["max_bytes"]),
-        max_redirects=_number(opts, "max_redirects", int, 0),
-        min_size=_number(opts, "min_size", int, 1),
-        max_pixels=_number(opts, "max_pixels", int, 1),
-        max_aspect=_number(opts, "max_aspect", float, 1),
-        ignore_robots=bool(opts["ignore_robots"]),
-        allow_private=bool(opts["allow_private"]),
-        allow_host=_hosts(opts["allow_host"]),
-        user_agent=str(opts["user_agent"] or USER_AGENT),
-        dry_run=dry_run,
-    )
+    An engine's key or token may come from the environment; wikimedia needs a contact, greedy a
+    base URL, urls a list; a licence filter needs engines that say the licence.
+    """
+    from datacurate.scrape.licenses import LICENSED_ENGINES
+
+    out = opts if isinstance(opts, ScrapeOptions) else ScrapeOptions.resolve(opts)
+    engines = out.engines
+    contact = str(out.contact).strip() if out.contact else None
+    update = {"flickr_key": str(out.flickr_key or os.environ.get("FLICKR_APIKEY") or "").strip() or None,
+              "openverse_token": str(out.openverse_token or os.environ.get("OPENVERSE_TOKEN") or "").strip() or None,
+              "contact": contact}
+    if contact and out.user_agent == USER_AGENT:
+        update["user_agent"] = USER_AGENT[:-1] + f"; contact: {contact})"
+    out = out.model_copy(update=update)
+    out._dry_run = dry_run
     if "flickr" in engines and not out.flickr_key:
         raise UserError("engine flickr needs an API key (new keys need a Flickr Pro account): set FLICKR_APIKEY, "
                         "--flickr-key or scrape.flickr_key in datacurate.yaml")
@@ -245,13 +127,101 @@ def check_options(opts: Mapping[str, Any], *, dry_run: bool = False) -> ScrapeOp
     if "wikimedia" in engines and not out.contact:
         raise UserError("engine wikimedia: its User-Agent policy asks every program to name a contact: give "
                         "--contact EMAIL_OR_URL (or scrape.contact in datacurate.yaml)")
-    if out.contact:
-        if any(ch in out.contact for ch in "\r\n()"):
-            raise UserError(f"contact: {out.contact!r} must be one line without parentheses (an e-mail or URL)")
-        if out.user_agent == USER_AGENT:
-            out.user_agent = USER_AGENT[:-1] + f"; contact: {out.contact})"
+    if out.contact and any(ch in out.contact for ch in "\r\n()"):
+        raise UserError(f"contact: {out.contact!r} must be one line without parentheses (an e-mail or URL)")
     if "greedy" in engines and "greedy" not in out.base_url:
         raise UserError("engine greedy crawls one site: give it with --base-url greedy=URL ({query} in the URL is replaced by the query)")
     if "urls" in engines and not out.urls:
         raise UserError("engine urls needs --urls FILE (YAML {class: [url, ...]} or a folder of <class>.txt files)")
     return out
+
+
+class ScrapeOptions(StageOptions):
+    """Checked scrape options: the `scrape:` section, the flags and the API keywords.
+
+    After validation `engine` is a list of engine names, `license` a set of licences (or None),
+    `base_url` a dict, `max_bytes` a number of bytes, `classes` and `allow_host` tuples.
+    Upper bounds: a number past them is a typo, not a wish (-n 99999999999999999999).
+    """
+
+    SECTION = "scrape"
+    engine: list[str] = opt("bing", "engines, comma-separated or a list: bing, baidu, wikimedia, openverse, flickr, greedy, urls")
+    fallback: bool = opt(False, "engines after the first are used only when the ones before them refuse")
+    suffix: str = opt("", "words added to every query through {suffix}")
+    template: str = opt("{class} {suffix}", "query template with {class} and {suffix}")
+    queries: str | None = opt(None, "YAML file of per-class overrides")
+    classes: tuple[str, ...] = opt((), "only these classes (default: every class under data/original)")
+    max_per_class: int = opt(100, "scraped images wanted per class (a re-run tops up)", ge=0, le=1_000_000)
+    max_pages: int = opt(10, "result pages per query and engine", ge=1, le=10_000)
+    base_url: dict[str, str] = opt({}, "engine -> base URL (mirrors, proxies, tests); ENGINE=URL strings too")
+    urls: str | None = opt(None, "YAML {class: [url, ...]} or a folder of <class>.txt, for engine urls")
+    flickr_key: str | None = opt(None, "Flickr API key (else $FLICKR_APIKEY)")
+    openverse_token: str | None = opt(None, "Openverse token, optional (else $OPENVERSE_TOKEN)")
+    license: frozenset[str] | None = opt(None, "keep only these licences, e.g. cc0,pdm,by,by-sa or commercial,modification")
+    contact: str | None = opt(None, "e-mail or URL for the User-Agent (wikimedia asks for one)")
+    concurrency: int = opt(16, "downloads and page fetches at once, all hosts together", ge=1, le=1024)
+    per_host: int = opt(4, "requests at once to one host", ge=1, le=256)
+    delay: float = opt(0.1, "minimum seconds between two requests to one host", ge=0, le=3600)
+    timeout: float = opt(15.0, "seconds per request (connect, each read, and the whole body)", gt=0, le=3600)
+    retries: int = opt(3, "tries after a 429/503 or a connection error", ge=0, le=100)
+    max_wait: float = opt(60.0, "longest Retry-After honoured; longer means give up", ge=0, le=86400)
+    max_bytes: int = opt("20MB", "per image, streamed and aborted past it (20MB, 512KB or a number of bytes)")
+    max_redirects: int = opt(5, "redirects followed per request", ge=0, le=100)
+    min_size: int = opt(Limits.min_size, "smallest side in pixels", ge=1, le=100_000)
+    max_pixels: int = opt(Limits.max_pixels, "most pixels per image", ge=1, le=10**12)
+    max_aspect: float = opt(Limits.max_aspect, "longest side over shortest side", ge=1, le=10_000)
+    ignore_robots: bool = opt(False, "do not read robots.txt (X-Robots-Tag is still honoured)")
+    allow_private: bool = opt(False, "allow private and loopback addresses (intranet mirrors, tests)")
+    allow_host: tuple[str, ...] = opt((), "hosts or addresses allowed even when private or link-local")
+    user_agent: str = opt(USER_AGENT, "User-Agent header")
+    _dry_run: bool = PrivateAttr(False)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_names(cls, value: Any) -> list[str]:
+        return _engines(value)
+
+    @field_validator("license", mode="before")
+    @classmethod
+    def _licence_filter(cls, value: Any) -> frozenset[str] | None:
+        from datacurate.scrape.licenses import parse_filter
+
+        return parse_filter(value)
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_urls(cls, value: Any) -> dict[str, str]:
+        return parse_base_urls(value)
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> int:
+        return parse_size(value)
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_names(cls, value: Any) -> tuple[str, ...]:
+        return (value,) if isinstance(value, str) else tuple(str(c) for c in value or ())
+
+    @field_validator("allow_host", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, value: Any) -> tuple[str, ...]:
+        return _hosts(value)
+
+    @property
+    def engines(self) -> list[str]:
+        return list(self.engine)
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_pixels=self.max_pixels, min_size=self.min_size, max_aspect=self.max_aspect)
+
+    def base_for(self, engine: str) -> str | None:
+        return self.base_url.get(engine) or ENGINES[engine]
+
+
+DEFAULTS: dict[str, Any] = ScrapeOptions.defaults()

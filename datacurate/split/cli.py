@@ -8,7 +8,7 @@ from datacurate.catalog import open_catalog
 from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.errors import UserError
 from datacurate.split import balance as balance_mod
-from datacurate.split.options import DEFAULTS, LINK_MODES, SECTION, SplitOptions
+from datacurate.split.options import LINK_MODES, SplitOptions
 from datacurate.split.splitter import split_dataset
 from datacurate.split.stats import compute_stats, write_stats
 
@@ -34,7 +34,7 @@ def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_
     ws = ctx.workspace()
     flags = {"valid": valid, "test": test, "seed": seed, "min_valid": min_valid, "scraped_in_valid": scraped_in_valid,
              "link": link, "final": final, "min_per_class": min_per_class}
-    opts = SplitOptions.from_mapping(ws.resolve(SECTION, flags, DEFAULTS))
+    opts = ws.options(SplitOptions, flags)
     res = split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=ctx.quiet)
     rows, cols = res.balance.table()
     echo_table(rows, cols)
@@ -79,7 +79,7 @@ def _warn(lines: list[str]) -> None:
 def stats(ctx, size):
     """Per-channel mean and std of the train split, written to data/split/stats.json for the trainer."""
     ws = ctx.workspace()
-    opts = SplitOptions.from_mapping(ws.resolve(SECTION, {"stats_size": size}, DEFAULTS))
+    opts = ws.options(SplitOptions, {"stats_size": size})
     result = compute_stats(ws.split_dir, size=opts.stats_size, quiet=ctx.quiet)
     path = write_stats(result, ws.split_dir)
     fmt = lambda v: " ".join(f"{x:.4f}" for x in v)  # noqa: E731
@@ -99,7 +99,7 @@ def report():
 def report_balance(ctx, min_per_class):
     """The class-balance table, CSV and HTML of the current split."""
     ws = ctx.workspace()
-    opts = SplitOptions.from_mapping(ws.resolve(SECTION, {"min_per_class": min_per_class}, DEFAULTS))
+    opts = ws.options(SplitOptions, {"min_per_class": min_per_class})
     with open_catalog(ws, create=False) as cat:
         bal = balance_mod.from_catalog(cat, opts.min_per_class)
     if not bal.classes:

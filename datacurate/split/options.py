@@ -1,92 +1,44 @@
-"""Options of `datacurate split` (datacurate.yaml section `split:`), validated into one record."""
+"""Options of `datacurate split` and `datacurate stats` (datacurate.yaml sections `split:`, `stats:`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from datacurate.errors import UserError
+from datacurate.options import StageOptions, opt
 
 SECTION = "split"
 LINK_MODES = ("hardlink", "symlink", "copy")
-DEFAULTS: dict[str, Any] = {
-    "valid": 0.2,              # share of each class's valid-eligible images that go to valid
-    "test": 0.0,               # share for a third split (0: none)
-    "seed": 0,                 # seeds the content-hash ranking
-    "min_valid": 1,            # at least this many in valid (and test) when a class has two or more
-    "scraped_in_valid": False,  # let scraped images into valid/test (default: originals only)
-    "link": "hardlink",        # hardlink | symlink | copy
-    "final": False,            # everything in train, valid empty (for the final submission)
-    "min_per_class": 10,       # the balance report flags classes with fewer train images
-    "stats_size": 64,          # `datacurate stats` decodes images to about this many pixels
-}
+FRACTION = "a fraction in [0, 1)"
 
 
-@dataclass(frozen=True)
-class SplitOptions:
+class SplitOptions(StageOptions):
     """Validated split options."""
 
-    valid: float = 0.2
-    test: float = 0.0
-    seed: int = 0
-    min_valid: int = 1
-    scraped_in_valid: bool = False
-    link: str = "hardlink"
-    final: bool = False
-    min_per_class: int = 10
-    stats_size: int = 64
+    SECTION = "split"
+    valid: float = opt(0.2, "share of each class's valid-eligible images that go to valid", ge=0, lt=1, rule=FRACTION)
+    test: float = opt(0.0, "share for a third split (0: none)", ge=0, lt=1, rule=FRACTION)
+    seed: int = opt(0, "seeds the content-hash ranking")
+    min_valid: int = opt(1, "at least this many in valid (and test) when a class has two or more", ge=0)
+    scraped_in_valid: bool = opt(False, "let scraped images into valid/test (default: originals only)")
+    link: Literal["hardlink", "symlink", "copy"] = opt("hardlink", "how files get into data/split")
+    final: bool = opt(False, "everything in train, valid empty (for the final submission)")
+    min_per_class: int = opt(10, "the balance report flags classes with fewer train images", ge=0)
+    stats_size: int = opt(64, "`datacurate stats` decodes images to about this many pixels a side", ge=8)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SplitOptions":
-        """Validate a resolved options dict (flag > yaml > default); bad values raise UserError."""
-        v = dict(DEFAULTS, **values)
-        opts = cls(
-            valid=_fraction("valid", v["valid"]),
-            test=_fraction("test", v["test"]),
-            seed=_integer("seed", v["seed"]),
-            min_valid=_integer("min_valid", v["min_valid"], low=0),
-            scraped_in_valid=_boolean("scraped_in_valid", v["scraped_in_valid"]),
-            link=_choice("link", v["link"], LINK_MODES),
-            final=_boolean("final", v["final"]),
-            min_per_class=_integer("min_per_class", v["min_per_class"], low=0),
-            stats_size=_integer("stats_size", v["stats_size"], low=8),
-        )
-        if opts.valid + opts.test >= 1:
-            raise UserError(f"split: valid {opts.valid} + test {opts.test} must stay below 1 (train needs images)")
-        return opts
+    @model_validator(mode="after")
+    def _train_keeps_images(self) -> "SplitOptions":
+        if self.valid + self.test >= 1:
+            raise UserError(f"split: valid {self.valid} + test {self.test} must stay below 1 (train needs images)")
+        return self
 
 
-def _fraction(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise UserError(f"split: {name} must be a fraction in [0, 1), got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"split: {name} must be a fraction in [0, 1), got {value!r}") from None
-    if not 0 <= f < 1:
-        raise UserError(f"split: {name} must be a fraction in [0, 1), got {value!r}")
-    return f
+class StatsOptions(StageOptions):
+    """`stats` has no options of its own: it reads split.stats_size."""
+
+    SECTION = "stats"
 
 
-def _integer(name: str, value: Any, low: int | None = None) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise UserError(f"split: {name} must be a whole number, got {value!r}")
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"split: {name} must be a whole number, got {value!r}") from None
-    if low is not None and n < low:
-        raise UserError(f"split: {name} must be at least {low}, got {value!r}")
-    return n
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise UserError(f"split: {name} must be true or false, got {value!r}")
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise UserError(f"split: {name} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
+DEFAULTS: dict[str, Any] = SplitOptions.defaults()

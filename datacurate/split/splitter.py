@@ -97,9 +97,11 @@ def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[
     be listed is an error (its images would drop out of the split unseen); a file whose name is
     not UTF-8 is left out. Returns (rows, {path: why left out}, warnings).
     """
-    from datacurate.clean.run import DEFAULTS as CLEAN, _validate
+    from datacurate.clean.options import CleanOptions
+    from datacurate.clean.run import limits_of
 
-    limits, kind, _ = _validate(ws.resolve("clean", {}, CLEAN))
+    clean = ws.options(CleanOptions).as_dict()
+    limits, kind = limits_of(clean), clean["hash"]
     before = {(r[0], r[1], r[2]) for r in cat.db.execute("SELECT path, size, mtime_ns FROM files WHERE checked IS NOT NULL")}
     problems: list[tuple[str, str]] = []
     rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=True, limits=limits, hash_kinds=(kind,),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+from pydantic import field_validator, model_validator
 
 from datacurate.errors import UserError
+from datacurate.options import StageOptions, opt
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
-METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema")  # = Metric below
+DEVICES = ("auto", "cpu", "cuda", "mps")  # = Device below
 TTA_MODES = ("flip", "crops", "policy")  # evaluate/predict --tta (here, not in tta.py: config checks import no torch)
 
 # The seed's three groups: layer3[18:] and layer4 at 5e-5, the new head at 5e-4, each with Adam.
@@ -26,53 +29,7 @@ GENERIC_GROUPS = [
     {"name": "head", "modules": ["head"], "optimizer": "adam", "lr": 5e-4, "weight_decay": 0.0},
 ]
 
-DEFAULTS: dict[str, Any] = {
-    "arch": "resnext101_32x8d",
-    "weights": "imagenet",
-    "freeze_until": "layer3.18",
-    "head_epochs": 2,
-    "epochs": 8,
-    "milestones": [3, 6],
-    "gamma": [0.2, 0.1],
-    "img_size": 224,
-    "resize": None,  # default: img_size * 255 / 224 (255 for 224)
-    "augment": "characters",  # a preset name, or {preset: NAME, key: value, ...} (datacurate/train/augment.py)
-    "brightness": None,  # older key: the same as augment's brightness, laid over the policy
-    "batch_size": 32,
-    "workers": None,  # default: CPU count - 1, at most 16
-    "seed": 0,
-    "label_smoothing": 0.0,
-    "device": "auto",
-    "amp": True,
-    "channels_last": True,
-    "bn_update": False,
-    "early_stop": "valid_acc",
-    "patience": 0,  # 0: no early stopping
-    "restore_best": True,
-    "normalize": "auto",  # auto: data/split/stats.json when present, else imagenet
-    "groups": None,  # default: SEED_GROUPS when the model has those modules, else GENERIC_GROUPS
-    "stages": None,  # default: head-only for head_epochs, then unfrozen from freeze_until for epochs
-    "name": None,
-    # heads and norms (datacurate/train/heads.py)
-    "head": "linear",  # linear | mlp | se | cbam | bilinear
-    "head_hidden": 512,  # mlp: hidden units
-    "head_dropout": 0.0,  # mlp, se, cbam, bilinear: dropout before the last Linear
-    "bilinear": "compact",  # compact (tensor sketch) | full
-    "bilinear_dim": None,  # compact: sketch size (8192); full: channels after a 1x1 reduction (256)
-    "norm": "batch",  # batch | group (GroupNorm in place of BatchNorm)
-    "zero_gamma": False,  # zero the last norm layer's weight in each residual block (fresh weights only)
-    # the tricks
-    "mixup": 0.0,  # Beta(alpha, alpha) mixup; 0: off
-    "cutmix": 0.0,  # Beta(alpha, alpha) cutmix; 0: off
-    "mix_switch": 0.5,  # with both on: probability that a batch uses cutmix instead of mixup
-    "no_bias_decay": True,  # no weight decay on biases and norm parameters
-    "ema": 0.0,  # exponential moving average of the weights with this decay (e.g. 0.999); 0: off
-    "teacher": None,  # a run whose softened predictions the student also learns from
-    "teacher_temperature": 4.0,
-    "teacher_weight": 0.5,  # share of the distillation term in the loss
-}
-
-HEADS = ("linear", "mlp", "se", "cbam", "bilinear")
+HEADS = ("linear", "mlp", "se", "cbam", "bilinear")  # = Head below
 NORMS = ("batch", "group")
 
 
@@ -237,58 +194,12 @@ def default_stages(opts: Mapping[str, Any]) -> list[StageSpec]:
     return stages
 
 
-def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
-    """Validate scalar options in place; returns opts."""
-    for key, lo in (("head_epochs", 0), ("epochs", 0), ("img_size", 16), ("batch_size", 1), ("seed", 0), ("patience", 0)):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=lo, integer=True)
-    if opts["workers"] is not None:
-        opts["workers"] = _num(opts["workers"], "--workers", lo=0, integer=True)
-    if opts["resize"] is not None:
-        opts["resize"] = _num(opts["resize"], "train.resize", lo=opts["img_size"], integer=True)
-    opts["label_smoothing"] = _num(opts["label_smoothing"], "--label-smoothing", lo=0)
-    if opts["label_smoothing"] >= 1:
-        raise UserError(f"--label-smoothing must be below 1, got {opts['label_smoothing']}")
-    for key in ("head_hidden",):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=1, integer=True)
-    if opts["bilinear_dim"] is not None:
-        opts["bilinear_dim"] = _num(opts["bilinear_dim"], "train.bilinear_dim", lo=1, integer=True)
-    for key in ("mixup", "cutmix", "teacher_temperature"):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=0)
-    if opts["teacher_temperature"] == 0:
-        raise UserError("--teacher-temperature must be above 0")
-    for key in ("head_dropout", "mix_switch", "teacher_weight", "ema"):
-        opts[key] = probability(opts[key], f"train.{key} (--{key.replace('_', '-')})")
-    if opts["ema"] == 1:
-        raise UserError("--ema must be below 1 (a decay such as 0.999; 0 turns it off)")
-    _choice(opts, "head", HEADS)
-    _choice(opts, "norm", NORMS)
-    _choice(opts, "bilinear", ("compact", "full"))
-    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best"):
-        if not isinstance(opts[key], bool):
-            raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
-    if str(opts["device"]) not in DEVICES:
-        raise UserError(f"--device {opts['device']!r} is not one of {', '.join(DEVICES)}")
-    if opts["early_stop"] not in METRICS:
-        raise UserError(f"--early-stop {opts['early_stop']!r} is not one of {', '.join(METRICS)}")
-    if opts["early_stop"].endswith("_ema") and not opts["ema"]:
-        raise UserError(f"--early-stop {opts['early_stop']} needs --ema DECAY")
-    if not isinstance(opts["milestones"], list) or not isinstance(opts["gamma"], (list, float, int)):
-        raise UserError("train.milestones must be a list of epochs and train.gamma a number or a list")
-    return opts
-
-
 def probability(value: Any, what: str) -> float:
     """A finite number in [0, 1]."""
     out = _num(value, what, lo=0)
     if out > 1:
         raise UserError(f"{what} must be between 0 and 1, got {value!r}")
     return out
-
-
-def _choice(opts: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
-    if str(opts[key]) not in allowed:
-        raise UserError(f"--{key.replace('_', '-')} {opts[key]!r} is not one of {', '.join(allowed)}")
-    opts[key] = str(opts[key])
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -300,3 +211,121 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     return obj
+
+
+# -- the options models of train, evaluate and predict (datacurate/options.py) ---------------------------
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Metric = Literal["valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema"]
+Tta = Literal["flip", "crops", "policy"]
+Head = Literal["linear", "mlp", "se", "cbam", "bilinear"]
+Norm = Literal["batch", "group"]
+PROBABILITY = dict(ge=0, le=1)
+
+
+class TrainOptions(StageOptions):
+    """Validated train options (the characters seed's recipe by default); every key is also a flag."""
+
+    SECTION = "train"
+    arch: str = opt("resnext101_32x8d", "any torchvision classification architecture", min_length=1)
+    weights: str = opt("imagenet", "imagenet | imagenet:IMAGENET1K_V1 | none | PATH to a state dict or checkpoint", min_length=1)
+    freeze_until: str = opt("layer3.18", "stage 2 trains this module and everything after it", min_length=1)
+    head_epochs: int = opt(2, "stage 1: epochs training the new head alone", ge=0)
+    epochs: int = opt(8, "stage 2: epochs unfrozen from freeze_until", ge=0)
+    milestones: list[int] = opt([3, 6], "stage-2 epochs where the learning rate drops")
+    gamma: float | list[float] = opt([0.2, 0.1], "the factor of each drop (one, or one per milestone)")
+    img_size: int = opt(224, "crop size", ge=16)
+    resize: int | None = opt(None, "resize before the crop (None: img_size * 255 / 224)", ge=16)
+    augment: str | dict[str, Any] = opt("characters", "a preset (none, characters, garbage, fine-grained, strong) or {preset: NAME, key: value, ...}")
+    brightness: float | None = opt(None, "older key: augment's brightness, laid over the policy", ge=0)
+    batch_size: int = opt(32, "images per batch", ge=1)
+    workers: int | None = opt(None, "DataLoader worker processes (None: CPUs - 1, at most 16)", ge=0)
+    seed: int = opt(0, "random seed", ge=0)
+    label_smoothing: float = opt(0.0, "cross-entropy label smoothing", ge=0, lt=1)
+    device: Device = opt("auto", "where training runs")
+    amp: bool = opt(True, "mixed precision on CUDA: bf16 where supported, else fp16")
+    channels_last: bool = opt(True, "channels-last memory format on CUDA")
+    bn_update: bool = opt(False, "let frozen BatchNorm layers update their running statistics")
+    early_stop: Metric = opt("valid_acc", "metric for best.pt and early stopping")
+    patience: int = opt(0, "stop a stage after this many epochs without improvement (0: never)", ge=0)
+    restore_best: bool = opt(True, "end with best.pt's weights")
+    normalize: str = opt("auto", "auto: data/split/stats.json when present, else imagenet", min_length=1)
+    groups: list[dict[str, Any]] | None = opt(None, "parameter groups (None: the seed's three, or body/head)")
+    stages: list[dict[str, Any]] | None = opt(None, "training stages (None: head-only for head_epochs, then from freeze_until)")
+    name: str | None = opt(None, "run folder under runs/ (None: the architecture, numbered when taken)")
+    head: Head = opt("linear", "classifier head")
+    head_hidden: int = opt(512, "mlp head: hidden units", ge=1)
+    head_dropout: float = opt(0.0, "dropout before the head's last Linear", **PROBABILITY)
+    bilinear: Literal["compact", "full"] = opt("compact", "bilinear head: compact (tensor sketch) or full")
+    bilinear_dim: int | None = opt(None, "compact: sketch size (8192); full: channels after a 1x1 reduction (256)", ge=1)
+    norm: Norm = opt("batch", "group: GroupNorm in place of BatchNorm, for small batches")
+    zero_gamma: bool = opt(False, "zero the last norm weight of each residual block (fresh weights only)")
+    mixup: float = opt(0.0, "mixup with Beta(alpha, alpha); 0: off", ge=0)
+    cutmix: float = opt(0.0, "cutmix with Beta(alpha, alpha); 0: off", ge=0)
+    mix_switch: float = opt(0.5, "with both on: probability that a batch uses cutmix instead of mixup", **PROBABILITY)
+    no_bias_decay: bool = opt(True, "no weight decay on biases and norm parameters")
+    ema: float = opt(0.0, "exponential moving average of the weights with this decay (e.g. 0.999); 0: off", ge=0, lt=1,
+                     rule="a decay between 0 and 1, below 1 (e.g. 0.999; 0 turns it off)")
+    teacher: str | None = opt(None, "a run whose softened predictions the student also learns from")
+    teacher_temperature: float = opt(4.0, "distillation temperature", gt=0)
+    teacher_weight: float = opt(0.5, "share of the distillation term in the loss", **PROBABILITY)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        if value is not None:
+            parse_groups(value)
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: Any) -> Any:
+        if value is not None:
+            parse_stages(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: Any) -> Any:
+        if value is not None and (not value or "/" in value or value.startswith(".")):
+            raise UserError(f"train.name {value!r} must be a plain folder name")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> "TrainOptions":
+        if self.early_stop.endswith("_ema") and not self.ema:
+            raise UserError(f"train: early_stop {self.early_stop} needs ema (a decay such as 0.999)")
+        if self.resize is not None and self.resize < self.img_size:
+            raise UserError(f"train: resize must be at least img_size ({self.img_size}), got {self.resize}")
+        return self
+
+
+class _Views(StageOptions):
+    """What evaluate and predict add to a trained run's predictions."""
+
+    batch_size: int = opt(32, "images per batch", ge=1)
+    device: Device = opt("auto", "where the model runs")
+    tta: Tta | None = opt(None, "test-time augmentation: mirror, five crops, or views under the run's policy")
+    tta_views: int = opt(8, "tta policy: augmented views per image", ge=1)
+    head_from: Literal["svm", "logreg"] | None = opt(None, "use the classifier `fit-head` fitted on the run's features")
+    ema: bool = opt(False, "use the run's averaged weights (trained with ema)")
+
+
+class EvaluateOptions(_Views):
+    """Options of `datacurate evaluate` (and the pipeline's evaluate stage)."""
+
+    SECTION = "evaluate"
+    run: str | None = opt(None, "the run to score (a pipeline: its own run)")
+    data: str | None = opt(None, "an ImageFolder tree (None: data/split/valid)")
+    workers: int = opt(0, "DataLoader worker processes", ge=0)
+    pairs: int = opt(10, "most-confused pairs to list", ge=0)
+
+
+class PredictOptions(_Views):
+    """Options of `datacurate predict`."""
+
+    SECTION = "predict"
+    top: int = opt(5, "classes per image in `top`", ge=1)
+    label_map: str | None = opt(None, "JSON object mapping class names to display names")
+
+
+DEFAULTS: dict[str, Any] = TrainOptions.defaults()

@@ -19,7 +19,7 @@ from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader,
 from datacurate.train.groups import build_optimizers
 from datacurate.train.loop import Loop, pick_device
 from datacurate.train.models import create_model
-from datacurate.train.options import DEFAULTS, check_scalars, to_jsonable
+from datacurate.train.options import DEFAULTS, TrainOptions, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
 from datacurate.train.plan import build_plan, describe
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
@@ -46,10 +46,9 @@ class TrainResult:
 
 def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     """Options: flag > datacurate.yaml `train:` > DEFAULTS, validated."""
-    opts = ws.resolve("train", flags, DEFAULTS)
+    opts = ws.options(TrainOptions, flags).as_dict()
     if opts["stages"] and any(flags.get(k) is not None for k in ("head_epochs", "epochs", "freeze_until")):
         raise UserError("datacurate.yaml sets train.stages; --head-epochs, --epochs and --freeze-until only apply to the default two stages")
-    check_scalars(opts)
     if opts["brightness"] is not None:  # the older key, kept working: it overrides the policy's brightness
         raw = opts["augment"]
         opts["augment"] = {**({"preset": raw} if isinstance(raw, str) else dict(raw)), "brightness": opts["brightness"]}

@@ -10,7 +10,7 @@ import numpy as np
 
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.errors import UserError
-from datacurate.vet.options import DEFAULTS, SECTION, VetOptions
+from datacurate.vet.options import VetOptions
 from datacurate.vet.records import REASONS, Flag, Score, VetResult
 from datacurate.workspace import Workspace
 
@@ -19,7 +19,7 @@ SOURCES = ("original", "scraped", "test")
 
 def resolve(ws: Workspace, flags: dict[str, Any]) -> VetOptions:
     """Options: flag > datacurate.yaml `vet:` > DEFAULTS, validated."""
-    return VetOptions.from_mapping(ws.resolve(SECTION, flags, DEFAULTS))
+    return ws.options(VetOptions, flags)
 
 
 def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: VetOptions | None = None,
