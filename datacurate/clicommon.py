@@ -59,13 +59,39 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", qu
 
 def echo_table(rows: list[dict], columns: list[str] | None = None, *, err: bool = False) -> None:
     """Print rows as an aligned plain-text table."""
+    for line in table_lines(rows, columns):
+        click.echo(line, err=err)
+
+
+def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]:
+    """Rows as the lines of an aligned plain-text table (wide CJK characters count twice)."""
     if not rows:
-        return
+        return []
     columns = columns or list(rows[0])
     cells = [[str(c) for c in columns]] + [[_fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(_width(row[i]) for row in cells) for i in range(len(columns))]
-    for n, row in enumerate(cells):
-        click.echo("  ".join(_pad(v, w, i > 0 and n > 0 and _numeric(v)) for i, (v, w) in enumerate(zip(row, widths))).rstrip(), err=err)
+    return ["  ".join(_pad(v, w, i > 0 and n > 0 and _numeric(v)) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+            for n, row in enumerate(cells)]
+
+
+def json_option(func):
+    """--json: print the command's summary as JSON (on stdout; the rest goes to stderr or nowhere)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")(func)
+
+
+def echo_result(result, as_json: bool = False) -> None:
+    """Print a datacurate.results object: its JSON, or its lines; its warnings on stderr either way."""
+    for line in [result.to_json()] if as_json else result.lines():
+        click.echo(line)
+    for line in result.warnings():
+        click.echo(f"datacurate: warning: {line}", err=True)
+
+
+def echo_json(data) -> None:
+    """Print a summary dict as JSON (--json of commands without a results object)."""
+    import json
+
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _fmt(v) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from datacurate.clicommon import pass_ctx
+from datacurate.clicommon import echo_json, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
 from datacurate.workspace import CONFIG_NAME, Workspace
@@ -31,11 +31,14 @@ def init_workspace(root: Path) -> list[str]:
 
 
 @click.command()
+@json_option
 @pass_ctx
-def init(ctx):
+def init(ctx, as_json):
     """Make the workspace layout and a commented datacurate.yaml here (or in -C DIR)."""
     ws = ctx.workspace(must_exist=False)
     made = init_workspace(ws.root)
+    if as_json:
+        return echo_json({"workspace": str(ws.root), "made": made})
     click.echo(f"workspace {ws.root}: " + (", ".join(made) if made else "already set up"))
 
 
@@ -43,7 +46,8 @@ def init(ctx):
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--per-class", type=click.IntRange(2, 10000), default=24, show_default=True, help="Images per class.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo_data(directory, per_class, seed):
+@json_option
+def demo_data(directory, per_class, seed, as_json):
     """Write a small generated workspace with broken files and duplicates planted among the images."""
     from datacurate.demodata import CLASSES, make_demo_data
 
@@ -52,6 +56,8 @@ def demo_data(directory, per_class, seed):
         raise UserError(f"{root} already holds data; choose an empty folder")
     init_workspace(root)
     planted = make_demo_data(root, per_class=per_class, seed=seed)
+    if as_json:
+        return echo_json({"workspace": str(root), "classes": list(CLASSES), "per_class": per_class, **planted})
     click.echo(f"wrote {len(CLASSES)} classes x {per_class} images and {planted['problems']} planted problems to {root}")
     click.echo(f"next: datacurate -C {root} clean")
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from datacurate.clean.neardup import DEFAULT_THRESHOLD
+from datacurate.clean.options import DEFAULT_THRESHOLD, MAX_THRESHOLD
 from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
-from datacurate.clean.run import clean as clean_files
-from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.clicommon import echo_json, echo_result, echo_table, json_option, pass_ctx
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
@@ -33,7 +30,7 @@ def threshold_options(func):
 @click.option("--max-pixels", type=int, help="Largest width x height (default Pillow's 89,478,485).")
 @click.option("--max-aspect", type=float, help="Largest long/short side ratio (default 10).")
 @click.option("--hash", "hash_", type=click.Choice(HASH_KINDS), help="Perceptual hash (default phash).")
-@click.option("--threshold", type=int, help=f"Near-duplicate Hamming distance in bits (default {DEFAULT_THRESHOLD}).")
+@click.option("--threshold", type=int, help=f"Near-duplicate Hamming distance in bits (default {DEFAULT_THRESHOLD}, at most {MAX_THRESHOLD}).")
 @click.option("--against", type=click.Path(), help="Test folder to check for leaks (default: data/test if present).")
 @click.option("--max-bytes", type=int, help="Largest file in bytes; larger ones are refused unread (default 512 MiB).")
 @click.option("--convert-unsupported", is_flag=True, default=None,
@@ -44,7 +41,7 @@ def threshold_options(func):
 @click.option("--placeholder-hashes", help="File of extra placeholder hashes (phash or sha256 hex, one a line).")
 @threshold_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 @click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
 @pass_ctx
 def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
@@ -52,34 +49,11 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
 
     PATHS default to the workspace's data/original and data/scraped.
     """
-    ws = ctx.workspace()
-    if rebuild_catalog:
-        from datacurate.rebuild import rebuild_catalog as rebuild
+    from datacurate import api
 
-        for line in rebuild(ws, quiet=ctx.quiet or as_json).lines(ws):
-            click.echo(line, err=as_json)
-    result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, hash=hash_, **options)
-    if as_json:
-        click.echo(json.dumps(result.summary(), ensure_ascii=False, indent=2))
-        return
-    if dry_run:
-        for fix in result.fixes:
-            click.echo(f"would {fix.action}  {shown(fix.path)} -> {shown(fix.dst)}")
-        for d in result.decisions:
-            click.echo(f"would set aside  {shown(d.path)}  [{d.reason}]  {d.detail}")
-    rows = [{"result": "kept", "files": result.kept}, {"result": "fixed", "files": len(result.fixes)}]
-    rows += [{"result": reason, "files": n} for reason, n in result.counts.items()]
-    if result.conflicts_reported:
-        rows.append({"result": "conflicts reported (not moved)", "files": len(result.conflicts_reported)})
-    rows += [{"result": f"flagged {flag} (reported)", "files": n} for flag, n in result.flag_counts.items()]
-    echo_table(rows, ["result", "files"])
-    verb = "would set aside" if dry_run else "set aside"
-    click.echo(f"{result.scanned} files checked in {result.seconds:.1f}s; {verb} {len(result.decisions)}"
-               + ("; dry run: nothing moved" if dry_run else f"; quarantine: {ws.rel(ws.quarantine)}"))
-    for name, path in result.reports.items():
-        click.echo(f"report: {path}")
-    if result.outside:
-        click.echo(f"warning: {len(result.outside)} files lie outside class folders and were left alone", err=True)
+    run = api.clean(ctx.workspace(), paths, dry_run=dry_run, rebuild_catalog=rebuild_catalog, quiet=ctx.quiet or as_json,
+                    hash=hash_, **options)
+    echo_result(run, as_json)
 
 
 @click.command()
@@ -87,11 +61,16 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
               help=f"Only files set aside for this reason (repeatable); `{RENAMED}`: undo renames; "
                    f"`{DERIVED}`: changed PNGs clean had made (never restored otherwise).")
 @click.option("--dry-run", is_flag=True, help="Print what would move back.")
+@json_option
 @pass_ctx
-def restore(ctx, reasons, dry_run):
+def restore(ctx, reasons, dry_run, as_json):
     """Move quarantined files back to where they came from."""
     ws = ctx.workspace()
     result = restore_files(ws, tuple(reasons), dry_run=dry_run)
+    if as_json:
+        echo_json({"dry_run": dry_run, "restored": [{"from": s, "to": d, "reason": r} for s, d, r in result.moves],
+                   "counts": result.counts(), "removed": result.removed})
+        return
     for src, dst, reason in result.moves:
         if dry_run:
             click.echo(f"would restore  {shown(src)} -> {shown(dst)}  [{reason}]")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 from pathlib import Path
 
 import click
 
 from datacurate import stages as registry
-from datacurate.clicommon import pass_ctx
+from datacurate.clicommon import echo_json, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.oserrors import user_error
 from datacurate.pipeline.runner import STAGES, Pipeline, StageFailed, load_pipeline, run_pipeline
@@ -68,7 +70,7 @@ def _prepare_run(ws: Workspace, name: str, interrupted: bool) -> bool | None:
 
 
 def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False,
-            extra: dict | None = None) -> None:
+            extra: dict | None = None, as_json: bool = False) -> None:
     """Run a pipeline in the context's workspace; a failing stage stops it with its message.
 
     Every section (datacurate.yaml with the pipeline's laid over it) is checked before the first
@@ -84,7 +86,11 @@ def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=
     registry.check_config(ws.config, f"{pipeline.path.name} laid over {CONFIG_NAME}")
     invoke = _invoker(click_ctx, ctx, ws, pipeline)
     try:
-        result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
+        if as_json:  # the stages' own output goes to stderr; stdout gets the JSON summary alone
+            with contextlib.redirect_stdout(sys.stderr):
+                result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
+        else:
+            result = run_pipeline(ws, pipeline, invoke, start=start, stop=stop, force=force, echo=click.echo)
     except StageFailed as exc:
         cause = user_error(exc.cause) or exc.cause
         if isinstance(cause, (UserError, click.ClickException)):
@@ -93,6 +99,9 @@ def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=
         raise
     ran = [o.stage for o in result.outcomes if o.status == "ran"]
     skipped = [o.stage for o in result.outcomes if o.status == "skipped"]
+    if as_json:
+        return echo_json({"pipeline": pipeline.path.name, "ran": ran, "up_to_date": skipped,
+                          "stages": [{"stage": o.stage, "status": o.status} for o in result.outcomes]})
     click.echo(f"pipeline {pipeline.path.name}: ran {', '.join(ran) or 'nothing'}"
                + (f"; up to date: {', '.join(skipped)}" if skipped else ""))
 
@@ -113,11 +122,12 @@ class _StageError(click.ClickException):
 @click.option("--from", "start", type=click.Choice(STAGES), help="First stage to run.")
 @click.option("--to", "stop", type=click.Choice(STAGES), help="Last stage to run.")
 @click.option("--force", is_flag=True, help="Run stages even when nothing they read changed.")
+@json_option
 @pass_ctx
 @click.pass_context
-def run(click_ctx, ctx, pipeline_file, start, stop, force):
+def run(click_ctx, ctx, pipeline_file, start, stop, force, as_json):
     """Run scrape, clean, split, train and evaluate with the options in PIPELINE.yaml (resumable)."""
-    execute(click_ctx, ctx, load_pipeline(pipeline_file), start, stop, force)
+    execute(click_ctx, ctx, load_pipeline(pipeline_file), start, stop, force, as_json=as_json)
 
 
 @click.command()

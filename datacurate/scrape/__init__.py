@@ -15,3 +15,7 @@ def scrape(*args, **kwargs) -> ScrapeResult:
     from datacurate.scrape.run import scrape as _scrape
 
     return _scrape(*args, **kwargs)
+
+from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.scrape(ws, ...)` runs the stage
+
+callable_package(__name__)

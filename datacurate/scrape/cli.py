@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from datacurate.clicommon import echo_table, pass_ctx
-from datacurate.scrape.options import DEFAULTS, ENGINES, ScrapeOptions, check_options
-from datacurate.scrape.result import ScrapeResult, rejected_text
+from datacurate.clicommon import echo_result, json_option, pass_ctx
+from datacurate.scrape.options import DEFAULTS, ENGINES
 
 
 def _d(key: str) -> str:
@@ -50,8 +49,9 @@ def _d(key: str) -> str:
 @click.option("--allow-host", multiple=True, metavar="HOST", help="Allow this host name or address even when it is private or link-local (repeatable).")
 @click.option("--user-agent", metavar="TEXT", help="User-Agent header (default names datacurate).")
 @click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
+@json_option
 @pass_ctx
-def scrape(ctx, dry_run, **flags) -> None:
+def scrape(ctx, dry_run, as_json, **flags) -> None:
     """More images per class from image search, by query template, into data/scraped/<class>/.
 
     Engines: bing (default), baidu, wikimedia and openverse (both say each image's licence and author,
@@ -60,74 +60,18 @@ def scrape(ctx, dry_run, **flags) -> None:
     An engine that refuses (blocked, bad key) is named with its own words; exit 3 when no class got an
     image because an engine blocked this client, 4 for a rejected key, 5 for a page format that changed.
     """
-    ws = ctx.workspace()
+    from datacurate import api
+
     flags["base_url"] = list(flags["base_url"]) or None
     flags["allow_host"] = list(flags["allow_host"]) or None
-    opts = check_options(ws.options(ScrapeOptions, flags), dry_run=dry_run)
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
-    from datacurate.scrape.run import scrape as run_scrape  # icrawler loads only when scraping
-
-    result = run_scrape(ws, opts, quiet=ctx.quiet, warn=warn)
-    if dry_run:
-        _print_plan(result)
-        return
-    _print_summary(ws, result)
-    failure = result.failure()
+    run = api.scrape(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json, warn=warn, **flags)
+    echo_result(run, as_json)
+    failure = run.failure()
     if failure:
         error = click.ClickException(failure[0])
         error.exit_code = failure[1]
         raise error
-
-
-def _print_plan(result: ScrapeResult) -> None:
-    engines = list(dict.fromkeys(e for _, e, _, _ in result.planned))
-    for klass, queries in result.queries.items():
-        click.echo(f"{klass}: have {result.had.get(klass, 0)}, want {result.need.get(klass, 0)} more")
-        for q in queries:
-            click.echo(f"  query: {q}")
-        for c, engine, q, url in result.planned:
-            if c == klass:
-                turn = " (fallback)" if result.fallback and engine != engines[0] else ""
-                click.echo(f"    {engine:<9} {url}{turn}")
-    if result.skipped:
-        click.echo(f"skipped (queries file): {', '.join(result.skipped)}")
-
-
-def _print_summary(ws, result: ScrapeResult) -> None:
-    rows = []
-    for (klass, engine), t in sorted(result.tallies.items()):
-        pages = f"{t.pages}" + (f" ({t.empty_pages} empty)" if t.empty_pages else "") + \
-                (f" ({t.unrecognised_pages} unrecognised)" if t.unrecognised_pages else "")
-        errors = sum(t.page_errors.values())
-        rows.append({"class": klass, "engine": engine, "pages": pages, "page errors": errors or 0,
-                     "candidates": t.candidates, "saved": t.saved, "rejected": rejected_text(t.rejected)})
-    echo_table(rows)
-    if result.skipped:
-        click.echo(f"skipped (queries file): {', '.join(result.skipped)}")
-    full = [k for k, n in result.need.items() if n == 0]
-    if full:
-        click.echo(f"already full ({len(full)} classes): {', '.join(full[:10])}{' ...' if len(full) > 10 else ''}")
-    for klass, need in result.need.items():
-        got = result.saved(klass)
-        if need and not got:
-            click.echo(f"datacurate: warning: class {klass}: no new image (wanted {need})", err=True)
-        elif need and got < need:
-            click.echo(f"datacurate: warning: class {klass}: {got} of {need} wanted (results ran out)", err=True)
-    for line in result.refusal_lines():
-        click.echo(f"refused: {line}")
-    rate = f", {result.images_per_second:.1f} images/s while downloading" if result.saved() else ""
-    click.echo(f"saved {result.saved()} images into {_shown(ws, ws.scraped)}/ in {result.seconds:.1f} s{rate}")
-    if result.reports:
-        click.echo(f"licences and authors: {_shown(ws, result.reports['attribution'])}; "
-                   f"report: {_shown(ws, result.reports['html'])}")
-
-
-
-def _shown(ws, path) -> str:
-    try:
-        return ws.rel(path)
-    except Exception:  # noqa: BLE001 - a scraped folder outside the workspace
-        return str(path)
 
 
 COMMANDS = [scrape]

@@ -5,12 +5,10 @@ from __future__ import annotations
 import click
 
 from datacurate.catalog import open_catalog
-from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.clicommon import echo_json, echo_table, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.split import balance as balance_mod
 from datacurate.split.options import LINK_MODES, SplitOptions
-from datacurate.split.splitter import split_dataset
-from datacurate.split.stats import compute_stats, write_stats
 
 MAX_WARNINGS = 12
 
@@ -28,34 +26,18 @@ MAX_WARNINGS = 12
 @click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
 @click.option("--fresh", is_flag=True, help="Forget earlier assignments and draw anew (images may change split).")
 @click.option("--dry-run", is_flag=True, help="Show what the split would be; write nothing.")
+@json_option
 @pass_ctx
-def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, fresh, dry_run):
+def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, fresh, dry_run, as_json):
     """Build data/split/train|valid/<class>/ from data/original and data/scraped (ImageFolder layout)."""
-    ws = ctx.workspace()
+    from datacurate import api
+
     flags = {"valid": valid, "test": test, "seed": seed, "min_valid": min_valid, "scraped_in_valid": scraped_in_valid,
              "link": link, "final": final, "min_per_class": min_per_class}
-    opts = ws.options(SplitOptions, flags)
-    res = split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=ctx.quiet)
-    rows, cols = res.balance.table()
-    echo_table(rows, cols)
-    click.echo(res.balance.summary())
-    counts = ", ".join(f"{n} {s}" for s, n in res.counts.items())
-    verb = "would place" if dry_run else "placed"
-    click.echo(f"split: {verb} {counts} (seed {opts.seed}{', final' if opts.final else ''}, {opts.link}) in {_show(ws, res.folder)}")
-    left = len(res.assignment.left_out) + len(res.skipped)
-    if left:
-        click.echo(f"left out: {left} file(s) (see {_show(ws, res.folder)}/split.csv)")
-    if res.assignment.moved:
-        click.echo(f"moved: {len(res.assignment.moved)} image(s) changed split to keep linked images together")
-    if res.tree and res.tree.copied and opts.link == "hardlink":
-        click.echo(f"copied {res.tree.copied} file(s) that could not be hardlinked (another file system)")
-    if res.stats_removed:
-        click.echo("train changed: removed the stale stats.json; run `datacurate stats`")
-    for name, path in res.reports.items():
-        click.echo(f"report: {_show(ws, path)}")
-    if dry_run:
-        click.echo("dry run: nothing written")
-    _warn(res.assignment.warnings)
+    run = api.split(ctx.workspace(), fresh=fresh, dry_run=dry_run, quiet=ctx.quiet or as_json, **flags)
+    for line in [run.to_json()] if as_json else run.lines():
+        click.echo(line)
+    _warn(run.warnings())
 
 
 def _show(ws, path) -> str:
@@ -75,17 +57,16 @@ def _warn(lines: list[str]) -> None:
 
 @click.command("stats")
 @click.option("--size", type=int, default=None, help="Decode images to about this many pixels a side (default 64).")
+@json_option
 @pass_ctx
-def stats(ctx, size):
+def stats(ctx, size, as_json):
     """Per-channel mean and std of the train split, written to data/split/stats.json for the trainer."""
-    ws = ctx.workspace()
-    opts = ws.options(SplitOptions, {"stats_size": size})
-    result = compute_stats(ws.split_dir, size=opts.stats_size, quiet=ctx.quiet)
-    path = write_stats(result, ws.split_dir)
-    fmt = lambda v: " ".join(f"{x:.4f}" for x in v)  # noqa: E731
-    click.echo(f"mean {fmt(result.mean)}  std {fmt(result.std)}  over {result.count} train images -> {_show(ws, path)}")
-    if result.skipped:
-        _warn([f"{len(result.skipped)} image(s) did not decode and were skipped, e.g. {result.skipped[0]}"])
+    from datacurate import api
+
+    run = api.stats(ctx.workspace(), size=size, quiet=ctx.quiet or as_json)
+    for line in [run.to_json()] if as_json else run.lines():
+        click.echo(line)
+    _warn(run.warnings())
 
 
 @click.group("report")
@@ -95,8 +76,9 @@ def report():
 
 @report.command("balance")
 @click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
+@json_option
 @pass_ctx
-def report_balance(ctx, min_per_class):
+def report_balance(ctx, min_per_class, as_json):
     """The class-balance table, CSV and HTML of the current split."""
     ws = ctx.workspace()
     opts = ws.options(SplitOptions, {"min_per_class": min_per_class})
@@ -104,10 +86,15 @@ def report_balance(ctx, min_per_class):
         bal = balance_mod.from_catalog(cat, opts.min_per_class)
     if not bal.classes:
         raise UserError("the catalog records no split; run `datacurate split` first")
+    written = balance_mod.write(bal, ws.reports)
+    if as_json:
+        rows, _ = bal.table()
+        echo_json({"classes": rows, "summary": bal.summary(), "reports": {k: str(v) for k, v in written.items()}})
+        return
     rows, cols = bal.table()
     echo_table(rows, cols)
     click.echo(bal.summary())
-    for path in balance_mod.write(bal, ws.reports).values():
+    for path in written.values():
         click.echo(f"report: {_show(ws, path)}")
 
 

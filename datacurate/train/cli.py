@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.clicommon import echo_json, echo_result, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.train.options import TTA_MODES
 
@@ -51,96 +51,68 @@ _OPT = dict(default=None)
 @click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
+@json_option
 @pass_ctx
-def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **flags):
+def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
-    from datacurate.train.run import train as run_train
+    from datacurate import api
 
-    ws = ctx.workspace()
     flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
-    res = run_train(ws, flags, plan_only=plan_only, resume=resume, quiet=ctx.quiet, echo=say)
-    if plan_only:
-        for line in res.plan:
-            click.echo(line)
-        return
-    b = res.best
-    click.echo(f"run {res.name}: {res.epochs} epochs on {res.device}; best epoch {res.best_epoch}: "
-               f"valid acc {b.get('valid_acc', float('nan')):.4f}, valid loss {b.get('valid_loss', float('nan')):.4f}"
-               f"{' (stopped early)' if res.stopped_early else ''}")
-    if res.skipped:
-        click.echo(f"{len(res.skipped)} files could not be decoded and were skipped (listed in metrics.json)")
-    click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
+    run = api.train(ctx.workspace(), plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, **flags)
+    echo_result(run, as_json)
 
 
 _TTA = click.option("--tta", type=click.Choice(TTA_MODES),
                     help="Test-time augmentation: average the softmax over the mirror, five crops, or views under the run's policy.")
-_TTA_VIEWS = click.option("--tta-views", type=int, default=8, show_default=True, help="--tta policy: augmented views per image.")
+_TTA_VIEWS = click.option("--tta-views", type=int, help="--tta policy: augmented views per image (default 8).")
 _HEAD_FROM = click.option("--head-from", type=click.Choice(["svm", "logreg"]), help="Use the classifier `fit-head` fitted on the run's features.")
-_EMA = click.option("--ema", is_flag=True, help="Use the run's averaged weights (trained with --ema).")
+_EMA = click.option("--ema", is_flag=True, default=None, help="Use the run's averaged weights (trained with --ema).")
 
 
 @click.command()
 @click.argument("run")
 @click.argument("data", required=False)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--pairs", type=int, default=10, show_default=True, help="Most-confused pairs to list.")
+@click.option("--batch-size", type=int, help="Images per batch (default 32).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).")
+@click.option("--pairs", type=int, help="Most-confused pairs to list (default 10).")
 @_TTA
 @_TTA_VIEWS
 @_HEAD_FROM
 @_EMA
+@json_option
 @pass_ctx
-def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views, head_from, ema):
+def evaluate(ctx, run, data, as_json, **flags):
     """Accuracy, per-class precision/recall and confusion matrix of RUN on DATA (default data/split/valid)."""
-    from datacurate.train.evaluate import evaluate as run_eval
+    from datacurate import api
 
-    if batch_size < 1 or workers < 0:
-        raise UserError("--batch-size must be at least 1 and --workers at least 0")
-    ws = ctx.workspace()
-    res = run_eval(ws, run, data, batch_size=batch_size, workers=workers, device=device, top_pairs=pairs, quiet=ctx.quiet,
-                   tta=tta, tta_views=tta_views, head_from=head_from, ema=ema)
-    tail = f", with TTA ({res.tta}) {res.accuracy_tta:.4f}" if res.tta else ""
-    click.echo(f"{res.run} on {res.data}: {res.images} images, accuracy {res.accuracy:.4f}{tail}")
-    echo_table(res.per_class, ["class", "support", "precision", "recall", "f1"])
-    if res.confused:
-        click.echo("most confused (true -> predicted):")
-        for c in res.confused:
-            click.echo(f"  {c['true']} -> {c['predicted']}: {c['count']}")
-    if res.skipped:
-        click.echo(f"{len(res.skipped)} files could not be decoded and were skipped")
-    click.echo(f"wrote {res.out_dir}/: confusion.csv confusion.png per_class.csv metrics.json")
+    echo_result(api.evaluate(ctx.workspace(), run, data, quiet=ctx.quiet or as_json, **flags), as_json)
 
 
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[RUN] IMAGE_OR_DIR...")
 @click.option("--model", "model_file", metavar="FILE", help="An exported .onnx or TorchScript file (then no RUN argument).")
-@click.option("--top", type=int, default=5, show_default=True, help="Classes per image in `top`.")
+@click.option("--top", type=int, help="Classes per image in `top` (default 5).")
 @click.option("--label-map", metavar="FILE", help="JSON object mapping class names to display names.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--batch-size", type=int, help="Images per batch (default 32).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).")
 @_TTA
 @_TTA_VIEWS
 @_HEAD_FROM
 @_EMA
 @pass_ctx
-def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema, run=None, inputs=()):
+def predict(ctx, args, model_file, run=None, inputs=(), **flags):
     """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}."""
-    from datacurate.train.predict import predict as run_predict
+    from datacurate import api
 
-    if top < 1 or batch_size < 1:
-        raise UserError("--top and --batch-size must be at least 1")
     if run is not None:  # invoked in-process as predict(run=..., inputs=...) (the demo does)
         args = (run, *inputs)
     run, inputs = (None, list(args or ())) if model_file else (args[0], list(args[1:]))
     if not inputs:
         raise UserError("predict needs RUN and at least one IMAGE_OR_DIR (or --model FILE and images)")
-    if model_file and (head_from or ema):
-        raise UserError("--head-from and --ema apply to a run, not to an exported --model file")
     failed = 0
-    for rec in run_predict(ctx.workspace(), run, inputs, top=top, label_map=label_map, batch_size=batch_size, device=device,
-                           tta=tta, tta_views=tta_views, head_from=head_from, ema=ema, model_file=model_file):
+    for rec in api.predictions(ctx.workspace(), run, inputs, model_file=model_file, **flags):
         failed += "error" in rec
         click.echo(json.dumps(rec, ensure_ascii=False))
         sys.stdout.flush()
@@ -157,8 +129,9 @@ def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@json_option
 @pass_ctx
-def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, workers, device):
+def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, workers, device, as_json):
     """Fit an SVM or logistic regression on RUN's features of data/split/train; compare with its own head on valid."""
     from datacurate.train.fithead import fit_head as run_fit
 
@@ -166,7 +139,12 @@ def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, wo
         raise UserError("--batch-size must be at least 1 and --workers at least 0")
     ws = ctx.workspace()
     res = run_fit(ws, run, classifier=classifier, backbone=backbone, backbone_weights=backbone_weights, c=c,
-                  batch_size=batch_size, workers=workers, device=device, quiet=ctx.quiet)
+                  batch_size=batch_size, workers=workers, device=device, quiet=ctx.quiet or as_json)
+    if as_json:
+        echo_json({"run": res.run, "classifier": res.classifier, "features": res.features, "dim": res.dim,
+                   "train_images": res.train_images, "valid_images": res.valid_images, "valid_acc": res.valid_acc,
+                   "network_valid_acc": res.network_valid_acc, "path": str(res.path)})
+        return
     click.echo(f"{res.run}: {res.classifier} on {res.dim} features ({'the run' if res.features == 'run' else res.features}) of "
                f"{res.train_images} train images: valid accuracy {res.valid_acc:.4f}; the network's own head {res.network_valid_acc:.4f} "
                f"({res.valid_images} valid images)")
@@ -181,18 +159,21 @@ def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, wo
 @click.option("--label-map", metavar="FILE", help="JSON object of class name to display name, stored beside the model.")
 @_EMA
 @click.option("--check", type=int, default=16, show_default=True, help="Split images to compare PyTorch and the export on.")
+@json_option
 @pass_ctx
-def export(ctx, run, fmt, output, label_map, ema, check):
+def export(ctx, run, fmt, output, label_map, ema, check, as_json):
     """Write RUN as ONNX or TorchScript with FILE.json (classes, label map, preprocessing) and check it on real images."""
     from datacurate.train.export import TOLERANCE
     from datacurate.train.export import export as run_export
 
-    res = run_export(ctx.workspace(), run, fmt=fmt, out=output, label_map=label_map, ema=ema, check=check)
-    click.echo(f"wrote {res.path} and {res.meta_path.name}")
-    if res.max_diff is None:
-        click.echo(f"parity: {res.note}")
-        return
-    click.echo(f"parity on {res.checked} split images: max |logit difference| {res.max_diff:.2e} (limit {TOLERANCE:g})")
+    res = run_export(ctx.workspace(), run, fmt=fmt, out=output, label_map=label_map, ema=bool(ema), check=check)
+    if as_json:
+        echo_json({"path": str(res.path), "meta": str(res.meta_path), "checked": res.checked, "max_diff": res.max_diff,
+                   "ok": res.ok, "note": res.note})
+    else:
+        click.echo(f"wrote {res.path} and {res.meta_path.name}")
+        click.echo(f"parity: {res.note}" if res.max_diff is None else
+                   f"parity on {res.checked} split images: max |logit difference| {res.max_diff:.2e} (limit {TOLERANCE:g})")
     if not res.ok:
         raise click.ClickException(f"the {fmt} export differs from the PyTorch model by {res.max_diff:.2e} (> {TOLERANCE:g})")
 
@@ -203,13 +184,18 @@ def export(ctx, run, fmt, output, label_map, ema, check):
 @click.option("--per-class", type=click.IntRange(1, 100), default=2, show_default=True, help="Train images shown per class.")
 @click.option("--max-classes", type=click.IntRange(0, 100000), default=0, show_default=True, help="Show the first N classes only (0: all).")
 @click.option("--seed", type=int, help="Seed (default: train.seed).")
+@json_option
 @pass_ctx
-def augment_preview(ctx, policy, n, per_class, max_classes, seed):
+def augment_preview(ctx, policy, n, per_class, max_classes, seed, as_json):
     """See what the augmentation policy does to train images before training on it (reports/augment.html)."""
     from datacurate.train.preview import augment_preview as run_preview
 
     ws = ctx.workspace()
     res = run_preview(ws, policy=policy, n=n, per_class=per_class, seed=seed, max_classes=max_classes)
+    if as_json:
+        echo_json({"policy": res.description, "html": str(res.html), "png": str(res.png), "images": res.images,
+                   "classes": res.classes, "versions": n})
+        return
     click.echo(f"policy: {res.description}")
     click.echo(f"wrote {ws.rel(res.html)} and {ws.rel(res.png)}: {res.images} images of {res.classes} classes, {n} versions each")
 

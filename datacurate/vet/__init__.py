@@ -15,3 +15,7 @@ def vet(ws, **kwargs) -> VetResult:
 
 
 __all__ = ["vet", "VetOptions", "VetResult"]
+
+from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.vet(ws, ...)` runs the stage
+
+callable_package(__name__)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.clicommon import echo_result, json_option, pass_ctx
 
 
 @click.command()
@@ -31,37 +29,15 @@ from datacurate.clicommon import echo_table, pass_ctx
 @click.option("--move-originals", is_flag=True, default=None, help="Also move originals that look like another class.")
 @click.option("--seed", type=int, help="Seed (default 0).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 @pass_ctx
 def vet(ctx, dry_run, as_json, **flags):
     """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
-    from datacurate.vet.run import vet as vet_images
+    from datacurate import api
 
-    ws = ctx.workspace()
-    quiet = ctx.quiet or as_json
-    result = vet_images(ws, dry_run=dry_run, quiet=quiet, echo=click.echo if not as_json else lambda s: None, **flags)
-    for name, why in result.skipped_classes.items():
-        click.echo(f"datacurate: {name}: {why}; skipped", err=True)
-    if as_json:
-        click.echo(json.dumps(result.summary(), ensure_ascii=False, indent=2))
-        return
-    verb = "would move" if dry_run else "moved"
-    for f in result.flags:
-        where = f"-> {f.dst}" if f.dst else ("(original: listed, not moved)" if not f.move else f"[{verb}]")
-        click.echo(f"{f.reason:<11}  {f.path}  {where}  {f.detail}")
-    rows = [{"class": name, **c} for name, c in result.classes.items()]
-    echo_table(rows, ["class", "originals", "scraped", "threshold", "off-topic", "wrong-class"])
-    counts = result.counts()
-    click.echo(f"{result.model}: embedded {result.embedded} new images ({result.cached} from the cache); "
-               f"{'would set aside' if dry_run else 'set aside'} {counts['off-topic']} off-topic and "
-               f"{counts['wrong-class']} wrong-class" + (f"; {len(result.listed)} originals listed" if result.listed else "")
-               + f" in {result.seconds:.1f}s" + ("; dry run: nothing moved" if dry_run else ""))
-    for note in result.notes:
-        click.echo(note)
-    for path in result.reports.values():
-        click.echo(f"report: {path}")
-    if result.undecodable:
-        click.echo(f"warning: {len(result.undecodable)} files did not decode and were left alone (run `datacurate clean`)", err=True)
+    run = api.vet(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json,
+                  echo=click.echo if not as_json else (lambda s: None), **flags)
+    echo_result(run, as_json)
 
 
 COMMANDS = [vet]

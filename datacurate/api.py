@@ -1,0 +1,263 @@
+"""The Python API: every stage as a function taking the CLI's options as keywords.
+
+    from datacurate import Workspace, clean, split
+    ws = Workspace("shop")
+    plan = clean(ws, dry_run=True, threshold=8)    # same names as `datacurate clean --threshold 8`
+    print(plan.summary()); plan.to_frame()
+
+Each function takes the workspace (a Workspace or its folder), the command's run switches
+(dry_run, ...) and the stage's options as keyword-only arguments, validated by the stage's options
+model exactly as the command's flags and datacurate.yaml are (an unknown keyword or a bad value
+raises datacurate.UserError); a keyword left out takes datacurate.yaml's value, else the default.
+Writing stages hold the workspace lock as the command does. The commands call these functions, so
+both run the same code; each returns a datacurate.results object (`.summary()`, `.to_frame()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+import types
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from datacurate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from datacurate import results
+
+def workspace(ws: Workspace | str | os.PathLike) -> Workspace:
+    """A Workspace from a Workspace or a folder."""
+    return ws if isinstance(ws, Workspace) else Workspace(ws)
+
+
+@contextlib.contextmanager
+def _writing(ws: Workspace, command: str, *, dry_run: bool = False, wait: float | None = None):
+    """The workspace lock, as the CLI takes it (a dry run in a workspace without .datacurate takes none)."""
+    if dry_run and not ws.state_dir.exists():
+        yield
+        return
+    from datacurate.lock import workspace_lock
+
+    with workspace_lock(ws, command, wait=wait):
+        yield
+
+
+def _options(function: Callable, model: str, explicit: Sequence[str] = ()) -> Callable:
+    """Give `function` (taking **options) a signature and docs listing the stage model's fields."""
+    module, _, name = model.partition(":")
+    function.__options_model__ = model  # type: ignore[attr-defined]
+
+    def signature() -> inspect.Signature:
+        import importlib
+
+        cls = getattr(importlib.import_module(module), name)
+        params = [p for p in inspect.signature(function).parameters.values() if p.kind != p.VAR_KEYWORD]
+        params += [p for p in cls.parameters() if p.name not in explicit]
+        return inspect.Signature(params, return_annotation=inspect.signature(function).return_annotation)
+
+    function.__signature_factory__ = signature  # type: ignore[attr-defined]
+    return function
+
+
+def options_doc(function: Callable) -> str:
+    """The function's doc with one line per option (type, default, what it does) from its model."""
+    import importlib
+
+    module, _, name = function.__options_model__.partition(":")  # type: ignore[attr-defined]
+    cls = getattr(importlib.import_module(module), name)
+    return (inspect.getdoc(function) or "") + "\n\nOptions (keyword-only; left out: datacurate.yaml's value, else this default):\n" \
+        + "\n".join("    " + line for line in cls.doc_lines())
+
+
+def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] = (), *, dry_run: bool = False,
+          rebuild_catalog: bool = False, quiet: bool = True, wait: float | None = None, **options: Any) -> "results.CleanRun":
+    """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
+
+    `paths` default to data/original and data/scraped; `dry_run` moves nothing; `rebuild_catalog`
+    sets the catalog aside and rebuilds it from the folders first.
+    """
+    from datacurate.clean.run import clean as run_clean
+    from datacurate.results import CleanRun
+
+    ws = workspace(ws)
+    with _writing(ws, "clean", dry_run=dry_run, wait=wait):
+        rebuilt = []
+        if rebuild_catalog:
+            from datacurate.rebuild import rebuild_catalog as rebuild
+
+            rebuilt = rebuild(ws, quiet=quiet).lines(ws)
+        return CleanRun(run_clean(ws, paths, dry_run=dry_run, quiet=quiet, **options), ws, rebuilt)
+
+
+def vet(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
+        echo: Callable[[str], None] | None = None, **options: Any) -> "results.VetRun":
+    """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
+    from datacurate.results import VetRun
+    from datacurate.vet.run import vet as run_vet
+
+    ws = workspace(ws)
+    with _writing(ws, "vet", dry_run=dry_run, wait=wait):
+        return VetRun(run_vet(ws, dry_run=dry_run, quiet=quiet, echo=echo or (lambda s: None), **options), ws)
+
+
+def split(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, fresh: bool = False, quiet: bool = True,
+          wait: float | None = None, **options: Any) -> "results.SplitRun":
+    """Build data/split/train|valid/<class>/ from data/original and data/scraped; `fresh` forgets earlier assignments."""
+    from datacurate.results import SplitRun
+    from datacurate.split.options import SplitOptions
+    from datacurate.split.splitter import split_dataset
+
+    ws = workspace(ws)
+    opts = ws.options(SplitOptions, options)
+    with _writing(ws, "split", dry_run=dry_run, wait=wait):
+        return SplitRun(split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=quiet), ws)
+
+
+def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: bool = True,
+          wait: float | None = None) -> "results.StatsRun":
+    """Per-channel mean and std of the train split, written to data/split/stats.json (`size`: split.stats_size)."""
+    from datacurate.results import StatsRun
+    from datacurate.split.options import SplitOptions
+    from datacurate.split.stats import compute_stats, write_stats
+
+    ws = workspace(ws)
+    opts = ws.options(SplitOptions, {"stats_size": size})
+    with _writing(ws, "stats", wait=wait):
+        result = compute_stats(ws.split_dir, size=opts.stats_size, quiet=quiet)
+        result.path = write_stats(result, ws.split_dir)
+    return StatsRun(result, ws)
+
+
+def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
+           warn: Callable[[str], None] | None = None, **options: Any) -> "results.ScrapeRun":
+    """More images per class from image search, by query template, into data/scraped/<class>/.
+
+    `dry_run` prints the queries and result-page URLs and fetches nothing. When no class got an
+    image, `.failure()` says why (the command exits 3, 4 or 5 then).
+    """
+    from datacurate.results import ScrapeRun
+    from datacurate.scrape.options import ScrapeOptions, check_options
+    from datacurate.scrape.run import scrape as run_scrape
+
+    ws = workspace(ws)
+    opts = check_options(ws.options(ScrapeOptions, options), dry_run=dry_run)
+    with _writing(ws, "scrape", dry_run=dry_run, wait=wait):
+        return ScrapeRun(run_scrape(ws, opts, quiet=quiet, warn=warn or (lambda msg: None)), ws)
+
+
+def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool = False, quiet: bool = True,
+          wait: float | None = None, echo: Callable[[str], None] | None = None, **options: Any) -> "results.TrainRun":
+    """Fine-tune a torchvision model on data/split/train, validating on data/split/valid.
+
+    `plan` returns the stages, frozen/trained modules and groups without training; `resume`
+    continues run `name` (default: the latest) from its last.pt.
+    """
+    from datacurate.results import TrainRun
+    from datacurate.train.run import train as run_train
+
+    ws = workspace(ws)
+    with _writing(ws, "train", dry_run=plan, wait=wait):
+        return TrainRun(run_train(ws, options, plan_only=plan, resume=resume, quiet=quiet, echo=echo or (lambda s: None)), ws)
+
+
+def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: str | os.PathLike | None = None, *,
+             quiet: bool = True, **options: Any) -> "results.EvaluateRun":
+    """Accuracy, per-class precision/recall and confusion matrix of `run` on `data` (default data/split/valid)."""
+    from datacurate.results import EvaluateRun
+    from datacurate.train.evaluate import evaluate as run_evaluate
+    from datacurate.train.options import EvaluateOptions
+
+    ws = workspace(ws)
+    opts = ws.options(EvaluateOptions, {**options, "run": run, "data": None if data is None else str(data)})
+    if opts.run is None:
+        from datacurate.errors import UserError
+
+        raise UserError("evaluate needs a run (a name under runs/)")
+    return EvaluateRun(run_evaluate(ws, opts.run, opts.data, batch_size=opts.batch_size, workers=opts.workers,
+                                    device=opts.device, top_pairs=opts.pairs, quiet=quiet, tta=opts.tta,
+                                    tta_views=opts.tta_views, head_from=opts.head_from, ema=opts.ema), ws)
+
+
+def predict(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
+            model_file: str | os.PathLike | None = None, **options: Any) -> "results.PredictRun":
+    """Classify images (files or folders) with `run` (or an exported `model_file`): one record per image."""
+    return _predict_records(ws, run, inputs, model_file=model_file, **options)[1]
+
+
+def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
+                model_file: str | os.PathLike | None = None, **options: Any):
+    """predict's records one at a time, as they are computed (what `datacurate predict` streams)."""
+    from datacurate.errors import UserError
+    from datacurate.train.options import PredictOptions
+    from datacurate.train.predict import predict as run_predict
+
+    ws = workspace(ws)
+    opts = ws.options(PredictOptions, options)
+    inputs = [str(p) for p in inputs]
+    if not inputs:
+        raise UserError("predict needs at least one image or folder")
+    if model_file and (opts.head_from or opts.ema):
+        raise UserError("--head-from and --ema apply to a run, not to an exported --model file")
+    if not model_file and not run:
+        raise UserError("predict needs a run (or model_file, an exported model)")
+    yield from run_predict(ws, run, inputs, top=opts.top, label_map=opts.label_map, batch_size=opts.batch_size,
+                           device=opts.device, tta=opts.tta, tta_views=opts.tta_views, head_from=opts.head_from,
+                           ema=opts.ema, model_file=None if model_file is None else str(model_file))
+
+
+def _predict_records(ws, run, inputs, **kwargs):
+    from datacurate.results import PredictRun
+
+    ws = workspace(ws)
+    return ws, PredictRun(list(predictions(ws, run, inputs, **kwargs)), ws)
+
+
+_options(clean, "datacurate.clean.options:CleanOptions")
+_options(vet, "datacurate.vet.options:VetOptions")
+_options(split, "datacurate.split.options:SplitOptions")
+_options(scrape, "datacurate.scrape.options:ScrapeOptions")
+_options(train, "datacurate.train.options:TrainOptions")
+_options(evaluate, "datacurate.train.options:EvaluateOptions", explicit=("run", "data"))
+_options(predict, "datacurate.train.options:PredictOptions")
+FUNCTIONS = {f.__name__: f for f in (clean, vet, split, scrape, train, evaluate, predict)}
+
+
+class StagePackage(types.ModuleType):
+    """A stage package that is also its API function: `datacurate.clean(ws, dry_run=True)`.
+
+    `from datacurate import clean` gives the package datacurate.clean (Python binds a subpackage to
+    its name in the parent), so the package itself is callable, with the function's signature and docs.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return FUNCTIONS[self.__name__.rpartition(".")[2]](*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return _function_of(self).__signature__
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]
+        f = _function_of(self)
+        return f"{f.__name__}{f.__signature__}\n\n{f.__doc__}"
+
+
+def _function_of(package: types.ModuleType) -> Callable:
+    return FUNCTIONS[package.__name__.rpartition(".")[2]]
+
+
+def callable_package(name: str) -> None:
+    """Make the stage package `name` (its __init__ calls this) callable as its API function."""
+    sys.modules[name].__class__ = StagePackage
+
+
+def _install_docs() -> None:
+    """Each function's signature and doc from its options model (run last: the models' modules import this one)."""
+    for f in FUNCTIONS.values():
+        f.__signature__ = f.__signature_factory__()  # type: ignore[attr-defined]
+        f.__doc__ = options_doc(f)
+
+
+_install_docs()
