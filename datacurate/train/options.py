@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Mapping
 
-from pydantic import field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from datacurate.errors import UserError
 from datacurate.options import StageOptions, opt
@@ -269,18 +269,11 @@ class TrainOptions(StageOptions):
     teacher_temperature: float = opt(4.0, "distillation temperature", gt=0)
     teacher_weight: float = opt(0.5, "share of the distillation term in the loss", **PROBABILITY)
 
-    @field_validator("groups")
+    @field_validator("groups", "stages")
     @classmethod
-    def _groups(cls, value: Any) -> Any:
-        if value is not None:
-            parse_groups(value)
-        return value
-
-    @field_validator("stages")
-    @classmethod
-    def _stages(cls, value: Any) -> Any:
-        if value is not None:
-            parse_stages(value)
+    def _schedule(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:  # kept as written; the plan parses them again against the model
+            (parse_groups if info.field_name == "groups" else parse_stages)(value)
         return value
 
     @field_validator("name")
