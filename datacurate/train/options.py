@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "teacher": None,  # a run whose softened predictions the student also learns from
     "teacher_temperature": 4.0,
     "teacher_weight": 0.5,  # share of the distillation term in the loss
+    # several processes (torchrun, train --gpus N): datacurate/train/distributed.py
+    "sync_bn": False,  # SyncBatchNorm: BatchNorm statistics over the global batch (CUDA)
+    "dist_timeout": 60.0,  # seconds to wait for the rendezvous (every process joining) before one line and exit 2
 }
 
 HEADS = ("linear", "mlp", "se", "cbam", "bilinear")
@@ -263,7 +266,8 @@ def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
     _choice(opts, "head", HEADS)
     _choice(opts, "norm", NORMS)
     _choice(opts, "bilinear", ("compact", "full"))
-    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best"):
+    opts["dist_timeout"] = _num(opts["dist_timeout"], "train.dist_timeout (--dist-timeout)", lo=0.1)
+    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best", "sync_bn"):
         if not isinstance(opts[key], bool):
             raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
     if str(opts["device"]) not in DEVICES:
