@@ -64,7 +64,6 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, syn
 
     nproc = _processes(gpus, processes, flags)
     if launch.launched_child():
-        launch.die_with_launcher()
         ctx.skip_lock()  # the launcher holds the workspace lock
     elif env_rank() not in (None, 0):
         ctx.skip_lock()  # under torchrun rank 0 holds the workspace lock; the others only read

@@ -9,8 +9,10 @@ and prints; metrics are summed over every rank.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,6 +81,10 @@ def setup(device_name: str, timeout: float) -> tuple[Dist, str]:
 
     if env_rank() is None:
         return SINGLE, device_name
+    if os.environ.get("TORCHELASTIC_RUN_ID"):  # torchrun's worker: end with its agent, even after a kill -9 of torchrun
+        from datacurate.procutil import die_with_parent
+
+        die_with_parent(os.getppid())
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
     local = int(os.environ.get("LOCAL_RANK", rank))
     if world < 1 or rank >= world:
@@ -103,17 +109,33 @@ def setup(device_name: str, timeout: float) -> tuple[Dist, str]:
                         "or `datacurate train --gpus N`")
     where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
     try:
-        store, _, _ = next(dist.rendezvous("env://", rank, world, timeout=timedelta(seconds=timeout)))
+        with _stderr_muted():  # c10d logs each failed connect with a C++ stack; the one line below says it all
+            store, _, _ = next(dist.rendezvous("env://", rank, world, timeout=timedelta(seconds=timeout)))
         store.set_timeout(COLLECTIVE_TIMEOUT)
         dist.init_process_group(backend, store=dist.PrefixStore("default_pg", store), rank=rank, world_size=world,
                                 timeout=COLLECTIVE_TIMEOUT)
     except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError (RuntimeErrors), socket errors
-        who = f"rank 0 waited {timeout:g} s for the other {world - 1} process(es)" if rank == 0 else \
-            f"rank {rank} of {world} found no rendezvous answering"
+        who = (f"rank 0 of {world} hosted the rendezvous at {where} but not all {world - 1} other process(es) joined" if rank == 0
+               else f"rank {rank} of {world} found no rendezvous answering at {where}")
         why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{who} at {where} (MASTER_ADDR:MASTER_PORT) within {timeout:g} s ({why}); start every process "
-                        "with the same torchrun rendezvous, or raise --dist-timeout") from None
+        raise UserError(f"{who} within {timeout:g} s ({why}); start every process with the same torchrun rendezvous "
+                        "(MASTER_ADDR:MASTER_PORT), or raise --dist-timeout") from None
     return Dist(rank, world, local, backend, owned=True), device_name
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+    """File descriptor 2 to /dev/null while the block runs (C++ log lines included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def teardown(d: Dist) -> None:

@@ -71,10 +71,3 @@ def launch(argv: list[str], nproc: int, *, debug: bool = False) -> int:
 def launched_child() -> bool:
     """True in a process that `launch` started (its parent is the launcher, which holds the workspace lock)."""
     return os.environ.get(LAUNCHER_ENV) == str(os.getppid())
-
-
-def die_with_launcher() -> None:
-    """In a launched child: end when the launcher ends, even by SIGKILL (no orphaned training processes)."""
-    from datacurate.procutil import die_with_parent
-
-    die_with_parent(os.getppid())
