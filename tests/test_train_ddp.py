@@ -224,3 +224,21 @@ def test_bad_launches_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
         sync_batchnorm(create_model("resnet18", 3), Dist(0, 2, 0, "gloo"), "cpu")
     code, out, err = cli([*base, "--plan", "--processes", "2", "--batch-size", "16", "--device", "cpu"], capsys, monkeypatch)
     assert code == 0 and "batch: 16 per process x 2 processes = global batch 32" in out
+
+
+@pytest.mark.slow
+def test_gpu_checks_script_runs_its_code_paths_on_the_cpu(tmp_path):
+    script = [sys.executable, str(ROOT / "benchmarks" / "gpu_checks.py")]
+    if not torch.cuda.is_available():
+        res = subprocess.run(script, capture_output=True, text=True, env=env(), timeout=120)
+        assert res.returncode == 2 and "CUDA is not available" in res.stderr and "--cpu-smoke" in res.stderr
+    out = tmp_path / "smoke.json"
+    res = subprocess.run([*script, "--cpu-smoke", "--data", str(tmp_path / "data"), "--out", str(out)], capture_output=True,
+                         text=True, env=env(), timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "    python benchmarks/gpu_checks.py --cpu-smoke" in res.stdout and "| part | figure |" in res.stdout
+    for row in ("| (c) train images/s, resnet18", "| (v) vet embedding images/s", "| (ddp) `datacurate train --arch resnet18"):
+        assert row in res.stdout, row
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert figures["train"]["synthetic_img_s"] > 0 and figures["vet"]["mean_cosine_ours_vs_plain"] > 0.999
+    assert figures["ddp"]["gpus_1"]["processes"] == 1 and "error" not in figures["ddp"]["gpus_1"]
