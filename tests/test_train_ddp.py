@@ -28,7 +28,7 @@ from test_train_run import ROOT, _threads, cli, make_split  # noqa: F401 (_threa
 # would normalise each process's 4 images on their own; --sync-bn fixes that, but PyTorch runs it on CUDA only).
 # 9 train images, global batch 8: steps of 8 (4 + 4) and 1 (rank 0 gets none and steps with a zero-weight stand-in).
 FLAGS = {"arch": "resnet18", "weights": "none", "img_size": 32, "workers": 0, "device": "cpu", "freeze_until": "layer4.1",
-         "head_epochs": 1, "epochs": 2, "norm": "group", "augment": "garbage", "seed": 3}
+         "head_epochs": 1, "epochs": 2, "norm": "group", "augment": "garbage", "seed": 3, "ema": 0.5}
 RUN_FILES = {"best.pt", "last.pt", "history.csv", "history.png", "metrics.json", "config.yaml", "plan.txt"}
 
 
@@ -77,12 +77,15 @@ def test_two_processes_train_like_one_with_the_same_global_batch(runs):
     h1, h2 = history(one), history(two)
     assert len(h1) == len(h2) == 3 and [r["stage"] for r in h2] == ["head", "finetune", "finetune"]
     for a, b in zip(h1, h2):  # each epoch's mean train loss, accuracy and the validation metrics, reduced over ranks
-        for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr_body", "lr_head"):
+        for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "valid_loss_ema", "lr_body", "lr_head"):
             assert close(a[key], b[key]), (key, a, b)
-    w1, w2 = checkpoint.load(one / "last.pt")["model"], checkpoint.load(two / "last.pt")["model"]
+    c1, c2 = checkpoint.load(one / "last.pt"), checkpoint.load(two / "last.pt")
+    w1, w2 = c1["model"], c2["model"]
     assert w1.keys() == w2.keys()  # no "module." prefix from DDP
     diff = max((w1[k].double() - w2[k].double()).abs().max().item() for k in w1)
     assert diff < 1e-5, diff
+    e1, e2 = c1["ema"], c2["ema"]  # the weight EMA too
+    assert max((e1[k].double() - e2[k].double()).abs().max().item() for k in e1 if e1[k].is_floating_point()) < 1e-5
     # the stage change unfroze layer4.1 under DDP (re-wrapped): it moved; layer4.0, frozen throughout, did not
     torch.manual_seed(FLAGS["seed"])
     init = create_model("resnet18", 3, "none", options={"norm": "group"}).state_dict()

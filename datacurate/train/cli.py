@@ -62,7 +62,7 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, syn
     from datacurate.train.distributed import env_rank
     from datacurate.train.run import train as run_train
 
-    nproc = _processes(gpus, processes, flags)
+    nproc = _processes(gpus, processes, flags, plan_only)
     if launch.launched_child():
         ctx.skip_lock()  # the launcher holds the workspace lock
     elif env_rank() not in (None, 0):
@@ -92,8 +92,8 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, syn
     click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
 
 
-def _processes(gpus: int | None, processes: int | None, flags: dict) -> int:
-    """How many local processes --gpus / --processes ask for (0: none, train here)."""
+def _processes(gpus: int | None, processes: int | None, flags: dict, plan_only: bool = False) -> int:
+    """How many local processes --gpus / --processes ask for (0: none, train here); --plan needs no GPU."""
     from datacurate.train import launch
 
     if gpus is not None and processes is not None:
@@ -102,12 +102,13 @@ def _processes(gpus: int | None, processes: int | None, flags: dict) -> int:
         if flags.get("device") not in (None, "auto", "cuda"):
             raise UserError(f"--gpus with --device {flags['device']}: GPUs train on CUDA; for the CPU use --processes N --device cpu")
         launch.check_processes(gpus)
-        launch.check_gpus(gpus)
-        flags["device"] = "cuda"
+        if not plan_only:
+            launch.check_gpus(gpus)
+            flags["device"] = "cuda"
         return gpus
     if processes is not None:
         launch.check_processes(processes)
-        if flags.get("device") == "cuda" or (flags.get("device") in (None, "auto") and _cuda()):
+        if not plan_only and (flags.get("device") == "cuda" or (flags.get("device") in (None, "auto") and _cuda())):
             launch.check_gpus(processes)
         return processes
     return 0
