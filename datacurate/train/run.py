@@ -106,9 +106,9 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
           processes: int | None = None) -> TrainResult:
     """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section.
 
-    `processes` only tells --plan how many processes will train (for the global batch).
     Under torchrun (RANK, WORLD_SIZE, ... in the environment) every process calls this: they join one process
     group, train one model with DistributedDataParallel, and rank 0 alone writes the run folder and prints.
+    `processes` only tells --plan how many processes will train (for the global batch).
     """
     opts = resolve(ws, flags)
     if distributed.env_rank() not in (None, 0):  # under torchrun: rank 0 alone prints
