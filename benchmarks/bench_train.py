@@ -132,7 +132,7 @@ def bench_policies(folder: Path, passes: int = 5, size: int = 224) -> dict:
 
 
 # -- (b) frozen vs full step time -----------------------------------------------------------------
-def _setup(freeze_until: str, device, amp_dtype, channels_last: bool):
+def _setup(freeze_until: str, device, amp_dtype, channels_last: bool, arch: str = "resnext101_32x8d"):
     from datacurate.train.freeze import apply_trainable, set_train_mode
     from datacurate.train.groups import build_optimizers
     from datacurate.train.models import create_model
@@ -140,7 +140,7 @@ def _setup(freeze_until: str, device, amp_dtype, channels_last: bool):
     from datacurate.train.plan import build_plan
 
     torch.manual_seed(0)
-    model = create_model("resnext101_32x8d", 10, "none")
+    model = create_model(arch, 10, "none")
     opts = {**DEFAULTS}
     if freeze_until == "none":  # full fine-tune: one group for everything
         opts["groups"] = [{"name": "all", "modules": ["*"], "optimizer": "adam", "lr": 5e-5}]
@@ -194,14 +194,15 @@ class _null:
 
 
 # -- (c) GPU throughput through datacurate's loop -------------------------------------------------
-def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: str = "cuda", size: int = 224) -> dict:
+def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: str = "cuda", size: int = 224,
+              arch: str = "resnext101_32x8d", freeze_until: str = "layer3.18") -> dict:
     from datacurate.train.augment import parse_policy
     from datacurate.train.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
     from datacurate.train.loop import Loop, pick_device
 
     dev = pick_device(device, True, True)
     cuda = dev.device.type == "cuda"
-    model, plan, opts = _setup("layer3.18", dev.device, dev.amp_dtype, dev.channels_last)
+    model, plan, opts = _setup(freeze_until, dev.device, dev.amp_dtype, dev.channels_last, arch)
     pre = Preprocess(round(size * 255 / 224), size)
     _, samples = scan_folder(folder)
     loader = make_loader(ImageSet(samples, pre, policy=parse_policy("characters")), batch, workers, shuffle=True, pin=cuda, stream=True)

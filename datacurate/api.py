@@ -148,18 +148,22 @@ def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: b
 
 
 def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool = False, quiet: bool = True,
-          wait: float | None = None, echo: Callable[[str], None] | None = None, **options: Any) -> "results.TrainRun":
+          wait: float | None = None, echo: Callable[[str], None] | None = None, processes: int | None = None,
+          lock: bool = True, **options: Any) -> "results.TrainRun":
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid.
 
     `plan` returns the stages, frozen/trained modules and groups without training; `resume`
-    continues run `name` (default: the latest) from its last.pt.
+    continues run `name` (default: the latest) from its last.pt. Under torchrun every process
+    calls this; `processes` only tells the plan how many will train, and `lock=False` is for the
+    processes whose launcher (or rank 0) holds the workspace lock.
     """
     from datacurate.results import TrainRun
     from datacurate.train.run import train as run_train
 
     ws = workspace(ws)
-    with _writing(ws, "train", dry_run=plan, wait=wait):
-        return TrainRun(run_train(ws, options, plan_only=plan, resume=resume, quiet=quiet, echo=echo or (lambda s: None)), ws)
+    with _writing(ws, "train", dry_run=plan, wait=wait) if lock else contextlib.nullcontext():
+        return TrainRun(run_train(ws, options, plan_only=plan, resume=resume, quiet=quiet, echo=echo or (lambda s: None),
+                                  processes=processes), ws)
 
 
 def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: str | os.PathLike | None = None, *,

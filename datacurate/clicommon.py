@@ -26,6 +26,10 @@ class Context:
         """Have workspace() take the workspace lock for `command` until the command ends."""
         self._lock = (command, wait, click_ctx)
 
+    def skip_lock(self) -> None:
+        """Do not take the workspace lock: another process of the same command holds it (train on several processes)."""
+        self._lock = None
+
     @staticmethod
     def _dry_run_without_state(ws: Workspace) -> bool:
         """A --dry-run in a workspace with no .datacurate yet: not made just to hold a lock."""

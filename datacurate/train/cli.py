@@ -48,19 +48,85 @@ _OPT = dict(default=None)
 @click.option("--teacher", metavar="RUN", help="Distil from this run's predictions (same classes).", **_OPT)
 @click.option("--teacher-temperature", type=float, help="Distillation temperature (default 4).", **_OPT)
 @click.option("--teacher-weight", type=float, help="Share of the distillation term in the loss (default 0.5).", **_OPT)
+@click.option("--sync-bn/--no-sync-bn", default=None, help="Several processes: BatchNorm statistics over the global batch (CUDA).")
+@click.option("--dist-timeout", type=float, metavar="SECONDS", help="Several processes: wait this long for all to join (default 60).", **_OPT)
+@click.option("--gpus", type=int, metavar="N", help="Train on N GPUs of this machine: one process each, DDP (--batch-size is per GPU).")
+@click.option("--processes", type=int, metavar="N", help="Train in N processes on this machine (with --device cpu: gloo on the CPU).")
 @click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @json_option
 @pass_ctx
-def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, **flags):
+def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, sync_bn, gpus, processes, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
     from datacurate import api
+    from datacurate.train import launch
+    from datacurate.train.distributed import env_rank
 
-    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay)
+    nproc = _processes(gpus, processes, flags, plan_only)
+    # Launched by --gpus (the launcher holds the lock) or a rank other than 0 under torchrun: no lock here.
+    follower = launch.launched_child() or env_rank() not in (None, 0)
+    if follower:
+        ctx.skip_lock()
+    ws = ctx.workspace()
+    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay, sync_bn=sync_bn)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
-    run = api.train(ctx.workspace(), plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, **flags)
-    echo_result(run, as_json)
+    if nproc and not plan_only:
+        from datacurate.train.run import preflight
+
+        preflight(ws, flags, resume=resume)
+        code = launch.launch(_child_argv(click.get_current_context(), ctx, ws), nproc, debug=ctx.debug)
+        raise click.exceptions.Exit(code)
+    run = api.train(ws, plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, processes=nproc,
+                    lock=not follower, **flags)
+    if run.raw.main:
+        echo_result(run, as_json)
+
+
+def _processes(gpus: int | None, processes: int | None, flags: dict, plan_only: bool = False) -> int:
+    """How many local processes --gpus / --processes ask for (0: none, train here); --plan needs no GPU."""
+    from datacurate.train import launch
+
+    if gpus is not None and processes is not None:
+        raise UserError("--gpus and --processes both given: --gpus N is --processes N on CUDA; pick one")
+    if gpus is not None:
+        if flags.get("device") not in (None, "auto", "cuda"):
+            raise UserError(f"--gpus with --device {flags['device']}: GPUs train on CUDA; for the CPU use --processes N --device cpu")
+        launch.check_processes(gpus)
+        if not plan_only:
+            launch.check_gpus(gpus)
+            flags["device"] = "cuda"
+        return gpus
+    if processes is not None:
+        launch.check_processes(processes)
+        if not plan_only and (flags.get("device") == "cuda" or (flags.get("device") in (None, "auto") and _cuda())):
+            launch.check_gpus(processes)
+        return processes
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _child_argv(click_ctx: click.Context, ctx, ws) -> list[str]:
+    """The same `train` command line for each launched process, without --gpus/--processes."""
+    argv = ["-C", str(ws.root)] + (["-q"] if ctx.quiet else []) + (["--debug"] if ctx.debug else []) + ["train"]
+    for p in click_ctx.command.params:
+        if not isinstance(p, click.Option) or p.name in ("gpus", "processes"):
+            continue
+        value = click_ctx.params.get(p.name)
+        if p.name == "device" and click_ctx.params.get("gpus") is not None:
+            value = "cuda"
+        if value is None or (p.is_flag and not value and not p.secondary_opts):
+            continue
+        if p.is_flag:
+            argv.append(p.opts[0] if value else p.secondary_opts[0])
+        else:
+            argv += [p.opts[0], str(value)]
+    return argv
 
 
 _TTA = click.option("--tta", type=click.Choice(TTA_MODES),

@@ -153,21 +153,34 @@ def collate(batch):
 class EpochBatches(torch.utils.data.Sampler):
     """Batches of (index, epoch) keys, each epoch a permutation drawn from (seed, epoch).
 
-    Endless (epoch after epoch from `start`) for the training stream, one epoch otherwise.
+    Endless (epoch after epoch from `start`) for the training stream, one epoch otherwise. On several
+    processes (`rank` of `world`), global batch k is the one-process run's batch k of batch_size x world
+    images, cut into `world` contiguous shares: each image once per epoch across ranks, the same images per
+    step as one process with the global batch, and its augmentation drawn from (seed, epoch, image) whichever
+    rank loads it. The last global batch may be short: its shares differ by at most one image, and a rank
+    may get none (the loop then steps with a zero-weight batch, so every rank takes every step).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, endless: bool):
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, endless: bool, rank: int = 0, world: int = 1):
         self.n, self.bs, self.seed, self.shuffle, self.endless, self.start = n, batch_size, seed, shuffle, endless, 0
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
-        return (self.n + self.bs - 1) // self.bs
+        step = self.bs * self.world
+        return (self.n + step - 1) // step
 
     def epoch_batches(self, epoch: int) -> list[list[tuple[int, int]]]:
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
         else:
             order = list(range(self.n))
-        return [[(i, epoch) for i in order[k:k + self.bs]] for k in range(0, self.n, self.bs)]
+        step, r, w = self.bs * self.world, self.rank, self.world
+        out = []
+        for k in range(0, self.n, step):
+            batch = order[k:k + step]
+            m = len(batch)
+            out.append([(i, epoch) for i in batch[m * r // w:m * (r + 1) // w]])
+        return out
 
     def __iter__(self):
         epoch = self.start
@@ -185,9 +198,10 @@ class EpochLoader:
     epoch start); asking for an epoch other than the next one restarts the stream there.
     """
 
-    def __init__(self, ds: "ImageSet", batch_size: int, workers: int, *, shuffle: bool, seed: int, pin: bool, stream: bool):
+    def __init__(self, ds: "ImageSet", batch_size: int, workers: int, *, shuffle: bool, seed: int, pin: bool, stream: bool,
+                 rank: int = 0, world: int = 1):
         self.dataset = ds
-        self.batches = EpochBatches(len(ds), batch_size, seed, shuffle, endless=stream)
+        self.batches = EpochBatches(len(ds), batch_size, seed, shuffle, endless=stream, rank=rank, world=world)
         self.loader = DataLoader(ds, batch_sampler=self.batches, num_workers=workers, collate_fn=collate, pin_memory=pin,
                                  prefetch_factor=2 if workers else None, persistent_workers=workers > 0 and not stream,
                                  worker_init_fn=die_with_parent if workers else None,
@@ -222,9 +236,12 @@ def die_with_parent(_worker_id: int = 0) -> None:
 
 
 def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False,
-                stream: bool = False) -> EpochLoader:
-    """Batches of (uint8 images, labels, failed indices); call set_epoch(loader, e) before each epoch."""
-    return EpochLoader(ds, batch_size, workers, shuffle=shuffle, seed=seed, pin=pin, stream=stream)
+                stream: bool = False, rank: int = 0, world: int = 1) -> EpochLoader:
+    """Batches of (uint8 images, labels, failed indices); call set_epoch(loader, e) before each epoch.
+
+    `batch_size` is per process; with `world` processes this rank gets its share of each global batch.
+    """
+    return EpochLoader(ds, batch_size, workers, shuffle=shuffle, seed=seed, pin=pin, stream=stream, rank=rank, world=world)
 
 
 def set_epoch(loader: EpochLoader, epoch: int) -> None:

@@ -16,6 +16,7 @@ from datacurate.clicommon import progress
 from datacurate.fsutil import deferred_signals
 from datacurate.train import checkpoint
 from datacurate.train.data import Preprocess, set_epoch, to_input
+from datacurate.train.distributed import SINGLE, Dist, all_gather, all_sum, wrap
 from datacurate.train.freeze import apply_trainable, set_train_mode
 from datacurate.train.groups import set_lrs
 from datacurate.train.plan import Plan
@@ -98,9 +99,12 @@ class Loop:
     teacher: Any = None  # tricks.Distiller
     state: LoopState = field(default_factory=LoopState)
     scaler: Any = None
+    dist: Dist = SINGLE  # several processes: rank 0 alone saves; metrics are summed over ranks
+    seed: int = 0
 
     def __post_init__(self):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        self.net = self.model  # what training steps call: the model, or DDP around it (re-wrapped per stage)
         if self.dev.amp_dtype == torch.float16:
             self.scaler = torch.amp.GradScaler("cuda")
 
@@ -123,7 +127,7 @@ class Loop:
         self.state = LoopState(**ck["state"])
         checkpoint.set_rng_state(ck["rng"])
         last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
-        if self.state.best_epoch == self.state.epoch and last.is_file():
+        if self.dist.main and self.state.best_epoch == self.state.epoch and last.is_file():
             checkpoint.copy(last, best)  # killed between writing last.pt and copying it to best.pt
 
     # -- the loop ------------------------------------------------------------------------------
@@ -139,6 +143,8 @@ class Loop:
                 st.stage, st.stage_epoch = st.stage + 1, 0
                 continue
             apply_trainable(self.model, sp.trainable)
+            self.net = self.model  # drop the last stage's DDP (and its gradient hooks) before wrapping again
+            self.net = wrap(self.model, self.dist, self.dev.device)  # DDP tracks the parameters that train in this stage
             sched = StageSchedule(sp.spec.schedule, sp.spec.epochs, len(self.train_loader))
             if st.stage_epoch and st.schedule:
                 sched.load_state_dict(st.schedule)
@@ -159,6 +165,10 @@ class Loop:
         for loader in (self.train_loader, self.valid_loader):
             set_epoch(loader, st.epoch)
         lrs = {}
+        if self.dist.active:  # dropout and other draws: per (seed, epoch, rank), so a resumed run repeats them on every rank
+            from datacurate.train.augment import item_seed
+
+            torch.manual_seed(item_seed(self.seed, st.epoch, self.dist.rank))
         set_train_mode(self.model, self.bn_update)
         tr = self.pass_over(self.train_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} train",
                             step=lambda i: lrs.update(self.set_lr(sp, sched, st.stage_epoch, i)))
@@ -188,25 +198,32 @@ class Loop:
 
         Loss and hits are summed on the device and read once at the end: no sync per step. Training
         applies mixup/cutmix (accuracy then counts the larger share of each mixed target) and distillation.
+        On several processes each rank's loss is weighted by its share of the global batch, so DDP's mean
+        of gradients is the gradient of the global batch's mean loss; a rank with no image in a step steps
+        with a zero-weight stand-in; the sums are reduced over ranks at the end.
         """
-        model = model or self.model
+        train = step is not None
+        model = model or (self.net if train else self.model)
+        shared = train and self.dist.active
         total, skipped = 0, 0
         loss_sum = torch.zeros((), device=self.dev.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.dev.device, dtype=torch.long)
-        train = step is not None
         grad = torch.enable_grad() if train else torch.no_grad()
         with grad:
             for i, (images, labels, bad) in enumerate(progress(loader, total=len(loader), desc=desc, quiet=self.quiet)):
                 skipped += len(bad)
                 self.note_skipped(loader, bad)
-                if not len(labels):
-                    continue
+                n = len(labels)
+                if not n:
+                    if not shared:
+                        continue
+                    images, labels = self.blank()
                 x = to_input(images, self.dev.device, self.pre, self.dev.channels_last)
                 y = labels.to(self.dev.device, non_blocking=True)
                 target = y
                 if train:
                     step(i)
-                    if self.mix is not None:
+                    if self.mix is not None and n:
                         x, target = self.mix(x, y, self.state.epoch, i)
                         y = target.argmax(1)
                 with self.dev.autocast():
@@ -215,19 +232,46 @@ class Loop:
                 if train and self.teacher is not None:
                     loss = self.teacher.loss(loss, out, x, self.dev)
                 if train:
-                    self.backward(loss)
+                    self.backward(loss * self.share(n) if shared else loss)
                     if self.ema is not None:
                         self.ema.update_parameters(self.model)
                     self.state.step += 1
                     if self.on_step:
                         self.on_step(self.state.step)
-                n = len(labels)
+                if not n:
+                    continue
                 total += n
                 loss_sum += loss.detach() * n
                 correct += (out.argmax(1) == y).sum()
+        loss_total, hits = loss_sum.item(), correct.item()
+        if self.dist.active:
+            loss_total, hits, total, skipped = all_sum(self.dist, [loss_total, hits, total, skipped], self.dev.device)
+            total, skipped = int(total), int(skipped)
+            self.merge_skipped()
         if not total:
             return math.nan, math.nan, skipped
-        return loss_sum.item() / total, correct.item() / total, skipped
+        return loss_total / total, hits / total, skipped
+
+    def share(self, n: int) -> torch.Tensor:
+        """This rank's loss weight: n x world / images in the global step (DDP then averages over ranks)."""
+        import torch.distributed as dist
+
+        count = torch.tensor(float(n), device=self.dev.device)
+        dist.all_reduce(count)
+        return n * self.dist.world_size / count.clamp(min=1)
+
+    def blank(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One black image of the crop size, label 0: the zero-weight stand-in of a rank with no image in a step."""
+        c = self.pre.crop
+        return torch.zeros(1, 3, c, c, dtype=torch.uint8), torch.zeros(1, dtype=torch.long)
+
+    def merge_skipped(self) -> None:
+        """Files another rank could not decode, added to this rank's list (rank 0's goes into metrics.json)."""
+        for paths in all_gather(self.dist, list(self.state.skipped)):
+            for path in paths:
+                if path not in self.state.skipped:
+                    self.state.skipped.append(path)
+                    self.echo(f"skipped {path}: it could not be decoded (on another rank)")
 
     def backward(self, loss: torch.Tensor) -> None:
         for o in self.optimizers.values():
@@ -271,6 +315,8 @@ class Loop:
         return False
 
     def save(self, improved: bool) -> None:
+        if not self.dist.main:
+            return
         last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
         with deferred_signals():  # Ctrl-C cannot fall between last.pt and best.pt
             checkpoint.save(last, {**self.payload(), "done": self.done})

@@ -268,6 +268,8 @@ class TrainOptions(StageOptions):
     teacher: str | None = opt(None, "a run whose softened predictions the student also learns from")
     teacher_temperature: float = opt(4.0, "distillation temperature", gt=0)
     teacher_weight: float = opt(0.5, "share of the distillation term in the loss", **PROBABILITY)
+    sync_bn: bool = opt(False, "SyncBatchNorm: BatchNorm statistics over the global batch (CUDA, several processes)")
+    dist_timeout: float = opt(60.0, "seconds to wait for every process to join the rendezvous", ge=0.1)
 
     @field_validator("groups", "stages")
     @classmethod

@@ -12,7 +12,7 @@ import yaml
 
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
-from datacurate.train import checkpoint
+from datacurate.train import checkpoint, distributed
 from datacurate.train.augment import describe as describe_policy
 from datacurate.train.augment import parse_policy
 from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
@@ -25,7 +25,7 @@ from datacurate.train.plan import build_plan, describe
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.workspace import Workspace
 
-RESUME_KEEP = ("device", "workers")  # options a resumed run may change; everything else comes from the run
+RESUME_KEEP = ("device", "workers", "dist_timeout")  # options a resumed run may change; everything else comes from the run
 
 
 @dataclass
@@ -42,6 +42,7 @@ class TrainResult:
     stopped_early: bool = False
     skipped: list[str] = field(default_factory=list)
     device: str = ""
+    main: bool = True  # False on the ranks other than 0 of a run on several processes (they write nothing)
 
 
 def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
@@ -100,9 +101,17 @@ def run_state(run_dir: Path) -> str:
 
 
 def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resume: bool = False, quiet: bool = False,
-          echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None) -> TrainResult:
-    """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section."""
+          echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None,
+          processes: int | None = None) -> TrainResult:
+    """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section.
+
+    Under torchrun (RANK, WORLD_SIZE, ... in the environment) every process calls this: they join one process
+    group, train one model with DistributedDataParallel, and rank 0 alone writes the run folder and prints.
+    `processes` only tells --plan how many processes will train (for the global batch).
+    """
     opts = resolve(ws, flags)
+    if distributed.env_rank() not in (None, 0):  # under torchrun: rank 0 alone prints
+        quiet, echo = True, (lambda s: None)
     ck = None
     if resume:
         name, run_dir = _run_dir(ws, flags.get("name") or opts.get("name"), opts["arch"], True)
@@ -112,31 +121,74 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         if ck.get("done"):
             echo(f"run {name} finished training before it was interrupted: writing its outputs")
         opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
-    split = ws.split_dir
-    if plan_only and not (split / "train").is_dir():
-        classes = ["class0", "class1"]
-        echo(f"{split / 'train'} does not exist yet: the plan assumes 2 classes")
-    else:
-        classes, train_samples = scan_folder(split / "train")
-        if len(classes) < 2 or not train_samples:
-            raise UserError(f"{split / 'train'} needs at least 2 class folders with images (found {len(classes)} classes, {len(train_samples)} images)")
-        _, valid_samples = scan_folder(split / "valid", classes)
-        if not valid_samples:
-            raise UserError(f"{split / 'valid'} has no images; `datacurate split --valid 0.2` makes a validation split")
-    torch.manual_seed(opts["seed"])
-    model = create_model(opts["arch"], len(classes), "none" if (plan_only or ck) else str(opts["weights"]), quiet=quiet,
-                         options=opts)
-    plan = build_plan(model, opts)
-    lines = describe(model, plan, opts["arch"]) + summary(opts)
     if plan_only:
-        return TrainResult("", None, lines)
+        return TrainResult("", None, _plan(ws, opts, echo, processes=processes)[1])
+    d, device_name = distributed.setup(str(opts["device"]), float(opts["dist_timeout"]))
+    try:
+        distributed.check_shared(d, ws.state_dir)
+        if resume:
+            if distributed.broadcast(d, name) != name:
+                raise UserError(f"rank {d.rank} picked run {name!r} to resume, rank 0 another: pass --name")
+        else:
+            name, run_dir = distributed.broadcast(d, _run_dir(ws, opts.get("name"), opts["arch"], False) if d.main else None)
+        return _train(ws, opts, ck, name, run_dir, d, device_name, quiet=quiet, echo=echo, on_step=on_step)
+    finally:
+        distributed.teardown(d)
+
+
+def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
+    """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
+    train(ws, flags, plan_only=True, resume=resume)
+    _samples(ws.split_dir)
+    opts = resolve(ws, flags)
+    if not resume and opts.get("name"):
+        _run_dir(ws, opts["name"], opts["arch"], False)
+
+
+def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], classes: list[str] | None = None,
+          processes: int | None = None):
+    """(model without weights, plan lines) for --plan: the split's classes, or 2 when there is no split yet."""
+    if classes is None:
+        if (ws.split_dir / "train").is_dir():
+            classes = _samples(ws.split_dir)[0]
+        else:
+            classes = ["class0", "class1"]
+            echo(f"{ws.split_dir / 'train'} does not exist yet: the plan assumes 2 classes")
+    torch.manual_seed(opts["seed"])
+    model = create_model(opts["arch"], len(classes), "none", options=opts)
+    plan = build_plan(model, opts)
+    return plan, describe(model, plan, opts["arch"]) + summary(opts, processes)
+
+
+def _samples(split: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(classes, train samples, valid samples) of the split; one line when it cannot train."""
+    classes, train_samples = scan_folder(split / "train")
+    if len(classes) < 2 or not train_samples:
+        raise UserError(f"{split / 'train'} needs at least 2 class folders with images (found {len(classes)} classes, {len(train_samples)} images)")
+    _, valid_samples = scan_folder(split / "valid", classes)
+    if not valid_samples:
+        raise UserError(f"{split / 'valid'} has no images; `datacurate split --valid 0.2` makes a validation split")
+    return classes, train_samples, valid_samples
+
+
+def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_dir: Path, d: distributed.Dist, device_name: str, *,
+           quiet: bool, echo: Callable[[str], None], on_step: Callable[[int], None] | None) -> TrainResult:
+    split = ws.split_dir
+    classes, train_samples, valid_samples = _samples(split)
+    torch.manual_seed(opts["seed"])
+    model = create_model(opts["arch"], len(classes), "none" if ck else str(opts["weights"]), quiet=quiet, options=opts)
+    if opts["sync_bn"]:
+        model = distributed.sync_batchnorm(model, d, device_name)
+    plan = build_plan(model, opts)
+    lines = describe(model, plan, opts["arch"]) + summary(opts, d.world_size)
     if plan.epochs == 0:
         raise UserError("every stage has 0 epochs: nothing to train")
-    if not resume:
-        name, run_dir = _run_dir(ws, opts.get("name"), opts["arch"], False)
     opts["name"] = name
-    sweep_partials(ws, run_dir, echo)
-    dev = pick_device(str(opts["device"]), bool(opts["amp"]), bool(opts["channels_last"]))
+    if d.main:
+        sweep_partials(ws, run_dir, echo)
+    dev = pick_device(device_name, bool(opts["amp"]), bool(opts["channels_last"]))
+    if d.active and dev.device.type == "cuda":
+        dev.device = torch.device("cuda", d.local_rank)
     mean, std, source = load_stats(split, str(opts["normalize"]))
     pre = Preprocess(opts["resize"], opts["img_size"], mean, std, source)
     if ck:
@@ -144,32 +196,42 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
     pin = dev.device.type == "cuda"
     train_ds = ImageSet(train_samples, pre, policy=parse_policy(opts["augment"]), seed=opts["seed"])
     valid_ds = ImageSet(valid_samples, pre)
-    bs, workers = opts["batch_size"], opts["workers"]
+    bs, workers, shard = opts["batch_size"], opts["workers"], {"rank": d.rank, "world": d.world_size}
     model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
     teacher = load_teacher(ws, str(opts["teacher"]), classes, pre, opts, dev.device) if opts.get("teacher") else None
     loop = Loop(model=model, plan=plan, optimizers=build_optimizers(model, plan.groups, plan.members, bool(opts["no_bias_decay"])),
                 mix=make_mix(opts, len(classes)), ema=make_ema(model, float(opts["ema"])), teacher=teacher,
-                train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin, stream=True),
-                valid_loader=make_loader(valid_ds, bs, workers, shuffle=False, pin=pin),
+                train_loader=make_loader(train_ds, bs, workers, shuffle=True, seed=opts["seed"], pin=pin, stream=True, **shard),
+                valid_loader=make_loader(valid_ds, bs, workers, shuffle=False, pin=pin, **shard),
                 pre=pre, dev=dev, run_dir=run_dir, label_smoothing=opts["label_smoothing"], bn_update=bool(opts["bn_update"]),
                 monitor=opts["early_stop"], patience=opts["patience"], quiet=quiet, echo=echo, on_step=on_step,
-                meta={"classes": classes, "arch": opts["arch"], "config": to_jsonable(opts)})
-    run_dir.mkdir(parents=True, exist_ok=True)
+                dist=d, seed=opts["seed"],
+                meta={"classes": classes, "arch": opts["arch"], "config": to_jsonable(opts), "world_size": d.world_size})
+    if d.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if ck:
         loop.restore(ck)
         if not loop.done:
             echo(f"resuming {name} at epoch {loop.state.epoch + 1} (stage {plan.stages[loop.state.stage].spec.name})")
-    else:
+        if ck.get("world_size", 1) != d.world_size:
+            echo(f"run {name} trained on {ck.get('world_size', 1)} process(es) so far and continues on {d.world_size}: the global "
+                 f"batch is {bs * d.world_size} from here on, so it will not repeat an uninterrupted run exactly")
+    elif d.main:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"train": to_jsonable(opts)}, allow_unicode=True, sort_keys=False))
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
+    procs = f" x {d.world_size} processes ({d.backend}), global batch {bs * d.world_size}" if d.active else ""
     echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
-         f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}")
+         f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}{procs}")
     loop.fit()
+    if not d.main:
+        st = loop.state
+        return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, {}, st.history[-1] if st.history else {}, st.stopped_early,
+                           list(st.skipped), str(dev.device), main=False)
     return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
 
 
-def summary(opts: dict[str, Any]) -> list[str]:
-    """--plan's lines on the augmentation, the head and the tricks."""
+def summary(opts: dict[str, Any], world_size: int | None = None) -> list[str]:
+    """--plan's lines on the augmentation, the head and the tricks (and the global batch on several processes)."""
     from datacurate.train.heads import describe as describe_head
 
     raw = opts["augment"]
@@ -190,8 +252,15 @@ def summary(opts: dict[str, Any]) -> list[str]:
         tricks.append(f"weight EMA decay {opts['ema']:g} (evaluated and checkpointed beside the raw weights)")
     if opts["teacher"]:
         tricks.append(f"distillation from run {opts['teacher']} (temperature {opts['teacher_temperature']:g}, weight {opts['teacher_weight']:g})")
-    return [f"augmentation ({preset}): {describe_policy(parse_policy(raw))}",
-            f"head: {describe_head(opts)}", f"tricks: {', '.join(tricks)}"]
+    if opts.get("sync_bn"):
+        tricks.append("SyncBatchNorm across processes")
+    lines = [f"augmentation ({preset}): {describe_policy(parse_policy(raw))}",
+             f"head: {describe_head(opts)}", f"tricks: {', '.join(tricks)}"]
+    world = world_size or int(os.environ.get("WORLD_SIZE") or 1)
+    if world > 1:
+        bs = opts["batch_size"]
+        lines.append(f"batch: {bs} per process x {world} processes = global batch {bs * world} (learning rates as given, not scaled)")
+    return lines
 
 
 PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dead write, not one in progress
@@ -225,7 +294,8 @@ def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> Tra
     metrics = {"run": name, "arch": loop.meta["arch"], "classes": loop.meta["classes"], "epochs": st.epoch,
                "monitor": loop.monitor, "best_epoch": st.best_epoch, "best": best_row, "last": st.history[-1],
                "stopped_early": st.stopped_early, "restored_best": restored, "skipped_files": st.skipped,
-               "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None}
+               "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None,
+               "processes": loop.dist.world_size, "global_batch": loop.meta["config"]["batch_size"] * loop.dist.world_size}
     write_json(run_dir / "metrics.json", metrics)
     return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, best_row, st.history[-1], st.stopped_early,
                        list(st.skipped), str(dev.device))
