@@ -136,13 +136,14 @@ def check_train(section: Mapping[str, Any]) -> None:
 
 # What evaluate and predict add to a trained run's predictions (their CLI options of the same names).
 VIEWS = {"tta": None, "tta_views": 8, "head_from": None, "ema": False}
-EVALUATE = {"run": None, "data": None, "batch_size": 32, "workers": 0, "device": "auto", "pairs": 10, **VIEWS}
-PREDICT = {"top": 5, "label_map": None, "batch_size": 32, "device": "auto", **VIEWS}
+EVALUATE = {"run": None, "data": None, "batch_size": 32, "workers": 0, "device": "auto", "pairs": 10, "worst": 8, "examples": 3,
+            **VIEWS}
+PREDICT = {"top": 5, "label_map": None, "batch_size": 32, "device": "auto", "format": "jsonl", "columns": "id,label", **VIEWS}
 
 
 def check_evaluate(section: Mapping[str, Any]) -> None:
     opts = resolve_options(section, {}, EVALUATE, "evaluate")
-    _whole(opts, "evaluate", batch_size=1, workers=0, pairs=0, tta_views=1)
+    _whole(opts, "evaluate", batch_size=1, workers=0, pairs=0, tta_views=1, worst=0, examples=0)
     _device(opts, "evaluate")
     _views(opts, "evaluate")
 
@@ -152,6 +153,14 @@ def check_predict(section: Mapping[str, Any]) -> None:
     _whole(opts, "predict", top=1, batch_size=1, tta_views=1)
     _device(opts, "predict")
     _views(opts, "predict")
+    from datacurate.train.submission import FORMATS, parse_columns
+
+    if opts["format"] not in FORMATS:
+        raise UserError(f"predict.format must be one of {', '.join(FORMATS)}, got {opts['format']!r}")
+    try:
+        parse_columns(opts["columns"])
+    except UserError as exc:
+        raise UserError(f"predict.columns: {str(exc).removeprefix('--columns').lstrip(': ')}") from None
 
 
 def _views(opts: Mapping[str, Any], section: str) -> None:

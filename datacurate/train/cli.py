@@ -10,6 +10,7 @@ import click
 from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.errors import UserError
 from datacurate.train.options import TTA_MODES
+from datacurate.train.submission import FORMATS
 
 _OPT = dict(default=None)
 
@@ -49,15 +50,17 @@ _OPT = dict(default=None)
 @click.option("--teacher-temperature", type=float, help="Distillation temperature (default 4).", **_OPT)
 @click.option("--teacher-weight", type=float, help="Share of the distillation term in the loss (default 0.5).", **_OPT)
 @click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="Log loss, accuracy, learning rates and images/s to runs/NAME/tensorboard/ (needs datacurate[tensorboard]).")
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @pass_ctx
-def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **flags):
+def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, tensorboard, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
     from datacurate.train.run import train as run_train
 
     ws = ctx.workspace()
-    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay)
+    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay, tensorboard=tensorboard)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
     res = run_train(ws, flags, plan_only=plan_only, resume=resume, quiet=ctx.quiet, echo=say)
     if plan_only:
@@ -70,7 +73,8 @@ def train(ctx, resume, plan_only, amp, bn_update, zero_gamma, no_bias_decay, **f
                f"{' (stopped early)' if res.stopped_early else ''}")
     if res.skipped:
         click.echo(f"{len(res.skipped)} files could not be decoded and were skipped (listed in metrics.json)")
-    click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
+    click.echo(f"wrote {ws.rel(res.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml report.html"
+               + (" tensorboard/" if (res.run_dir / "tensorboard").is_dir() else ""))
 
 
 _TTA = click.option("--tta", type=click.Choice(TTA_MODES),
@@ -87,20 +91,25 @@ _EMA = click.option("--ema", is_flag=True, help="Use the run's averaged weights 
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--pairs", type=int, default=10, show_default=True, help="Most-confused pairs to list.")
+@click.option("--worst", type=int, default=8, show_default=True, help="errors.html: most confidently wrong images per class.")
+@click.option("--examples", type=int, default=3, show_default=True,
+              help="errors.html: images of the class a wrong image was taken for, shown beside it.")
 @_TTA
 @_TTA_VIEWS
 @_HEAD_FROM
 @_EMA
 @pass_ctx
-def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views, head_from, ema):
+def evaluate(ctx, run, data, batch_size, workers, device, pairs, worst, examples, tta, tta_views, head_from, ema):
     """Accuracy, per-class precision/recall and confusion matrix of RUN on DATA (default data/split/valid)."""
     from datacurate.train.evaluate import evaluate as run_eval
 
     if batch_size < 1 or workers < 0:
         raise UserError("--batch-size must be at least 1 and --workers at least 0")
+    if worst < 0 or examples < 0:
+        raise UserError("--worst and --examples must be at least 0")
     ws = ctx.workspace()
     res = run_eval(ws, run, data, batch_size=batch_size, workers=workers, device=device, top_pairs=pairs, quiet=ctx.quiet,
-                   tta=tta, tta_views=tta_views, head_from=head_from, ema=ema)
+                   tta=tta, tta_views=tta_views, head_from=head_from, ema=ema, worst=worst, examples=examples)
     tail = f", with TTA ({res.tta}) {res.accuracy_tta:.4f}" if res.tta else ""
     click.echo(f"{res.run} on {res.data}: {res.images} images, accuracy {res.accuracy:.4f}{tail}")
     echo_table(res.per_class, ["class", "support", "precision", "recall", "f1"])
@@ -110,12 +119,20 @@ def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views,
             click.echo(f"  {c['true']} -> {c['predicted']}: {c['count']}")
     if res.skipped:
         click.echo(f"{len(res.skipped)} files could not be decoded and were skipped")
-    click.echo(f"wrote {res.out_dir}/: confusion.csv confusion.png per_class.csv metrics.json")
+    wrong = sum(p.wrong for p in res.predictions)
+    click.echo(f"wrote {res.out_dir}/: predictions.csv errors.html ({wrong} wrong) confusion.csv confusion_normalized.csv "
+               "confusion.png confusion.svg confusion_normalized.svg per_class.csv metrics.json")
+    if res.report:
+        click.echo(f"run report: {res.report}")
 
 
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[RUN] IMAGE_OR_DIR...")
 @click.option("--model", "model_file", metavar="FILE", help="An exported .onnx or TorchScript file (then no RUN argument).")
+@click.option("--format", "format", type=click.Choice(FORMATS), default="jsonl", show_default=True,
+              help="jsonl: one JSON line per image; csv: a submission with the --columns.")
+@click.option("--columns", default="id,label", show_default=True,
+              help="--format csv: columns among id (file name without extension), path, label, probability; KEY:HEADER renames.")
 @click.option("--top", type=int, default=5, show_default=True, help="Classes per image in `top`.")
 @click.option("--label-map", metavar="FILE", help="JSON object mapping class names to display names.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -125,8 +142,10 @@ def evaluate(ctx, run, data, batch_size, workers, device, pairs, tta, tta_views,
 @_HEAD_FROM
 @_EMA
 @pass_ctx
-def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema, run=None, inputs=()):
-    """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}."""
+def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_views, head_from, ema, run=None, inputs=(),
+            format="jsonl", columns="id,label"):
+    """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}; or a CSV submission (--format csv)."""
+    from datacurate.train import submission
     from datacurate.train.predict import predict as run_predict
 
     if top < 1 or batch_size < 1:
@@ -138,14 +157,36 @@ def predict(ctx, args, model_file, top, label_map, batch_size, device, tta, tta_
         raise UserError("predict needs RUN and at least one IMAGE_OR_DIR (or --model FILE and images)")
     if model_file and (head_from or ema):
         raise UserError("--head-from and --ema apply to a run, not to an exported --model file")
+    cols = submission.parse_columns(columns) if format == "csv" else None
+    records = run_predict(ctx.workspace(), run, inputs, top=top, label_map=label_map, batch_size=batch_size, device=device,
+                          tta=tta, tta_views=tta_views, head_from=head_from, ema=ema, model_file=model_file)
+    if cols:
+        _predict_csv(records, cols)
+        return
     failed = 0
-    for rec in run_predict(ctx.workspace(), run, inputs, top=top, label_map=label_map, batch_size=batch_size, device=device,
-                           tta=tta, tta_views=tta_views, head_from=head_from, ema=ema, model_file=model_file):
+    for rec in records:
         failed += "error" in rec
         click.echo(json.dumps(rec, ensure_ascii=False))
         sys.stdout.flush()
     if failed:
         raise UserError(f"{failed} images could not be decoded (their lines carry an \"error\")")
+
+
+def _predict_csv(records, cols) -> None:
+    """The submission on stdout; undecodable images named on stderr (no row), then exit 2."""
+    from datacurate.train import submission
+
+    errors: list[dict] = []
+    ids: list[str] = []
+    for line in submission.lines(records, cols, errors, ids):
+        click.echo(line, nl=False)
+    sys.stdout.flush()
+    for dup in submission.duplicate_ids(ids)[:5]:
+        click.echo(f"warning: id {dup!r} occurs more than once (files of the same name in different folders)", err=True)
+    for rec in errors:
+        click.echo(f"{rec['path']}: {rec['error']}", err=True)
+    if errors:
+        raise UserError(f"{len(errors)} images could not be decoded and have no row in the submission")
 
 
 @click.command("fit-head")

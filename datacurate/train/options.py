@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "groups": None,  # default: SEED_GROUPS when the model has those modules, else GENERIC_GROUPS
     "stages": None,  # default: head-only for head_epochs, then unfrozen from freeze_until for epochs
     "name": None,
+    "tensorboard": False,  # log scalars to runs/<run>/tensorboard/ (the tensorboard extra)
     # heads and norms (datacurate/train/heads.py)
     "head": "linear",  # linear | mlp | se | cbam | bilinear
     "head_hidden": 512,  # mlp: hidden units
@@ -263,7 +264,7 @@ def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
     _choice(opts, "head", HEADS)
     _choice(opts, "norm", NORMS)
     _choice(opts, "bilinear", ("compact", "full"))
-    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best"):
+    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best", "tensorboard"):
         if not isinstance(opts[key], bool):
             raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
     if str(opts["device"]) not in DEVICES:

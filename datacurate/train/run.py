@@ -12,7 +12,7 @@ import yaml
 
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
-from datacurate.train import checkpoint
+from datacurate.train import checkpoint, tblog
 from datacurate.train.augment import describe as describe_policy
 from datacurate.train.augment import parse_policy
 from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
@@ -25,7 +25,7 @@ from datacurate.train.plan import build_plan, describe
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.workspace import Workspace
 
-RESUME_KEEP = ("device", "workers")  # options a resumed run may change; everything else comes from the run
+RESUME_KEEP = ("device", "workers", "tensorboard")  # options a resumed run may change; everything else comes from the run
 
 
 @dataclass
@@ -113,6 +113,8 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         if ck.get("done"):
             echo(f"run {name} finished training before it was interrupted: writing its outputs")
         opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
+    if opts["tensorboard"] and not plan_only:
+        tblog.require()  # a missing extra stops here, before anything is written
     split = ws.split_dir
     if plan_only and not (split / "train").is_dir():
         classes = ["class0", "class1"]
@@ -165,7 +167,13 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
     echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
          f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}")
-    loop.fit()
+    if opts["tensorboard"]:
+        loop.tensorboard = tblog.Scalars(run_dir)
+    try:
+        loop.fit()
+    finally:
+        if loop.tensorboard is not None:
+            loop.tensorboard.close()
     return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
 
 
@@ -226,10 +234,23 @@ def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> Tra
     metrics = {"run": name, "arch": loop.meta["arch"], "classes": loop.meta["classes"], "epochs": st.epoch,
                "monitor": loop.monitor, "best_epoch": st.best_epoch, "best": best_row, "last": st.history[-1],
                "stopped_early": st.stopped_early, "restored_best": restored, "skipped_files": st.skipped,
-               "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None}
+               "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None,
+               "data": {split: class_counts(loader.dataset.samples, loop.meta["classes"])
+                        for split, loader in (("train", loop.train_loader), ("valid", loop.valid_loader))}}
     write_json(run_dir / "metrics.json", metrics)
+    from datacurate.train.report import write_run_report
+
+    write_run_report(run_dir)
     return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, best_row, st.history[-1], st.stopped_early,
                        list(st.skipped), str(dev.device))
+
+
+def class_counts(samples: list[tuple[str, int]], classes: list[str]) -> dict[str, int]:
+    """Images per class name, in class order."""
+    counts = [0] * len(classes)
+    for _, label in samples:
+        counts[label] += 1
+    return dict(zip(classes, counts))
 
 
 # -- loading a finished run (evaluate, predict) ---------------------------------------------------
