@@ -51,7 +51,7 @@ class Meter:
         now = time.perf_counter()
         if self.tty and now - self.shown >= REFRESH:
             self.shown = now
-            self.bar.set_postfix_str(self.status(loss_sum, compact=True), refresh=False)
+            self.bar.set_postfix_str(self.status(loss_sum, compact=True))
         elif not self.tty and not self.quiet and now - self.lined >= LINE_EVERY:
             self.lined = now
             self.echo(f"{self.desc}: {self.steps}/{self.total} batches, {self.status(loss_sum)}")

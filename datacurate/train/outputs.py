@@ -77,7 +77,8 @@ def plot_history(run_dir: Path, rows: list[dict]) -> Path | None:
         if metric == "lr":
             for key in lr_keys:
                 ax.plot(epochs, [r.get(key) for r in rows], marker=".", label=key[3:])
-            ax.set_yscale("log")
+            if all(r.get(k, 0) > 0 for r in rows for k in lr_keys):
+                ax.set_yscale("log")
             ax.set_title("learning rate (last step of each epoch)")
         else:
             for split in ("train", "valid"):
