@@ -181,7 +181,8 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
         raise UserError("evaluate needs a run (a name under runs/)")
     return EvaluateRun(run_evaluate(ws, opts.run, opts.data, batch_size=opts.batch_size, workers=opts.workers,
                                     device=opts.device, top_pairs=opts.pairs, quiet=quiet, tta=opts.tta,
-                                    tta_views=opts.tta_views, head_from=opts.head_from, ema=opts.ema), ws)
+                                    tta_views=opts.tta_views, head_from=opts.head_from, ema=opts.ema,
+                                    worst=opts.worst, examples=opts.examples), ws)
 
 
 def predict(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,

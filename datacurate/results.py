@@ -320,7 +320,8 @@ class TrainRun(Result):
                f"{' (stopped early)' if r.stopped_early else ''}"]
         if r.skipped:
             out.append(f"{len(r.skipped)} files could not be decoded and were skipped (listed in metrics.json)")
-        out.append(f"wrote {self._rel(r.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml")
+        out.append(f"wrote {self._rel(r.run_dir)}/: best.pt last.pt history.csv history.png metrics.json config.yaml report.html"
+                   + (" tensorboard/" if (Path(r.run_dir) / "tensorboard").is_dir() else ""))
         return out
 
     def to_dict(self) -> dict:
@@ -356,13 +357,18 @@ class EvaluateRun(Result):
             out += [f"  {c['true']} -> {c['predicted']}: {c['count']}" for c in r.confused]
         if r.skipped:
             out.append(f"{len(r.skipped)} files could not be decoded and were skipped")
-        out.append(f"wrote {r.out_dir}/: confusion.csv confusion.png per_class.csv metrics.json")
+        wrong = sum(p.wrong for p in r.predictions)
+        out.append(f"wrote {r.out_dir}/: predictions.csv errors.html ({wrong} wrong) confusion.csv confusion_normalized.csv "
+                   "confusion.png confusion.svg confusion_normalized.svg per_class.csv metrics.json")
+        if r.report:
+            out.append(f"run report: {r.report}")
         return out
 
     def to_dict(self) -> dict:
         r = self.raw
         return {"run": r.run, "data": str(r.data), "images": r.images, "accuracy": r.accuracy, "accuracy_tta": r.accuracy_tta,
-                "tta": r.tta, "per_class": r.per_class, "confused": r.confused, "skipped": len(r.skipped), "out_dir": str(r.out_dir)}
+                "tta": r.tta, "per_class": r.per_class, "confused": r.confused, "skipped": len(r.skipped), "out_dir": str(r.out_dir),
+                "wrong": sum(p.wrong for p in r.predictions), "report": None if r.report is None else str(r.report)}
 
     def rows(self) -> list[dict]:
         return list(self.raw.per_class)

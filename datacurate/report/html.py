@@ -29,8 +29,8 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def thumbnail(path: str | os.PathLike, size: int = 160) -> str | None:
-    """A JPEG data URI of the image at `path`, or None when it cannot be decoded."""
+def thumbnail_jpeg(path: str | os.PathLike, size: int = 160) -> bytes | None:
+    """A JPEG thumbnail (longest side `size`) of the image at `path`, or None when it cannot be decoded."""
     from datacurate.imageio import load_rgb
 
     try:
@@ -40,7 +40,13 @@ def thumbnail(path: str | os.PathLike, size: int = 160) -> str | None:
         im.save(buf, "JPEG", quality=80)
     except Exception:  # noqa: BLE001 - broken files are exactly what these pages show
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def thumbnail(path: str | os.PathLike, size: int = 160) -> str | None:
+    """A JPEG data URI of the image at `path`, or None when it cannot be decoded."""
+    data = thumbnail_jpeg(path, size)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def card(path: str | os.PathLike, lines: list[str], *, kept: bool = False, preview: bool = True) -> str:

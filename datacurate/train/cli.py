@@ -10,6 +10,7 @@ import click
 from datacurate.clicommon import echo_json, echo_result, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.train.options import TTA_MODES
+from datacurate.train.submission import FORMATS
 
 _OPT = dict(default=None)
 
@@ -53,6 +54,8 @@ _OPT = dict(default=None)
 @click.option("--gpus", type=int, metavar="N", help="Train on N GPUs of this machine: one process each, DDP (--batch-size is per GPU).")
 @click.option("--processes", type=int, metavar="N", help="Train in N processes on this machine (with --device cpu: gloo on the CPU).")
 @click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="Log loss, accuracy, learning rates and images/s to runs/NAME/tensorboard/ (needs datacurate[tensorboard]).")
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @json_option
@@ -143,6 +146,8 @@ _EMA = click.option("--ema", is_flag=True, default=None, help="Use the run's ave
 @click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).")
 @click.option("--pairs", type=int, help="Most-confused pairs to list (default 10).")
+@click.option("--worst", type=int, help="errors.html: most confidently wrong images per class (default 8).")
+@click.option("--examples", type=int, help="errors.html: images of the class a wrong image was taken for, shown beside it (default 3).")
 @_TTA
 @_TTA_VIEWS
 @_HEAD_FROM
@@ -159,6 +164,9 @@ def evaluate(ctx, run, data, as_json, **flags):
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[RUN] IMAGE_OR_DIR...")
 @click.option("--model", "model_file", metavar="FILE", help="An exported .onnx or TorchScript file (then no RUN argument).")
+@click.option("--format", "format", type=click.Choice(FORMATS), help="jsonl: one JSON line per image (default); csv: a submission with the --columns.")
+@click.option("--columns", help="--format csv: columns among id (file name without extension), path, label, probability; "
+              "KEY:HEADER renames (default id,label).")
 @click.option("--top", type=int, help="Classes per image in `top` (default 5).")
 @click.option("--label-map", metavar="FILE", help="JSON object mapping class names to display names.")
 @click.option("--batch-size", type=int, help="Images per batch (default 32).")
@@ -169,21 +177,46 @@ def evaluate(ctx, run, data, as_json, **flags):
 @_EMA
 @pass_ctx
 def predict(ctx, args, model_file, run=None, inputs=(), **flags):
-    """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}."""
+    """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}; or a CSV submission (--format csv)."""
     from datacurate import api
+    from datacurate.train import submission
+    from datacurate.train.options import PredictOptions
 
     if run is not None:  # invoked in-process as predict(run=..., inputs=...) (the demo does)
         args = (run, *inputs)
     run, inputs = (None, list(args or ())) if model_file else (args[0], list(args[1:]))
     if not inputs:
         raise UserError("predict needs RUN and at least one IMAGE_OR_DIR (or --model FILE and images)")
+    ws = ctx.workspace()
+    opts = ws.options(PredictOptions, flags)
+    records = api.predictions(ws, run, inputs, model_file=model_file, **flags)
+    if opts.format == "csv":
+        _predict_csv(records, submission.parse_columns(opts.columns))
+        return
     failed = 0
-    for rec in api.predictions(ctx.workspace(), run, inputs, model_file=model_file, **flags):
+    for rec in records:
         failed += "error" in rec
         click.echo(json.dumps(rec, ensure_ascii=False))
         sys.stdout.flush()
     if failed:
         raise UserError(f"{failed} images could not be decoded (their lines carry an \"error\")")
+
+
+def _predict_csv(records, cols) -> None:
+    """The submission on stdout; undecodable images named on stderr (no row), then exit 2."""
+    from datacurate.train import submission
+
+    errors: list[dict] = []
+    ids: list[str] = []
+    for line in submission.lines(records, cols, errors, ids):
+        click.echo(line, nl=False)
+    sys.stdout.flush()
+    for dup in submission.duplicate_ids(ids)[:5]:
+        click.echo(f"warning: id {dup!r} occurs more than once (files of the same name in different folders)", err=True)
+    for rec in errors:
+        click.echo(f"{rec['path']}: {rec['error']}", err=True)
+    if errors:
+        raise UserError(f"{len(errors)} images could not be decoded and have no row in the submission")
 
 
 @click.command("fit-head")

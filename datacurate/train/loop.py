@@ -12,13 +12,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from datacurate.clicommon import progress
 from datacurate.fsutil import deferred_signals
 from datacurate.train import checkpoint
 from datacurate.train.data import Preprocess, set_epoch, to_input
 from datacurate.train.distributed import SINGLE, Dist, all_gather, all_sum, wrap
 from datacurate.train.freeze import apply_trainable, set_train_mode
 from datacurate.train.groups import set_lrs
+from datacurate.train.meter import Meter, format_lrs
 from datacurate.train.plan import Plan
 from datacurate.train.schedules import StageSchedule
 
@@ -97,10 +97,13 @@ class Loop:
     mix: Any = None  # tricks.BatchMix
     ema: Any = None  # torch.optim.swa_utils.AveragedModel
     teacher: Any = None  # tricks.Distiller
+    tensorboard: Any = None  # tblog.Scalars
     state: LoopState = field(default_factory=LoopState)
     scaler: Any = None
     dist: Dist = SINGLE  # several processes: rank 0 alone saves; metrics are summed over ranks
     seed: int = 0
+    lrs: dict[str, float] = field(default_factory=dict)  # the current step's learning rate of each group that trains
+    train_rate: float = 0.0  # images/s of the last training pass: shown and logged, not in history.csv (it varies)
 
     def __post_init__(self):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
@@ -169,9 +172,15 @@ class Loop:
             from datacurate.train.augment import item_seed
 
             torch.manual_seed(item_seed(self.seed, st.epoch, self.dist.rank))
+        training = [g.name for g in self.plan.groups if sp.trainable.intersection(self.plan.members[g.name])]
+        self.lrs = {}
+
+        def step(i: int) -> None:
+            lrs.update(self.set_lr(sp, sched, st.stage_epoch, i))
+            self.lrs = {g: lrs[g] for g in training}
+
         set_train_mode(self.model, self.bn_update)
-        tr = self.pass_over(self.train_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} train",
-                            step=lambda i: lrs.update(self.set_lr(sp, sched, st.stage_epoch, i)))
+        tr = self.pass_over(self.train_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} train", step=step)
         self.model.eval()
         va = self.pass_over(self.valid_loader, f"{sp.spec.name} {st.stage_epoch + 1}/{sp.spec.epochs} valid", step=None)
         ema = {}
@@ -181,6 +190,7 @@ class Loop:
                                 model=self.ema.module)
             ema = {"valid_loss_ema": ev[0], "valid_acc_ema": ev[1]}
         st.epoch, st.stage_epoch = st.epoch + 1, st.stage_epoch + 1
+        self.train_rate = tr[3]
         row = {"epoch": st.epoch, "stage": sp.spec.name, "stage_epoch": st.stage_epoch,
                "train_loss": tr[0], "train_acc": tr[1], "valid_loss": va[0], "valid_acc": va[1], **ema,
                **{f"lr_{g}": lr for g, lr in lrs.items()}, "skipped": tr[2] + va[2],
@@ -193,10 +203,11 @@ class Loop:
         set_lrs(self.optimizers, lrs)
         return lrs
 
-    def pass_over(self, loader, desc: str, step: Callable[[int], None] | None, model: nn.Module | None = None) -> tuple[float, float, int]:
-        """One pass; trains when `step` is given. Returns (mean loss, accuracy, files skipped).
+    def pass_over(self, loader, desc: str, step: Callable[[int], None] | None,
+                  model: nn.Module | None = None) -> tuple[float, float, int, float]:
+        """One pass; trains when `step` is given. Returns (mean loss, accuracy, files skipped, images/s).
 
-        Loss and hits are summed on the device and read once at the end: no sync per step. Training
+        Loss and hits are summed on the device and read once at the end (and once per bar refresh). Training
         applies mixup/cutmix (accuracy then counts the larger share of each mixed target) and distillation.
         On several processes each rank's loss is weighted by its share of the global batch, so DDP's mean
         of gradients is the gradient of the global batch's mean loss; a rank with no image in a step steps
@@ -209,8 +220,9 @@ class Loop:
         loss_sum = torch.zeros((), device=self.dev.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.dev.device, dtype=torch.long)
         grad = torch.enable_grad() if train else torch.no_grad()
-        with grad:
-            for i, (images, labels, bad) in enumerate(progress(loader, total=len(loader), desc=desc, quiet=self.quiet)):
+        meter = Meter(loader, len(loader), desc, quiet=self.quiet, echo=self.echo, lrs=(lambda: self.lrs) if train else None)
+        with grad, contextlib.closing(meter):
+            for i, (images, labels, bad) in enumerate(meter):
                 skipped += len(bad)
                 self.note_skipped(loader, bad)
                 n = len(labels)
@@ -243,14 +255,15 @@ class Loop:
                 total += n
                 loss_sum += loss.detach() * n
                 correct += (out.argmax(1) == y).sum()
+                meter.update(loss_sum, total)
         loss_total, hits = loss_sum.item(), correct.item()
         if self.dist.active:
             loss_total, hits, total, skipped = all_sum(self.dist, [loss_total, hits, total, skipped], self.dev.device)
             total, skipped = int(total), int(skipped)
             self.merge_skipped()
         if not total:
-            return math.nan, math.nan, skipped
-        return loss_total / total, hits / total, skipped
+            return math.nan, math.nan, skipped, 0.0
+        return loss_total / total, hits / total, skipped, meter.rate * self.dist.world_size
 
     def share(self, n: int) -> torch.Tensor:
         """This rank's loss weight: n x world / images in the global step (DDP then averages over ranks)."""
@@ -307,7 +320,10 @@ class Loop:
         st.history.append(row)
         self.echo(f"epoch {row['epoch']} {row['stage']} {row['stage_epoch']}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
                   f" | valid loss {row['valid_loss']:.4f} acc {row['valid_acc']:.4f}{' *' if improved else ''}"
-                  + (f" | ema valid acc {row['valid_acc_ema']:.4f}" if "valid_acc_ema" in row else "") + f" | {row['seconds']:.1f} s")
+                  + (f" | ema valid acc {row['valid_acc_ema']:.4f}" if "valid_acc_ema" in row else "")
+                  + f" | {row['seconds']:.1f} s, {self.train_rate:.0f} img/s | lr {format_lrs(self.lrs)}")
+        if self.tensorboard is not None:
+            self.tensorboard.epoch(row, self.train_rate)
         if self.patience and st.bad_epochs >= self.patience:
             st.stopped_early = True
             self.echo(f"early stop: {self.monitor} did not improve for {st.bad_epochs} epochs")

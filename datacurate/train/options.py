@@ -194,6 +194,49 @@ def default_stages(opts: Mapping[str, Any]) -> list[StageSpec]:
     return stages
 
 
+<<<<<<< HEAD
+=======
+def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
+    """Validate scalar options in place; returns opts."""
+    for key, lo in (("head_epochs", 0), ("epochs", 0), ("img_size", 16), ("batch_size", 1), ("seed", 0), ("patience", 0)):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=lo, integer=True)
+    if opts["workers"] is not None:
+        opts["workers"] = _num(opts["workers"], "--workers", lo=0, integer=True)
+    if opts["resize"] is not None:
+        opts["resize"] = _num(opts["resize"], "train.resize", lo=opts["img_size"], integer=True)
+    opts["label_smoothing"] = _num(opts["label_smoothing"], "--label-smoothing", lo=0)
+    if opts["label_smoothing"] >= 1:
+        raise UserError(f"--label-smoothing must be below 1, got {opts['label_smoothing']}")
+    for key in ("head_hidden",):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=1, integer=True)
+    if opts["bilinear_dim"] is not None:
+        opts["bilinear_dim"] = _num(opts["bilinear_dim"], "train.bilinear_dim", lo=1, integer=True)
+    for key in ("mixup", "cutmix", "teacher_temperature"):
+        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=0)
+    if opts["teacher_temperature"] == 0:
+        raise UserError("--teacher-temperature must be above 0")
+    for key in ("head_dropout", "mix_switch", "teacher_weight", "ema"):
+        opts[key] = probability(opts[key], f"train.{key} (--{key.replace('_', '-')})")
+    if opts["ema"] == 1:
+        raise UserError("--ema must be below 1 (a decay such as 0.999; 0 turns it off)")
+    _choice(opts, "head", HEADS)
+    _choice(opts, "norm", NORMS)
+    _choice(opts, "bilinear", ("compact", "full"))
+    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best", "tensorboard"):
+        if not isinstance(opts[key], bool):
+            raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
+    if str(opts["device"]) not in DEVICES:
+        raise UserError(f"--device {opts['device']!r} is not one of {', '.join(DEVICES)}")
+    if opts["early_stop"] not in METRICS:
+        raise UserError(f"--early-stop {opts['early_stop']!r} is not one of {', '.join(METRICS)}")
+    if opts["early_stop"].endswith("_ema") and not opts["ema"]:
+        raise UserError(f"--early-stop {opts['early_stop']} needs --ema DECAY")
+    if not isinstance(opts["milestones"], list) or not isinstance(opts["gamma"], (list, float, int)):
+        raise UserError("train.milestones must be a list of epochs and train.gamma a number or a list")
+    return opts
+
+
+>>>>>>> analysis
 def probability(value: Any, what: str) -> float:
     """A finite number in [0, 1]."""
     out = _num(value, what, lo=0)
@@ -252,6 +295,7 @@ class TrainOptions(StageOptions):
     groups: list[dict[str, Any]] | None = opt(None, "parameter groups (None: the seed's three, or body/head)")
     stages: list[dict[str, Any]] | None = opt(None, "training stages (None: head-only for head_epochs, then from freeze_until)")
     name: str | None = opt(None, "run folder under runs/ (None: the architecture, numbered when taken)")
+    tensorboard: bool = opt(False, "log scalars to runs/NAME/tensorboard/ (needs datacurate[tensorboard])")
     head: Head = opt("linear", "classifier head")
     head_hidden: int = opt(512, "mlp head: hidden units", ge=1)
     head_dropout: float = opt(0.0, "dropout before the head's last Linear", **PROBABILITY)
@@ -313,6 +357,8 @@ class EvaluateOptions(_Views):
     data: str | None = opt(None, "an ImageFolder tree (None: data/split/valid)")
     workers: int = opt(0, "DataLoader worker processes", ge=0)
     pairs: int = opt(10, "most-confused pairs to list", ge=0)
+    worst: int = opt(8, "errors.html: most confidently wrong images per class", ge=0)
+    examples: int = opt(3, "errors.html: images of the class a wrong image was taken for, shown beside it", ge=0)
 
 
 class PredictOptions(_Views):
@@ -321,6 +367,19 @@ class PredictOptions(_Views):
     SECTION = "predict"
     top: int = opt(5, "classes per image in `top`", ge=1)
     label_map: str | None = opt(None, "JSON object mapping class names to display names")
+    format: Literal["jsonl", "csv"] = opt("jsonl", "jsonl: one JSON line per image; csv: a submission with the columns")
+    columns: str = opt("id,label", "csv: columns among id, path, label, probability; KEY:HEADER renames")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: Any) -> Any:
+        from datacurate.train.submission import parse_columns
+
+        try:
+            parse_columns(value)
+        except UserError as exc:
+            raise UserError(f"predict.columns: {str(exc).removeprefix('--columns').lstrip(': ')}") from None
+        return value
 
 
 DEFAULTS: dict[str, Any] = TrainOptions.defaults()

@@ -12,7 +12,7 @@ import yaml
 
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
-from datacurate.train import checkpoint, distributed
+from datacurate.train import checkpoint, distributed, tblog
 from datacurate.train.augment import describe as describe_policy
 from datacurate.train.augment import parse_policy
 from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
@@ -25,7 +25,7 @@ from datacurate.train.plan import build_plan, describe
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.workspace import Workspace
 
-RESUME_KEEP = ("device", "workers", "dist_timeout")  # options a resumed run may change; everything else comes from the run
+RESUME_KEEP = ("device", "workers", "dist_timeout", "tensorboard")  # options a resumed run may change; everything else comes from the run
 
 
 @dataclass
@@ -121,6 +121,8 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         if ck.get("done"):
             echo(f"run {name} finished training before it was interrupted: writing its outputs")
         opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
+    if opts["tensorboard"] and not plan_only:
+        tblog.require()  # a missing extra stops here, before anything is written
     if plan_only:
         return TrainResult("", None, _plan(ws, opts, echo, processes=processes)[1])
     d, device_name = distributed.setup(str(opts["device"]), float(opts["dist_timeout"]))
@@ -222,7 +224,13 @@ def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_
     procs = f" x {d.world_size} processes ({d.backend}), global batch {bs * d.world_size}" if d.active else ""
     echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
          f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}{procs}")
-    loop.fit()
+    if opts["tensorboard"] and d.main:
+        loop.tensorboard = tblog.Scalars(run_dir)
+    try:
+        loop.fit()
+    finally:
+        if loop.tensorboard is not None:
+            loop.tensorboard.close()
     if not d.main:
         st = loop.state
         return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, {}, st.history[-1] if st.history else {}, st.stopped_early,
@@ -295,10 +303,23 @@ def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> Tra
                "monitor": loop.monitor, "best_epoch": st.best_epoch, "best": best_row, "last": st.history[-1],
                "stopped_early": st.stopped_early, "restored_best": restored, "skipped_files": st.skipped,
                "device": str(dev.device), "amp": str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else None,
-               "processes": loop.dist.world_size, "global_batch": loop.meta["config"]["batch_size"] * loop.dist.world_size}
+               "processes": loop.dist.world_size, "global_batch": loop.meta["config"]["batch_size"] * loop.dist.world_size,
+               "data": {split: class_counts(loader.dataset.samples, loop.meta["classes"])
+                        for split, loader in (("train", loop.train_loader), ("valid", loop.valid_loader))}}
     write_json(run_dir / "metrics.json", metrics)
+    from datacurate.train.report import write_run_report
+
+    write_run_report(run_dir)
     return TrainResult(name, run_dir, [], st.epoch, st.best_epoch, best_row, st.history[-1], st.stopped_early,
                        list(st.skipped), str(dev.device))
+
+
+def class_counts(samples: list[tuple[str, int]], classes: list[str]) -> dict[str, int]:
+    """Images per class name, in class order."""
+    counts = [0] * len(classes)
+    for _, label in samples:
+        counts[label] += 1
+    return dict(zip(classes, counts))
 
 
 # -- loading a finished run (evaluate, predict) ---------------------------------------------------
