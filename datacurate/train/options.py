@@ -194,49 +194,6 @@ def default_stages(opts: Mapping[str, Any]) -> list[StageSpec]:
     return stages
 
 
-<<<<<<< HEAD
-=======
-def check_scalars(opts: dict[str, Any]) -> dict[str, Any]:
-    """Validate scalar options in place; returns opts."""
-    for key, lo in (("head_epochs", 0), ("epochs", 0), ("img_size", 16), ("batch_size", 1), ("seed", 0), ("patience", 0)):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=lo, integer=True)
-    if opts["workers"] is not None:
-        opts["workers"] = _num(opts["workers"], "--workers", lo=0, integer=True)
-    if opts["resize"] is not None:
-        opts["resize"] = _num(opts["resize"], "train.resize", lo=opts["img_size"], integer=True)
-    opts["label_smoothing"] = _num(opts["label_smoothing"], "--label-smoothing", lo=0)
-    if opts["label_smoothing"] >= 1:
-        raise UserError(f"--label-smoothing must be below 1, got {opts['label_smoothing']}")
-    for key in ("head_hidden",):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=1, integer=True)
-    if opts["bilinear_dim"] is not None:
-        opts["bilinear_dim"] = _num(opts["bilinear_dim"], "train.bilinear_dim", lo=1, integer=True)
-    for key in ("mixup", "cutmix", "teacher_temperature"):
-        opts[key] = _num(opts[key], f"train.{key} (--{key.replace('_', '-')})", lo=0)
-    if opts["teacher_temperature"] == 0:
-        raise UserError("--teacher-temperature must be above 0")
-    for key in ("head_dropout", "mix_switch", "teacher_weight", "ema"):
-        opts[key] = probability(opts[key], f"train.{key} (--{key.replace('_', '-')})")
-    if opts["ema"] == 1:
-        raise UserError("--ema must be below 1 (a decay such as 0.999; 0 turns it off)")
-    _choice(opts, "head", HEADS)
-    _choice(opts, "norm", NORMS)
-    _choice(opts, "bilinear", ("compact", "full"))
-    for key in ("zero_gamma", "no_bias_decay", "amp", "channels_last", "bn_update", "restore_best", "tensorboard"):
-        if not isinstance(opts[key], bool):
-            raise UserError(f"train.{key} must be true or false, got {opts[key]!r}")
-    if str(opts["device"]) not in DEVICES:
-        raise UserError(f"--device {opts['device']!r} is not one of {', '.join(DEVICES)}")
-    if opts["early_stop"] not in METRICS:
-        raise UserError(f"--early-stop {opts['early_stop']!r} is not one of {', '.join(METRICS)}")
-    if opts["early_stop"].endswith("_ema") and not opts["ema"]:
-        raise UserError(f"--early-stop {opts['early_stop']} needs --ema DECAY")
-    if not isinstance(opts["milestones"], list) or not isinstance(opts["gamma"], (list, float, int)):
-        raise UserError("train.milestones must be a list of epochs and train.gamma a number or a list")
-    return opts
-
-
->>>>>>> analysis
 def probability(value: Any, what: str) -> float:
     """A finite number in [0, 1]."""
     out = _num(value, what, lo=0)
