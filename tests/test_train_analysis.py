@@ -154,7 +154,7 @@ def test_tensorboard_missing_is_one_line_naming_the_extra(tmp_path, capsys, monk
     assert not (tmp_path / "runs" / "tb").exists()
     (tmp_path / "datacurate.yaml").write_text("train:\n  tensorboard: maybe\n", encoding="utf-8")
     code, _, err = cli(["-C", str(tmp_path), "train", "--plan"], capsys, monkeypatch)
-    assert code == 2 and "train.tensorboard must be true or false" in err
+    assert code == 2 and "train: tensorboard must be true or false" in err
 
 
 # -- evaluate: predictions.csv, errors.html, the run report ---------------------------------------------
@@ -234,7 +234,7 @@ def test_evaluate_writes_predictions_errors_page_and_refreshes_the_report(run_ws
     assert code == 0, err and out2 == out
     assert sorted(p.name for p in (ev / "thumbs").iterdir()) == thumbs
     code, _, err = cli(["-C", str(root), "evaluate", "r", "--worst", "-1"], capsys, monkeypatch)
-    assert code == 2 and "--worst and --examples must be at least 0" in err
+    assert code == 2 and "evaluate: worst must be a whole number of at least 0" in err
 
 
 def test_confusion_svg_at_200_classes_keeps_every_label_and_chinese_glyphs(tmp_path):

@@ -29,7 +29,7 @@ from test_train_run import ROOT, _threads, cli, make_split  # noqa: F401 (_threa
 # 9 train images, global batch 8: steps of 8 (4 + 4) and 1 (rank 0 gets none and steps with a zero-weight stand-in).
 FLAGS = {"arch": "resnet18", "weights": "none", "img_size": 32, "workers": 0, "device": "cpu", "freeze_until": "layer4.1",
          "head_epochs": 1, "epochs": 2, "norm": "group", "augment": "garbage", "seed": 3, "ema": 0.5}
-RUN_FILES = {"best.pt", "last.pt", "history.csv", "history.png", "metrics.json", "config.yaml", "plan.txt"}
+RUN_FILES = {"best.pt", "last.pt", "history.csv", "history.png", "metrics.json", "config.yaml", "plan.txt", "report.html", "history.svg"}
 
 
 def env() -> dict:
