@@ -188,7 +188,10 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
 def predict(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
             model_file: str | os.PathLike | None = None, **options: Any) -> "results.PredictRun":
     """Classify images (files or folders) with `run` (or an exported `model_file`): one record per image."""
-    return _predict_records(ws, run, inputs, model_file=model_file, **options)[1]
+    from datacurate.results import PredictRun
+
+    ws = workspace(ws)
+    return PredictRun(list(predictions(ws, run, inputs, model_file=model_file, **options)), ws)
 
 
 def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
@@ -210,13 +213,6 @@ def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequ
     yield from run_predict(ws, run, inputs, top=opts.top, label_map=opts.label_map, batch_size=opts.batch_size,
                            device=opts.device, tta=opts.tta, tta_views=opts.tta_views, head_from=opts.head_from,
                            ema=opts.ema, model_file=None if model_file is None else str(model_file))
-
-
-def _predict_records(ws, run, inputs, **kwargs):
-    from datacurate.results import PredictRun
-
-    ws = workspace(ws)
-    return ws, PredictRun(list(predictions(ws, run, inputs, **kwargs)), ws)
 
 
 _options(clean, "datacurate.clean.options:CleanOptions")

@@ -43,7 +43,7 @@ class StageOptions(BaseModel):
     """Base of the stage models: strict, unknown keys forbidden, errors as one UserError line."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, validate_default=True,
-                              arbitrary_types_allowed=True, protected_namespaces=())
+                              protected_namespaces=())
     SECTION: ClassVar[str] = ""
 
     def __init__(self, **values: Any) -> None:
