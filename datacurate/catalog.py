@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS embeddings (   -- vet's image vectors by content and 
     vector BLOB NOT NULL,             -- float16, little-endian
     PRIMARY KEY (sha256, model)
 );
+CREATE TABLE IF NOT EXISTS quarantines (   -- quarantine folders outside the workspace's (beside a source on another disk)
+    root  TEXT PRIMARY KEY,           -- absolute path (a catalog key)
+    since REAL NOT NULL
+);
 """
 
 # Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks

@@ -44,6 +44,8 @@ class Context:
                 ws.config[section] = {**ws.config[section], **values}
             else:
                 ws.config[section] = values
+        if "paths" in self.overrides and must_exist:
+            ws.relayout()
         return ws
 
 

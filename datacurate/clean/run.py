@@ -17,7 +17,7 @@ from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
-from datacurate.clean.scan import _decode_all, index_files, quarantine_path, sweep_partials, walk_files
+from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_path, deferred_signals, free_path
 from datacurate.oserrors import disk_full, is_disk_full
@@ -317,9 +317,8 @@ def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
 
 def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
     row = cat.file(d.path)
-    wanted = quarantine_path(ws, row["home"], d.reason)
+    wanted = quarantine_dir(ws, cat, row["home"], d.reason)
     dst = destination(wanted)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     new = ws.rel(dst)
     origin = _origin(row, wanted, dst)
     with moved_together(cat, ws.abs(d.path), dst):
@@ -362,9 +361,8 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
     st = dst.stat()
     rel = ws.rel(dst)
     source, _ = ws.source_of(dst)
-    wanted = quarantine_path(ws, row["home"], "converted")
+    wanted = quarantine_dir(ws, cat, row["home"], "converted")
     qdst = destination(wanted)
-    qdst.parent.mkdir(parents=True, exist_ok=True)
     with moved_together(cat, ws.abs(fix.path), qdst):
         cat.upsert_file({"path": rel, "home": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": ins.sha256,
                          "format": ins.format, "width": ins.width, "height": ins.height, "mode": ins.mode,

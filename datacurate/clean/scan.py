@@ -61,11 +61,18 @@ def _problem(problems: list | None, path: str, why: str) -> None:
         print(f"datacurate: warning: {shown(path)} {why}; left alone", file=sys.stderr)
 
 
-def place(ws: Workspace, path: str) -> dict | None:
-    """home, class, source, status and reason of a file, from where it lies."""
+def place(ws: Workspace, path: str, quarantines: Sequence[Path] | None = None) -> dict | None:
+    """home, class, source, status and reason of a file, from where it lies.
+
+    `quarantines`: the quarantine folders to recognise (default: those of the layout, ws.quarantines()).
+    """
     rel = ws.rel(path)
-    text, base = str(path), str(ws.quarantine) + os.sep
-    if not text.startswith(base):
+    text = str(path)
+    for folder in quarantines if quarantines is not None else ws.quarantines():
+        base = str(folder) + os.sep
+        if text.startswith(base):
+            break
+    else:
         found = ws.source_of(path)
         if found is None:
             return None
@@ -81,12 +88,30 @@ def place(ws: Workspace, path: str) -> dict | None:
 
 
 def quarantine_path(ws: Workspace, home: str, reason: str) -> Path:
-    """Where a file whose home is `home` goes when set aside for `reason`."""
+    """Where a file whose home is `home` goes when set aside for `reason` (on its own file system)."""
     absolute = ws.abs(home)
     found = ws.source_of(absolute)
     assert found is not None, home
     source = found[0]
-    return ws.quarantine / reason / source / absolute.relative_to(ws.path(source))
+    return ws.quarantine_for(source) / reason / source / absolute.relative_to(ws.path(source))
+
+
+def quarantine_dir(ws: Workspace, cat: Catalog, home: str, reason: str) -> Path:
+    """quarantine_path, its folder made; a quarantine outside the workspace's is recorded in the catalog
+    (table quarantines), so restore and later scans find it even after `paths:` changes."""
+    wanted = quarantine_path(ws, home, reason)
+    root = ws.quarantine_for(ws.source_of(ws.abs(home))[0])
+    if root != ws.quarantine:
+        with cat.transaction():
+            cat.db.execute("INSERT OR IGNORE INTO quarantines VALUES (?, ?)", (ws.rel(root), time.time()))
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    return wanted
+
+
+def quarantine_folders(ws: Workspace, cat: Catalog) -> list[Path]:
+    """Every quarantine folder: the layout's and those the catalog recorded (that still exist)."""
+    recorded = [ws.abs(r[0]) for r in cat.db.execute("SELECT root FROM quarantines ORDER BY root")]
+    return list(dict.fromkeys(ws.quarantines() + [p for p in recorded if p.is_dir()]))
 
 
 def index_files(
@@ -110,7 +135,9 @@ def index_files(
     `problems` (or a warning).
     """
     limits = limits or Limits()
-    scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
+    quarantines = quarantine_folders(ws, cat)
+    scan_roots = list(roots) if roots is not None else [
+        folder for s in sources for folder in (quarantines if s == "quarantine" else [ws.path(s)])]
     known = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
     hashes = {kind: cat.hashes(kind) for kind in hash_kinds} if decode else {}
     if decode:
@@ -119,7 +146,7 @@ def index_files(
     stale: list[dict] = []
     for root in scan_roots:
         for entry in walk_files(root, problems):
-            where = place(ws, entry.path)
+            where = place(ws, entry.path, quarantines)
             if where is None:
                 continue
             st = entry.stat()
