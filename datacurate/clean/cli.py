@@ -75,11 +75,18 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
     echo_table(rows, ["result", "files"])
     verb = "would set aside" if dry_run else "set aside"
     click.echo(f"{result.scanned} files checked in {result.seconds:.1f}s; {verb} {len(result.decisions)}"
-               + ("; dry run: nothing moved" if dry_run else f"; quarantine: {ws.rel(ws.quarantine)}"))
+               + ("; dry run: nothing moved" if dry_run else f"; quarantine: {_quarantines(ws, result)}"))
     for name, path in result.reports.items():
         click.echo(f"report: {path}")
     if result.outside:
         click.echo(f"warning: {len(result.outside)} files lie outside class folders and were left alone", err=True)
+
+
+def _quarantines(ws, result) -> str:
+    """The quarantine folders this clean used (the workspace's when it moved nothing)."""
+    now = [str(ws.abs(p)) for p in result.moved.values()]
+    used = [q for q in ws.quarantines() if any(p.startswith(str(q) + "/") for p in now)]
+    return ", ".join(ws.rel(q) for q in used or [ws.quarantine])
 
 
 @click.command()
