@@ -14,7 +14,7 @@ from pathlib import Path
 from datacurate.catalog import open_catalog
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
-from datacurate.fsutil import PARTIAL, shown, text_path
+from datacurate.fsutil import PARTIAL, file_mode, shown, text_path
 from datacurate.lock import workspace_lock
 from datacurate.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
@@ -135,6 +135,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     try:
         ws.split_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=ws.split_dir, prefix=".tmp-", suffix=PARTIAL)
+        os.fchmod(fd, file_mode())  # the user's umask, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(_csv(items, res, out.skipped, placed))
             fh.flush()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from datacurate.fsutil import deferred_signals, link_or_copy
+from datacurate.fsutil import copy_file, deferred_signals, link_or_copy
 
 BUILD_PREFIX = ".tmp-build-"
 
@@ -89,7 +89,7 @@ def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) ->
             os.symlink(os.path.relpath(p.src, final_parent), dst)
             out.symlinked += 1
         else:
-            shutil.copy2(p.src, dst)
+            copy_file(p.src, dst)
             out.copied += 1
     return out
 
