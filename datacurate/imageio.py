@@ -377,6 +377,20 @@ def _full_scale(mode: str, arr: np.ndarray) -> float:
     return 65535.0 if top <= 65535 else top
 
 
+def for_saving_as(path: str | os.PathLike, fmt: str) -> Image.Image:
+    """The picture at `path` ready to save as JPEG or PNG (for readers that load only those): first frame,
+    EXIF orientation applied, 16-bit scaled, CMYK and palette made RGB; a PNG keeps transparency, a JPEG gets
+    it composited on white (see to_rgb)."""
+    with Image.open(path) as im:
+        if fmt == "PNG" and (im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info):
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            return ImageOps.exif_transpose(im).convert("RGBA")
+        out = to_rgb(im)
+        out.load()
+        return out
+
+
 def first_frame(im: Image.Image) -> Image.Image:
     """Frame 0 of an animation (or the image), RGBA where it has any transparency: what a conversion saves."""
     if getattr(im, "n_frames", 1) > 1:

@@ -8,7 +8,7 @@ from datacurate.catalog import open_catalog
 from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.errors import UserError
 from datacurate.split import balance as balance_mod
-from datacurate.split.options import DEFAULTS, LINK_MODES, SECTION, SplitOptions
+from datacurate.split.options import CONVERT_FORMATS, DEFAULTS, LINK_MODES, MANIFEST_FORMATS, SECTION, SplitOptions
 from datacurate.split.splitter import split_dataset
 from datacurate.split.stats import compute_stats, write_stats
 
@@ -26,14 +26,21 @@ MAX_WARNINGS = 12
               help="How files get into data/split (default hardlink; copies across file systems).")
 @click.option("--final/--no-final", default=None, help="Everything in train, valid empty (for the final submission).")
 @click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
+@click.option("--convert", type=click.Choice(CONVERT_FORMATS + ("none",)), default=None,
+              help="Place files timm's and fastai's readers skip (webp, bmp, tiff...) converted to JPEG or PNG (default: none).")
+@click.option("--jpeg-quality", type=int, default=None, help="Quality of --convert jpeg files, 1..100 (default 95).")
+@click.option("--manifest", type=click.Choice(MANIFEST_FORMATS + ("none",)), default=None,
+              help="Write data/split/manifest.csv|jsonl and Hugging Face imagefolder metadata per split (default: none).")
 @click.option("--fresh", is_flag=True, help="Forget earlier assignments and draw anew (images may change split).")
 @click.option("--dry-run", is_flag=True, help="Show what the split would be; write nothing.")
 @pass_ctx
-def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, fresh, dry_run):
+def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, convert, jpeg_quality,
+          manifest, fresh, dry_run):
     """Build data/split/train|valid/<class>/ from data/original and data/scraped (ImageFolder layout)."""
     ws = ctx.workspace()
     flags = {"valid": valid, "test": test, "seed": seed, "min_valid": min_valid, "scraped_in_valid": scraped_in_valid,
-             "link": link, "final": final, "min_per_class": min_per_class}
+             "link": link, "final": final, "min_per_class": min_per_class, "convert": convert,
+             "jpeg_quality": jpeg_quality, "manifest": manifest}
     opts = SplitOptions.from_mapping(ws.resolve(SECTION, flags, DEFAULTS))
     res = split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=ctx.quiet)
     rows, cols = res.balance.table()
@@ -49,6 +56,11 @@ def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_
         click.echo(f"moved: {len(res.assignment.moved)} image(s) changed split to keep linked images together")
     if res.tree and res.tree.copied and opts.link == "hardlink":
         click.echo(f"copied {res.tree.copied} file(s) that could not be hardlinked (another file system)")
+    if res.converted:
+        made = "" if dry_run else f" ({res.converted_now} converted now, the others kept from data/split/.converted)"
+        click.echo(f"{'would convert' if dry_run else 'converted'} {res.converted} file(s) to {opts.convert.upper()}{made}")
+    if res.manifest:
+        click.echo(f"manifest: {_show(ws, res.manifest)} (and metadata.{opts.manifest} in each split folder)")
     if res.stats_removed:
         click.echo("train changed: removed the stale stats.json; run `datacurate stats`")
     for name, path in res.reports.items():
