@@ -261,7 +261,7 @@ def captured_noise() -> Iterator[list[str]]:
     at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
     """
     out: list[str] = []
-    redirect = all(t is threading.current_thread() or t.name == "tqdm_monitor" for t in threading.enumerate())
+    redirect = all(t is threading.current_thread() or t.name in ("tqdm_monitor", "datacurate-phase") for t in threading.enumerate())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         text = ""

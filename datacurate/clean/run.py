@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 from PIL import Image
 
 from datacurate.catalog import Catalog, open_catalog
+from datacurate.clicommon import phase
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
@@ -115,13 +116,15 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind, swept=[ws.rel(p) for p in swept])
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
-        _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
-        _store_flags(cat, rows, result.flags)
+        with phase(f"clean: searching {len(rows)} images for duplicates, near-duplicates and leaks", quiet=quiet):
+            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
+            _store_flags(cat, rows, result.flags)
         if not dry_run:
-            apply(ws, cat, result)
+            with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
+                apply(ws, cat, result)
             from datacurate.clean.report import write_reports
 
-            with captured_noise():
+            with phase("clean: writing reports", quiet=quiet), captured_noise():
                 result.reports = write_reports(ws, cat, result, rows)
     result.seconds = time.perf_counter() - start
     return result

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
-from datacurate.clicommon import progress
+from datacurate.clicommon import phase, progress
 from datacurate import procutil
 from datacurate.fsutil import is_hidden, path_text, shown, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
 from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
@@ -144,6 +144,16 @@ def index_files(
         hashes["quality"] = cat.quality()
     seen: list[dict] = []
     stale: list[dict] = []
+    with phase(f"listing {len(scan_roots)} folder(s)", quiet=quiet):
+        _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen, stale)
+    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
+    _store(cat, seen, scan_roots, ws, known)
+    paths = [w["path"] for w in seen]
+    return _rows(cat, paths)
+
+
+def _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen: list, stale: list) -> None:
+    """Every file under the roots, placed (into `seen`), and those whose row is out of date (into `stale`)."""
     for root in scan_roots:
         for entry in walk_files(root, problems):
             where = place(ws, entry.path, quarantines)
@@ -157,10 +167,6 @@ def index_files(
                 stale.append(where)
             else:
                 _carry_over(where, row, limits if decode else None)
-    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
-    _store(cat, seen, scan_roots, ws, known)
-    paths = [w["path"] for w in seen]
-    return _rows(cat, paths)
 
 
 def _needs_work(row, where: dict, decode: bool, hashes: dict, limits: Limits) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datacurate.catalog import open_catalog
+from datacurate.clicommon import phase
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
 from datacurate.fsutil import PARTIAL, file_mode, shown, text_path
@@ -79,10 +80,11 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
         skipped.update(unusable)
         if not items:
             raise UserError(f"no images to split under {ws.original} or {ws.scraped}")
-        moved = moves(cat.db)
-        memory = Memory.load(cat)
-        prior = {} if fresh else memory.prior(items, moved)
-        res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
+        with phase(f"split: assigning {len(items)} images", quiet=quiet):
+            moved = moves(cat.db)
+            memory = Memory.load(cat)
+            prior = {} if fresh else memory.prior(items, moved)
+            res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
         res.warnings[:0] = notes
         by_path = {it.path: it for it in items}
         bal = balance_mod.from_records(((by_path[p].klass, s, by_path[p].source) for p, s in res.split.items()),
@@ -161,7 +163,8 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
             os.replace(tmp, ws.split_dir / CSV_NAME)
             out.manifest = _write_manifest(ws, listing, opts.manifest)
 
-        out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record, files=files)
+        with phase(f"split: building {ws.split_dir.name}/ ({len(placed)} files, {opts.link})", quiet=quiet):
+            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record, files=files)
     except OSError as exc:
         if exc.errno in DISK_FULL:  # a copy names its source: the file system that filled is split's
             raise disk_full(ws.split_dir) from None
@@ -170,7 +173,8 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
         if tmp:
             Path(tmp).unlink(missing_ok=True)
     out.stats_removed = _drop_stale_stats(ws, rows, res)
-    out.reports = balance_mod.write(out.balance, ws.reports)
+    with phase("split: writing the balance report", quiet=quiet):
+        out.reports = balance_mod.write(out.balance, ws.reports)
     cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
 
 
