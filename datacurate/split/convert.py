@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datacurate.clicommon import progress
+from datacurate.errors import UserError
 from datacurate.fsutil import atomic_path
 
 TIMM_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -69,12 +70,12 @@ def convert_file(src: str | os.PathLike, dst: Path, fmt: str, quality: int = 95)
 
     pillow_format = FORMATS[fmt][0]
     with captured_noise():
-        im = for_saving_as(src, pillow_format)
+        try:
+            im = for_saving_as(src, pillow_format)
+        except Exception as exc:  # noqa: BLE001 - changed since it was checked
+            raise UserError(f"{src} cannot be converted to {fmt} ({type(exc).__name__}: {exc}); run `datacurate clean`") from None
         with atomic_path(dst) as tmp:
-            if pillow_format == "JPEG":
-                im.save(tmp, "JPEG", quality=quality)
-            else:
-                im.save(tmp, "PNG")
+            im.save(tmp, pillow_format, **({"quality": quality} if pillow_format == "JPEG" else {}))
 
 
 def _prune(cache: Path, keep: set[Path]) -> int:

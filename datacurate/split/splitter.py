@@ -161,7 +161,6 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
         def record() -> None:
             save(cat, items, res, memory, forget=fresh)  # one transaction: if it fails, the folders go back
             os.replace(tmp, ws.split_dir / CSV_NAME)
-            out.manifest = _write_manifest(ws, listing, opts.manifest)
 
         with phase(f"split: building {ws.split_dir.name}/ ({len(placed)} files, {opts.link})", quiet=quiet):
             out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record, files=files)
@@ -172,6 +171,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
+    out.manifest = _write_manifest(ws, listing, opts.manifest)
     out.stats_removed = _drop_stale_stats(ws, rows, res)
     with phase("split: writing the balance report", quiet=quiet):
         out.reports = balance_mod.write(out.balance, ws.reports)
