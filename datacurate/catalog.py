@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from datacurate.fsutil import file_mode
 from datacurate.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -106,6 +107,10 @@ CREATE TABLE IF NOT EXISTS embeddings (   -- vet's image vectors by content and 
     vector BLOB NOT NULL,             -- float16, little-endian
     PRIMARY KEY (sha256, model)
 );
+CREATE TABLE IF NOT EXISTS quarantines (   -- quarantine folders outside the workspace's (beside a source on another disk)
+    root  TEXT PRIMARY KEY,           -- absolute path (a catalog key)
+    since REAL NOT NULL
+);
 """
 
 # Columns added to existing tables after schema 1: {table: {column: SQL type}}. A catalog that lacks
@@ -136,6 +141,7 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot make {self.path.parent} for the catalog ({exc.strerror})") from None
+        new = not self.path.exists()
         try:
             self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
@@ -143,6 +149,8 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._check_version()
             self.db.executescript(SCHEMA)
+            if new:  # SQLite makes it 0644 whatever the umask: a group-writable umask shares it with the team
+                os.chmod(self.path, file_mode())
             self._add_columns()
             self._check_columns()
         except (sqlite3.Error, UserError) as exc:

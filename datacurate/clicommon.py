@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import threading
+from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
 import click
@@ -48,6 +52,8 @@ class Context:
                 ws.config[section] = {**ws.config[section], **values}
             else:
                 ws.config[section] = values
+        if "paths" in self.overrides and must_exist:
+            ws.relayout()
         return ws
 
 
@@ -59,6 +65,56 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", qu
     from tqdm import tqdm
 
     yield from tqdm(items, total=total, desc=desc, disable=True if quiet else None, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+PHASE_THREAD = "datacurate-phase"  # imageio.captured_noise lets this thread run while it holds fd 2
+
+
+@contextmanager
+def phase(desc: str, *, quiet: bool = False) -> Iterator[None]:
+    """A line on stderr naming a phase of a long command, with its running time, cleared when it ends.
+
+    Only on a terminal and without --quiet (or --json): a log or a pipe gets nothing. It writes to a
+    copy of the terminal's descriptor, so it stays visible while captured_noise holds fd 2.
+    """
+    out = None if quiet else _terminal()
+    if out is None:
+        yield
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, bar_format="{desc} {elapsed}", file=out, leave=False, dynamic_ncols=True)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, name=PHASE_THREAD, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+        bar.close()
+
+
+_TERMINAL: list = []
+
+
+def _terminal():
+    """A text stream on a duplicate of stderr's descriptor when stderr is a terminal, else None."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+        if not _TERMINAL or _TERMINAL[0][0] != os.getpid():
+            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
+            atexit.register(stream.close)
+            _TERMINAL[:] = [(os.getpid(), stream)]
+        return _TERMINAL[0][1]
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def echo_table(rows: list[dict], columns: list[str] | None = None, *, err: bool = False) -> None:

@@ -17,7 +17,7 @@ TEMPLATE = Path(__file__).with_name("data") / "datacurate.yaml"
 def init_workspace(root: Path) -> list[str]:
     """Make the workspace layout and a commented datacurate.yaml (kept if present); return what was made."""
     root.mkdir(parents=True, exist_ok=True)
-    ws = Workspace.open(root)
+    ws = Workspace.open(root, must_exist=False)  # makes the folders `paths:` names
     made = []
     for folder in (ws.original, ws.scraped, ws.quarantine, ws.runs, ws.reports, ws.state_dir):
         if not folder.exists():

@@ -124,8 +124,14 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
     except OSError as exc:
         if exc.errno not in NO_HARDLINK:
             raise
-    shutil.copy2(src, dst)
+    copy_file(src, dst)
     return False
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """A copy with the source's times and the mode a new file gets under the user's umask."""
+    shutil.copy2(src, dst)
+    os.chmod(dst, file_mode())
 
 
 # File names that are not UTF-8 reach Python as lone surrogates (PEP 383), which SQLite, JSON and

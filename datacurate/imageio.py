@@ -261,7 +261,7 @@ def captured_noise() -> Iterator[list[str]]:
     at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
     """
     out: list[str] = []
-    redirect = all(t is threading.current_thread() or t.name == "tqdm_monitor" for t in threading.enumerate())
+    redirect = all(t is threading.current_thread() or t.name in ("tqdm_monitor", "datacurate-phase") for t in threading.enumerate())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         text = ""
@@ -375,6 +375,20 @@ def _full_scale(mode: str, arr: np.ndarray) -> float:
     if top <= 255:
         return 255.0
     return 65535.0 if top <= 65535 else top
+
+
+def for_saving_as(path: str | os.PathLike, fmt: str) -> Image.Image:
+    """The picture at `path` ready to save as JPEG or PNG (for readers that load only those): first frame,
+    EXIF orientation applied, 16-bit scaled, CMYK and palette made RGB; a PNG keeps transparency, a JPEG gets
+    it composited on white (see to_rgb)."""
+    with Image.open(path) as im:
+        if fmt == "PNG" and (im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info):
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            return ImageOps.exif_transpose(im).convert("RGBA")
+        out = to_rgb(im)
+        out.load()
+        return out
 
 
 def first_frame(im: Image.Image) -> Image.Image:

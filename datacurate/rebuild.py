@@ -59,7 +59,7 @@ def rebuild_catalog(ws: Workspace, *, quiet: bool = True) -> RebuildResult:
     with open_catalog(ws) as cat:
         if old is not None:
             result.salvaged, result.lost = _salvage(old, cat)
-        sources = [s for s in ALL_FOLDERS if ws.path(s).is_dir()]
+        sources = [s for s in ALL_FOLDERS if s == "quarantine" or ws.path(s).is_dir()]  # quarantines: wherever they are
         rows = index_files(ws, cat, sources, decode=False, quiet=quiet)
         result.files = len(rows)
         result.quarantined = sum(r["status"] == "quarantined" for r in rows)

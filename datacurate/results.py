@@ -103,9 +103,15 @@ class CleanRun(Result):
         out += table_lines(rows, ["result", "files"])
         verb = "would set aside" if r.dry_run else "set aside"
         out.append(f"{r.scanned} files checked in {r.seconds:.1f}s; {verb} {len(r.decisions)}"
-                   + ("; dry run: nothing moved" if r.dry_run else f"; quarantine: {self._rel(self.ws.quarantine)}"))
+                   + ("; dry run: nothing moved" if r.dry_run else f"; quarantine: {self._quarantines()}"))
         out += [f"report: {path}" for path in r.reports.values()]
         return out
+
+    def _quarantines(self) -> str:
+        """The quarantine folders this clean used (the workspace's when it moved nothing)."""
+        ws, now = self.ws, [str(self.ws.abs(p)) for p in self.raw.moved.values()]
+        used = [q for q in ws.quarantines() if any(p.startswith(str(q) + "/") for p in now)]
+        return ", ".join(self._rel(q) for q in used or [ws.quarantine])
 
     def warnings(self) -> list[str]:
         n = len(self.raw.outside)
@@ -146,6 +152,11 @@ class SplitRun(Result):
             out.append(f"moved: {len(r.assignment.moved)} image(s) changed split to keep linked images together")
         if r.tree and r.tree.copied and opts.link == "hardlink":
             out.append(f"copied {r.tree.copied} file(s) that could not be hardlinked (another file system)")
+        if r.converted:
+            made = "" if r.dry_run else f" ({r.converted_now} converted now, the others kept from data/split/.converted)"
+            out.append(f"{'would convert' if r.dry_run else 'converted'} {r.converted} file(s) to {opts.convert.upper()}{made}")
+        if r.manifest:
+            out.append(f"manifest: {self._rel(r.manifest)} (and metadata.{opts.manifest} in each split folder)")
         if r.stats_removed:
             out.append("train changed: removed the stale stats.json; run `datacurate stats`")
         out += [f"report: {self._rel(path)}" for path in r.reports.values()]

@@ -19,6 +19,8 @@ M = TypeVar("M", bound="StageOptions")
 CONFIG_NAME = "datacurate.yaml"
 STATE_DIR = ".datacurate"
 SOURCES = ("original", "scraped", "test")
+INPUTS = ("original", "test")  # folders the user brings: a `paths:` entry for one must exist
+QUARANTINE_BESIDE = ".datacurate-quarantine"  # beside a source folder on another file system (see quarantine_for)
 
 # Paths a datacurate.yaml may move (under the `paths:` key), relative to the workspace.
 DEFAULT_PATHS = {
@@ -62,7 +64,10 @@ class Workspace:
         from datacurate.stages import check_config
 
         check_config(config, str(path / CONFIG_NAME) if config else CONFIG_NAME)
-        return cls(root=path.resolve() if path.exists() else path.absolute(), config=config)
+        ws = cls(root=path.resolve() if path.exists() else path.absolute(), config=config)
+        if must_exist:
+            ws.check_paths()
+        return ws
 
     # -- layout ---------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -72,9 +77,58 @@ class Workspace:
             paths = self.config.get("paths") or {}
             if not isinstance(paths, Mapping) or name not in DEFAULT_PATHS:
                 raise UserError(f"{CONFIG_NAME}: `paths` must map names among {', '.join(DEFAULT_PATHS)} to folders")
-            rel = str(paths.get(name, DEFAULT_PATHS[name]))
-            cache[name] = Path(rel) if Path(rel).is_absolute() else (self.root / rel).resolve()
+            rel = os.path.expanduser(str(paths.get(name, DEFAULT_PATHS[name])))
+            # not resolved: a symlinked folder keeps its name in the workspace (and the catalog's keys with it)
+            cache[name] = Path(os.path.abspath(os.path.join(self.root, rel)))
         return cache[name]
+
+    def relayout(self) -> None:
+        """Forget the folders worked out so far (after `config` changed) and check `paths:` again."""
+        self.__dict__.pop("_paths", None)
+        self.__dict__.pop("_quarantines", None)
+        self.check_paths()
+
+    def check_paths(self) -> None:
+        """Every folder datacurate.yaml's `paths:` names must be usable: UserError (one line) when not.
+
+        An input (original, test) must exist; an output folder may be made later, but its parent must
+        exist when it lies outside the workspace (an unmounted disk); no entry may be a file or a
+        symbolic link to nothing.
+        """
+        given = self.config.get("paths") or {}
+        for name in given if isinstance(given, Mapping) else ():
+            if name not in DEFAULT_PATHS or given[name] is None:
+                continue
+            folder, what = self.path(name), f"{CONFIG_NAME}: paths.{name} {given[name]}"
+            if os.path.islink(folder) and not folder.exists():
+                raise UserError(f"{what} is a symbolic link to {os.readlink(folder)}, which does not exist")
+            if folder.exists() and not folder.is_dir():
+                raise UserError(f"{what} is a file, not a folder")
+            if folder.exists():
+                continue
+            if name in INPUTS:
+                raise UserError(f"{what}: no such folder ({folder})")
+            if not self.inside(folder) and not folder.parent.is_dir():
+                raise UserError(f"{what}: neither the folder nor {folder.parent} exists (is the disk mounted?)")
+
+    def inside(self, path: str | os.PathLike) -> bool:
+        """Whether `path` (absolute, not resolved) lies inside the workspace folder."""
+        return os.path.abspath(path).startswith(str(self.root) + os.sep)
+
+    def quarantine_for(self, source: str) -> Path:
+        """The quarantine files of `source` move into: the workspace's when it is on the same file system,
+        else a `.datacurate-quarantine` folder beside the source folder's real location, so setting a
+        file aside is a rename and never a copy across devices."""
+        cache = self.__dict__.setdefault("_quarantines", {})
+        if source not in cache:
+            real = Path(os.path.realpath(self.path(source)))
+            here = device(real)
+            cache[source] = self.quarantine if here is None or here == device(self.quarantine) else real.parent / QUARANTINE_BESIDE
+        return cache[source]
+
+    def quarantines(self) -> list[Path]:
+        """Every quarantine folder of this layout (the workspace's first)."""
+        return list(dict.fromkeys([self.quarantine] + [self.quarantine_for(s) for s in SOURCES if s != "test"]))
 
     @property
     def original(self) -> Path:
@@ -113,15 +167,16 @@ class Workspace:
         return self.state_dir / "catalog.sqlite"
 
     def rel(self, path: str | os.PathLike) -> str:
-        """Workspace-relative POSIX path (the catalog's key for a file)."""
+        """The catalog's key for a file: its workspace-relative POSIX path, or its absolute path when it lies
+        outside the workspace (a `paths:` entry pointing elsewhere)."""
         text = os.path.abspath(os.path.join(self.root, path))
         root = str(self.root)
         if text.startswith(root + os.sep):
             return path_text(text[len(root) + 1:].replace(os.sep, "/"))
-        raise UserError(f"{path} is outside the workspace {self.root}")
+        return path_text(text.replace(os.sep, "/"))
 
     def abs(self, rel: str) -> Path:
-        """Absolute path of a workspace-relative catalog path."""
+        """Absolute path of a catalog key (an absolute key stays as it is)."""
         return self.root / text_path(rel)
 
     def source_of(self, path: str | os.PathLike) -> tuple[str, str] | None:
@@ -149,6 +204,16 @@ class Workspace:
     def options(self, model: type[M], flags: Mapping[str, Any] | None = None) -> M:
         """A stage's validated options (a datacurate.options model): flag > datacurate.yaml > default."""
         return model.resolve(self.config.get(model.SECTION), flags)
+
+
+def device(path: Path) -> int | None:
+    """st_dev of `path`, or of its nearest existing parent (None when nothing can be stat'ed)."""
+    for candidate in (path, *path.parents):
+        try:
+            return os.stat(candidate).st_dev
+        except OSError:
+            continue
+    return None
 
 
 def resolve_options(

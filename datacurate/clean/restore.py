@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datacurate.catalog import Catalog, open_catalog
-from datacurate.clean.scan import index_files, quarantine_path, sha256_file
+from datacurate.clean.scan import index_files, quarantine_dir, sha256_file
 from datacurate.fsutil import free_path
 from datacurate.workspace import Workspace
 
@@ -87,8 +87,7 @@ def _drop_derived(ws: Workspace, cat: Catalog, source_row, result: RestoreResult
                 cat.log("remove-derived", row["path"], None, DERIVED, f"made by clean from {source_row['home']}; unchanged")
             result.removed.append(row["path"])
         elif row["status"] == "ok":
-            dst = free_path(quarantine_path(ws, row["home"], DERIVED))
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst = free_path(quarantine_dir(ws, cat, row["home"], DERIVED))
             with moved_together(cat, path, dst):
                 cat.update_file(row["path"], path=ws.rel(dst), status="quarantined", reason=DERIVED)
                 cat.log("quarantine", row["path"], ws.rel(dst), DERIVED, "changed since clean made it")

@@ -14,11 +14,12 @@ from typing import Iterator, Sequence
 from PIL import Image
 
 from datacurate.catalog import Catalog, open_catalog
+from datacurate.clicommon import phase
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair
 from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
-from datacurate.clean.scan import _decode_all, index_files, quarantine_path, sweep_partials, walk_files
+from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.errors import UserError
 from datacurate.fsutil import atomic_path, deferred_signals, free_path
 from datacurate.oserrors import disk_full, is_disk_full
@@ -102,13 +103,15 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind, swept=[ws.rel(p) for p in swept])
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
-        _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
-        _store_flags(cat, rows, result.flags)
+        with phase(f"clean: searching {len(rows)} images for duplicates, near-duplicates and leaks", quiet=quiet):
+            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
+            _store_flags(cat, rows, result.flags)
         if not dry_run:
-            apply(ws, cat, result)
+            with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
+                apply(ws, cat, result)
             from datacurate.clean.report import write_reports
 
-            with captured_noise():
+            with phase("clean: writing reports", quiet=quiet), captured_noise():
                 result.reports = write_reports(ws, cat, result, rows)
     result.seconds = time.perf_counter() - start
     return result
@@ -289,9 +292,8 @@ def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
 
 def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
     row = cat.file(d.path)
-    wanted = quarantine_path(ws, row["home"], d.reason)
+    wanted = quarantine_dir(ws, cat, row["home"], d.reason)
     dst = destination(wanted)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     new = ws.rel(dst)
     origin = _origin(row, wanted, dst)
     with moved_together(cat, ws.abs(d.path), dst):
@@ -334,9 +336,8 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
     st = dst.stat()
     rel = ws.rel(dst)
     source, _ = ws.source_of(dst)
-    wanted = quarantine_path(ws, row["home"], "converted")
+    wanted = quarantine_dir(ws, cat, row["home"], "converted")
     qdst = destination(wanted)
-    qdst.parent.mkdir(parents=True, exist_ok=True)
     with moved_together(cat, ws.abs(fix.path), qdst):
         cat.upsert_file({"path": rel, "home": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": ins.sha256,
                          "format": ins.format, "width": ins.width, "height": ins.height, "mode": ins.mode,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from datacurate.catalog import Catalog
-from datacurate.clicommon import progress
+from datacurate.clicommon import phase, progress
 from datacurate import procutil
 from datacurate.fsutil import is_hidden, path_text, shown, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
 from datacurate.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
@@ -61,11 +61,18 @@ def _problem(problems: list | None, path: str, why: str) -> None:
         print(f"datacurate: warning: {shown(path)} {why}; left alone", file=sys.stderr)
 
 
-def place(ws: Workspace, path: str) -> dict | None:
-    """home, class, source, status and reason of a file, from where it lies."""
+def place(ws: Workspace, path: str, quarantines: Sequence[Path] | None = None) -> dict | None:
+    """home, class, source, status and reason of a file, from where it lies.
+
+    `quarantines`: the quarantine folders to recognise (default: those of the layout, ws.quarantines()).
+    """
     rel = ws.rel(path)
-    text, base = str(path), str(ws.quarantine) + os.sep
-    if not text.startswith(base):
+    text = str(path)
+    for folder in quarantines if quarantines is not None else ws.quarantines():
+        base = str(folder) + os.sep
+        if text.startswith(base):
+            break
+    else:
         found = ws.source_of(path)
         if found is None:
             return None
@@ -81,12 +88,30 @@ def place(ws: Workspace, path: str) -> dict | None:
 
 
 def quarantine_path(ws: Workspace, home: str, reason: str) -> Path:
-    """Where a file whose home is `home` goes when set aside for `reason`."""
+    """Where a file whose home is `home` goes when set aside for `reason` (on its own file system)."""
     absolute = ws.abs(home)
     found = ws.source_of(absolute)
     assert found is not None, home
     source = found[0]
-    return ws.quarantine / reason / source / absolute.relative_to(ws.path(source))
+    return ws.quarantine_for(source) / reason / source / absolute.relative_to(ws.path(source))
+
+
+def quarantine_dir(ws: Workspace, cat: Catalog, home: str, reason: str) -> Path:
+    """quarantine_path, its folder made; a quarantine outside the workspace's is recorded in the catalog
+    (table quarantines), so restore and later scans find it even after `paths:` changes."""
+    wanted = quarantine_path(ws, home, reason)
+    root = ws.quarantine_for(ws.source_of(ws.abs(home))[0])
+    if root != ws.quarantine:
+        with cat.transaction():
+            cat.db.execute("INSERT OR IGNORE INTO quarantines VALUES (?, ?)", (ws.rel(root), time.time()))
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    return wanted
+
+
+def quarantine_folders(ws: Workspace, cat: Catalog) -> list[Path]:
+    """Every quarantine folder: the layout's and those the catalog recorded (that still exist)."""
+    recorded = [ws.abs(r[0]) for r in cat.db.execute("SELECT root FROM quarantines ORDER BY root")]
+    return list(dict.fromkeys(ws.quarantines() + [p for p in recorded if p.is_dir()]))
 
 
 def index_files(
@@ -110,16 +135,28 @@ def index_files(
     `problems` (or a warning).
     """
     limits = limits or Limits()
-    scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
+    quarantines = quarantine_folders(ws, cat)
+    scan_roots = list(roots) if roots is not None else [
+        folder for s in sources for folder in (quarantines if s == "quarantine" else [ws.path(s)])]
     known = {r["path"]: r for r in cat.db.execute("SELECT * FROM files")}
     hashes = {kind: cat.hashes(kind) for kind in hash_kinds} if decode else {}
     if decode:
         hashes["quality"] = cat.quality()
     seen: list[dict] = []
     stale: list[dict] = []
+    with phase(f"listing {len(scan_roots)} folder(s)", quiet=quiet):
+        _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen, stale)
+    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
+    _store(cat, seen, scan_roots, ws, known)
+    paths = [w["path"] for w in seen]
+    return _rows(cat, paths)
+
+
+def _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen: list, stale: list) -> None:
+    """Every file under the roots, placed (into `seen`), and those whose row is out of date (into `stale`)."""
     for root in scan_roots:
         for entry in walk_files(root, problems):
-            where = place(ws, entry.path)
+            where = place(ws, entry.path, quarantines)
             if where is None:
                 continue
             st = entry.stat()
@@ -130,10 +167,6 @@ def index_files(
                 stale.append(where)
             else:
                 _carry_over(where, row, limits if decode else None)
-    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
-    _store(cat, seen, scan_roots, ws, known)
-    paths = [w["path"] for w in seen]
-    return _rows(cat, paths)
 
 
 def _needs_work(row, where: dict, decode: bool, hashes: dict, limits: Limits) -> bool:

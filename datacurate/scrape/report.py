@@ -12,6 +12,7 @@ import csv
 import io
 from collections import Counter
 from pathlib import Path
+from typing import Callable, Mapping
 
 from datacurate.catalog import Catalog
 from datacurate.fsutil import atomic_write_text
@@ -24,17 +25,23 @@ COLUMNS = ["path", "class", "engine", "license", "license_version", "license_url
 UNKNOWN = "unknown"
 
 
-def kept_images(ws: Workspace, cat: Catalog) -> list[dict]:
-    """Every scraped file the catalog holds as ok, with the provenance of the run that saved it."""
+def provenance_of(cat: Catalog) -> Callable[[Mapping], dict]:
+    """A lookup: a files row (path, home, sha256) -> the provenance of the scrape that saved it ({} if none)."""
     saved: dict[str, dict] = {}
     by_sha: dict[str, dict] = {}
     for p in cat.db.execute("SELECT * FROM provenance WHERE path IS NOT NULL AND reason IS NULL ORDER BY id"):
         saved[p["path"]] = dict(p)
         if p["sha256"]:
             by_sha[p["sha256"]] = dict(p)
+    return lambda f: saved.get(f["home"]) or saved.get(f["path"]) or by_sha.get(f["sha256"]) or {}
+
+
+def kept_images(ws: Workspace, cat: Catalog) -> list[dict]:
+    """Every scraped file the catalog holds as ok, with the provenance of the run that saved it."""
+    lookup = provenance_of(cat)
     rows = []
     for f in cat.files("source='scraped' AND status='ok'"):
-        p = saved.get(f["home"]) or saved.get(f["path"]) or by_sha.get(f["sha256"]) or {}
+        p = lookup(f)
         rows.append({
             "path": f["path"], "class": f["class"], "engine": p.get("engine") or UNKNOWN,
             "license": p.get("license") or UNKNOWN, "license_version": p.get("license_version") or "",

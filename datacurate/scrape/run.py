@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from datacurate.catalog import Catalog, open_catalog
+from datacurate.clicommon import phase
 from datacurate.clean.scan import index_files, walk_files
 from datacurate.imageio import inspect_bytes
 from datacurate.scrape import engines as eng
@@ -129,7 +130,8 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
             try:
                 _run(ws, cat, opts, result, url_lists, quiet, warn)
                 result.seconds = time.monotonic() - started
-                result.reports = write_reports(ws, cat, result)
+                with phase("scrape: writing reports", quiet=quiet):
+                    result.reports = write_reports(ws, cat, result)
             except Exception as exc:
                 if is_disk_full(exc):
                     raise disk_full_error(ws.scraped if isinstance(exc, OSError) else ws.catalog_path) from None

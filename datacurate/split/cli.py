@@ -8,7 +8,7 @@ from datacurate.catalog import open_catalog
 from datacurate.clicommon import echo_json, echo_table, json_option, pass_ctx
 from datacurate.errors import UserError
 from datacurate.split import balance as balance_mod
-from datacurate.split.options import LINK_MODES, SplitOptions
+from datacurate.split.options import CONVERT_FORMATS, LINK_MODES, MANIFEST_FORMATS, SplitOptions
 
 MAX_WARNINGS = 12
 
@@ -24,16 +24,23 @@ MAX_WARNINGS = 12
               help="How files get into data/split (default hardlink; copies across file systems).")
 @click.option("--final/--no-final", default=None, help="Everything in train, valid empty (for the final submission).")
 @click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
+@click.option("--convert", type=click.Choice(CONVERT_FORMATS + ("none",)), default=None,
+              help="Place files timm's and fastai's readers skip (webp, bmp, tiff...) converted to JPEG or PNG (default: none).")
+@click.option("--jpeg-quality", type=int, default=None, help="Quality of --convert jpeg files, 1..100 (default 95).")
+@click.option("--manifest", type=click.Choice(MANIFEST_FORMATS + ("none",)), default=None,
+              help="Write data/split/manifest.csv|jsonl and Hugging Face imagefolder metadata per split (default: none).")
 @click.option("--fresh", is_flag=True, help="Forget earlier assignments and draw anew (images may change split).")
 @click.option("--dry-run", is_flag=True, help="Show what the split would be; write nothing.")
 @json_option
 @pass_ctx
-def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, fresh, dry_run, as_json):
+def split(ctx, valid, test, seed, min_valid, scraped_in_valid, link, final, min_per_class, convert, jpeg_quality,
+          manifest, fresh, dry_run, as_json):
     """Build data/split/train|valid/<class>/ from data/original and data/scraped (ImageFolder layout)."""
     from datacurate import api
 
     flags = {"valid": valid, "test": test, "seed": seed, "min_valid": min_valid, "scraped_in_valid": scraped_in_valid,
-             "link": link, "final": final, "min_per_class": min_per_class}
+             "link": link, "final": final, "min_per_class": min_per_class, "convert": convert,
+             "jpeg_quality": jpeg_quality, "manifest": manifest}
     run = api.split(ctx.workspace(), fresh=fresh, dry_run=dry_run, quiet=ctx.quiet or as_json, **flags)
     for line in [run.to_json()] if as_json else run.lines():
         click.echo(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from datacurate.errors import UserError
 from datacurate.options import StageOptions, opt
@@ -12,6 +12,8 @@ from datacurate.options import StageOptions, opt
 SECTION = "split"
 LINK_MODES = ("hardlink", "symlink", "copy")
 FRACTION = "a fraction in [0, 1)"
+CONVERT_FORMATS = ("jpeg", "png")   # --convert: what files timm/fastai would skip become
+MANIFEST_FORMATS = ("csv", "jsonl")
 
 
 class SplitOptions(StageOptions):
@@ -27,6 +29,16 @@ class SplitOptions(StageOptions):
     final: bool = opt(False, "everything in train, valid empty (for the final submission)")
     min_per_class: int = opt(10, "the balance report flags classes with fewer train images", ge=0)
     stats_size: int = opt(64, "`datacurate stats` decodes images to about this many pixels a side", ge=8)
+    convert: Literal["jpeg", "png"] | None = opt(None, "write files timm's and fastai's readers skip (webp, bmp, tiff...) "
+                                                       "converted to this format (none: off)")
+    jpeg_quality: int = opt(95, "quality of those JPEGs", ge=1, le=100)
+    manifest: Literal["csv", "jsonl"] | None = opt(None, "write data/split/manifest.* and Hugging Face imagefolder metadata "
+                                                         "per split (none: off)")
+
+    @field_validator("convert", "manifest", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return None if value == "none" else value  # `--convert none` turns off what datacurate.yaml set
 
     @model_validator(mode="after")
     def _train_keeps_images(self) -> "SplitOptions":

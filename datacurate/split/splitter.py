@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datacurate.catalog import open_catalog
+from datacurate.clicommon import phase
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
-from datacurate.fsutil import PARTIAL, shown, text_path
+from datacurate.fsutil import PARTIAL, file_mode, shown, text_path
 from datacurate.lock import workspace_lock
 from datacurate.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
@@ -44,6 +45,9 @@ class SplitResult:
     tree: TreeResult | None = None
     reports: dict[str, Path] = field(default_factory=dict)
     stats_removed: bool = False
+    converted: int = 0                  # files placed converted (--convert); with dry_run: would be
+    converted_now: int = 0              # of those, converted in this run (the others came from the cache)
+    manifest: Path | None = None
     seconds: float = 0.0
 
     @property
@@ -59,6 +63,8 @@ class SplitResult:
             "link": self.options.link, "copied_instead_of_linked": tree.copied if tree and self.options.link == "hardlink" else 0,
             "seed": self.options.seed, "final": self.options.final, "folder": str(self.folder),
             "reports": {k: str(v) for k, v in self.reports.items()}, "seconds": round(self.seconds, 3),
+            "convert": self.options.convert, "converted": self.converted, "converted_now": self.converted_now,
+            "manifest": str(self.manifest) if self.manifest else None,
         }
 
 
@@ -74,17 +80,21 @@ def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry
         skipped.update(unusable)
         if not items:
             raise UserError(f"no images to split under {ws.original} or {ws.scraped}")
-        moved = moves(cat.db)
-        memory = Memory.load(cat)
-        prior = {} if fresh else memory.prior(items, moved)
-        res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
+        with phase(f"split: assigning {len(items)} images", quiet=quiet):
+            moved = moves(cat.db)
+            memory = Memory.load(cat)
+            prior = {} if fresh else memory.prior(items, moved)
+            res = assign(items, groups(items, linked_pairs(cat.db), moved), prior, opts)
         res.warnings[:0] = notes
         by_path = {it.path: it for it in items}
         bal = balance_mod.from_records(((by_path[p].klass, s, by_path[p].source) for p, s in res.split.items()),
                                        opts.min_per_class, opts.final)
         out = SplitResult(opts, dry_run, items, res, skipped, bal, ws.split_dir)
-        if not dry_run:
-            _write(ws, cat, out, rows, memory, fresh)
+        if dry_run:
+            placed = _placements(ws, items, res, opts.convert)
+            out.converted = sum(p.made for p in placed.values())
+        else:
+            _write(ws, cat, out, rows, memory, fresh, quiet)
     out.seconds = time.perf_counter() - start
     return out
 
@@ -128,15 +138,23 @@ def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[
     return rows, skipped, notes
 
 
-def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bool) -> None:
+def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bool, quiet: bool = True) -> None:
     """Build the folders and record them: split.csv and the catalog land with the folders or not at all."""
     items, res, opts = out.items, out.assignment, out.options
     splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
-    placed = _placements(ws, items, res)
+    placed = _converted(ws, _placements(ws, items, res, opts.convert), items, opts, out, quiet)
+    files, listing = {}, None
+    if opts.manifest:
+        from datacurate.scrape.report import provenance_of
+        from datacurate.split import manifest
+
+        listing = manifest.rows_for(list(placed.items()), {r["path"]: r for r in rows}, provenance_of(cat))
+        files = manifest.per_split(listing, splits, opts.manifest)
     tmp = None
     try:
         ws.split_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=ws.split_dir, prefix=".tmp-", suffix=PARTIAL)
+        os.fchmod(fd, file_mode())  # the user's umask, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(_csv(items, res, out.skipped, placed))
             fh.flush()
@@ -146,7 +164,8 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
             save(cat, items, res, memory, forget=fresh)  # one transaction: if it fails, the folders go back
             os.replace(tmp, ws.split_dir / CSV_NAME)
 
-        out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record)
+        with phase(f"split: building {ws.split_dir.name}/ ({len(placed)} files, {opts.link})", quiet=quiet):
+            out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record, files=files)
     except OSError as exc:
         if exc.errno in DISK_FULL:  # a copy names its source: the file system that filled is split's
             raise disk_full(ws.split_dir) from None
@@ -154,13 +173,52 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
+    out.manifest = _write_manifest(ws, listing, opts.manifest)
     out.stats_removed = _drop_stale_stats(ws, rows, res)
-    out.reports = balance_mod.write(out.balance, ws.reports)
+    with phase("split: writing the balance report", quiet=quiet):
+        out.reports = balance_mod.write(out.balance, ws.reports)
     cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
 
 
-def _placements(ws: Workspace, items: list[Item], res: Assignment) -> dict[str, Placement]:
-    """Where each placed file goes (by catalog path): <split>/<class>/<name>; a name clash gets the content hash."""
+def _write_manifest(ws: Workspace, listing: list[dict] | None, fmt: str | None) -> Path | None:
+    """data/split/manifest.<fmt> (a manifest of the other format, or one from a run without --manifest, goes)."""
+    from datacurate.fsutil import atomic_write_bytes
+    from datacurate.split.manifest import COLUMNS, manifest_path, render
+    from datacurate.split.options import MANIFEST_FORMATS
+
+    for other in MANIFEST_FORMATS:
+        if other != fmt:
+            manifest_path(ws.split_dir, other).unlink(missing_ok=True)
+    if listing is None or fmt is None:
+        return None
+    path = manifest_path(ws.split_dir, fmt)
+    atomic_write_bytes(path, render(listing, COLUMNS, fmt))
+    return path
+
+
+def _converted(ws: Workspace, placed: dict[str, Placement], items: list[Item], opts: SplitOptions, out: SplitResult,
+               quiet: bool) -> dict[str, Placement]:
+    """Placements with each file to convert pointing at its conversion (made now when not cached)."""
+    from dataclasses import replace
+
+    from datacurate.split.convert import drop_cache, prepare
+
+    if not opts.convert:
+        drop_cache(ws.split_dir)
+        return placed
+    sha = {it.path: it.sha256 for it in items}
+    todo = [(p.src, sha[path]) for path, p in placed.items() if p.made]
+    done = prepare(ws.split_dir, todo, opts.convert, opts.jpeg_quality, quiet=quiet)
+    out.converted, out.converted_now = len(todo), done.made
+    return {path: replace(p, src=str(done.files[sha[path]])) if p.made else p for path, p in placed.items()}
+
+
+def _placements(ws: Workspace, items: list[Item], res: Assignment, convert: str | None = None) -> dict[str, Placement]:
+    """Where each placed file goes (by catalog path): <split>/<class>/<name>; a name clash gets the content hash.
+
+    With `convert`, a file timm would skip gets the extension of its conversion (Placement.made)."""
+    from datacurate.split.convert import converted_name, needs_conversion
+
     prefix = {s: ws.rel(ws.path(s)) + "/" for s in SPLIT_SOURCES}
     root = str(ws.root)
     taken: set[tuple[str, str]] = set()
@@ -170,11 +228,14 @@ def _placements(ws: Workspace, items: list[Item], res: Assignment) -> dict[str, 
         if split is None:
             continue
         rel = it.path[len(prefix[it.source]):]
+        made = bool(convert) and needs_conversion(rel)
+        if made:
+            rel = converted_name(rel, convert)
         if (split, rel.casefold()) in taken:
             stem, dot, ext = rel.rpartition(".")
             rel = f"{stem}-{it.sha256[:10]}.{ext}" if dot else f"{rel}-{it.sha256[:10]}"
         taken.add((split, rel.casefold()))
-        out[it.path] = Placement(os.path.join(root, it.path), split, rel)
+        out[it.path] = Placement(os.path.join(root, it.path), split, rel, made)
     return out
 
 

@@ -8,9 +8,9 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from datacurate.fsutil import deferred_signals, link_or_copy
+from datacurate.fsutil import copy_file, deferred_signals, link_or_copy
 
 BUILD_PREFIX = ".tmp-build-"
 
@@ -22,6 +22,7 @@ class Placement:
     src: str  # absolute
     split: str
     rel: str  # <class>/<name> (or <class>/<sub>/<name>), POSIX
+    made: bool = False  # a file split made (a conversion): always a real file, hardlinked or copied
 
 
 @dataclass
@@ -29,14 +30,16 @@ class TreeResult:
     linked: int = 0
     copied: int = 0        # with --link hardlink: files copied because the file system cannot link
     symlinked: int = 0
+    converted: int = 0     # conversions placed (hardlinked or copied from data/split/.converted)
 
 
 def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mode: str,
-          then: Callable[[], None] | None = None) -> TreeResult:
+          then: Callable[[], None] | None = None, files: Mapping[str, bytes] | None = None) -> TreeResult:
     """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
 
-    `root` is data/split; a split named in `splits` with no files gets an empty folder. The swaps
-    and `then` (the catalog update) run with Ctrl-C held, so folders and records land together.
+    `root` is data/split; a split named in `splits` with no files gets an empty folder; `files` (path
+    under root -> bytes, e.g. "train/metadata.csv") land with the tree. The swaps and `then` (the
+    catalog update) run with Ctrl-C held, so folders and records land together.
     """
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root)
@@ -46,6 +49,8 @@ def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mo
         for s in splits:
             (work / s).mkdir()
         result = _fill(root, work, placements, mode)
+        for rel, data in (files or {}).items():
+            (work / rel).write_bytes(data)  # a new file in the build folder: the user's umask
         with deferred_signals():
             undo: list[Callable[[], None]] = []
             try:
@@ -79,7 +84,10 @@ def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) ->
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
-        if mode == "hardlink":
+        if p.made:
+            copy_file(p.src, dst) if mode == "copy" else link_or_copy(p.src, dst)
+            out.converted += 1
+        elif mode == "hardlink":
             if link_or_copy(p.src, dst):
                 out.linked += 1
             else:
@@ -89,7 +97,7 @@ def _fill(root: Path, work: Path, placements: Sequence[Placement], mode: str) ->
             os.symlink(os.path.relpath(p.src, final_parent), dst)
             out.symlinked += 1
         else:
-            shutil.copy2(p.src, dst)
+            copy_file(p.src, dst)
             out.copied += 1
     return out
 

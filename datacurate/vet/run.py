@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from datacurate.catalog import Catalog, open_catalog
+from datacurate.clicommon import phase
 from datacurate.errors import UserError
 from datacurate.vet.options import VetOptions
 from datacurate.vet.records import REASONS, Flag, Score, VetResult
@@ -45,18 +46,22 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             from datacurate.vet.trust import ensure_trusted_run
 
             ensure_trusted_run(ws, opts, [r for r in rows if r["source"] == "original"], quiet=quiet, echo=echo)
-        backbone = load_backbone(ws, opts, quiet=quiet)
+        with phase("vet: loading the model", quiet=quiet):
+            backbone = load_backbone(ws, opts, quiet=quiet)
         result.model = backbone.description
         vectors, result.embedded, result.undecodable = embed_with_cache(
             cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet)
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
-        _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result)
+        with phase(f"vet: judging {len(rows)} images (neighbours, {opts.folds}-fold classifier)", quiet=quiet):
+            _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result)
         if not dry_run:
-            _move(ws, cat, result)
+            with phase(f"vet: setting aside {len(result.moved)} files", quiet=quiet):
+                _move(ws, cat, result)
     from datacurate.vet.report import write_reports
 
-    result.reports = write_reports(ws, result)
+    with phase("vet: writing reports", quiet=quiet):
+        result.reports = write_reports(ws, result)
     result.seconds = time.perf_counter() - start
     return result
 
