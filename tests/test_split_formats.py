@@ -124,7 +124,7 @@ def test_python_function_and_bad_values(odd_formats: Path, tmp_path: Path):
     res = split_dataset(ws, SplitOptions.from_mapping({"convert": "png", "manifest": "csv"}))
     assert res.converted == 5 and res.manifest == ws.split_dir / "manifest.csv"
     assert res.summary()["convert"] == "png"
-    for args, message in ((["--jpeg-quality", "0"], "split: jpeg_quality must be at least 1"),
+    for args, message in ((["--jpeg-quality", "0"], "split: jpeg_quality must be a whole number from 1 to 100"),
                           (["--convert", "gif"], "Invalid value for '--convert'")):
         proc = run_cli("-C", str(odd_formats), "split", *args)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr

@@ -30,10 +30,10 @@ class SplitOptions(StageOptions):
     min_per_class: int = opt(10, "the balance report flags classes with fewer train images", ge=0)
     stats_size: int = opt(64, "`datacurate stats` decodes images to about this many pixels a side", ge=8)
     convert: Literal["jpeg", "png"] | None = opt(None, "write files timm's and fastai's readers skip (webp, bmp, tiff...) "
-                                                       "converted to this format (none: off)")
+                                                       "converted to this format (none: off)", rule="one of jpeg, png, none")
     jpeg_quality: int = opt(95, "quality of those JPEGs", ge=1, le=100)
     manifest: Literal["csv", "jsonl"] | None = opt(None, "write data/split/manifest.* and Hugging Face imagefolder metadata "
-                                                         "per split (none: off)")
+                                                         "per split (none: off)", rule="one of csv, jsonl, none")
 
     @field_validator("convert", "manifest", mode="before")
     @classmethod
