@@ -36,7 +36,8 @@ STAGES: tuple[Stage, ...] = (
 )
 BY_NAME = {s.name: s for s in STAGES}
 # Sections that configure a command but are not pipeline stages.
-OTHER_SECTIONS = {"paths": "datacurate.stages:check_paths", "predict": "datacurate.stages:check_predict"}
+OTHER_SECTIONS = {"paths": "datacurate.stages:check_paths", "predict": "datacurate.stages:check_predict",
+                  "ray": "datacurate.cluster.options:check_section"}
 # Keys a pipeline file may hold besides the sections.
 PIPELINE_KEYS = ("stages", "description")
 

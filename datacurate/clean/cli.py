@@ -12,6 +12,7 @@ from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
 from datacurate.clean.run import clean as clean_files
 from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
@@ -46,8 +47,9 @@ def threshold_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
+@ray_options
 @pass_ctx
-def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
+def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, ray, no_ray, **options):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
@@ -58,7 +60,8 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
 
         for line in rebuild(ws, quiet=ctx.quiet or as_json).lines(ws):
             click.echo(line, err=as_json)
-    result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, hash=hash_, **options)
+    result = clean_files(ws, paths, dry_run=dry_run, quiet=ctx.quiet or as_json, hash=hash_,
+                         ray=ray_flag(ray, no_ray), **options)
     if as_json:
         click.echo(json.dumps(result.summary(), ensure_ascii=False, indent=2))
         return

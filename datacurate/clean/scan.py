@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import progress
@@ -101,13 +101,14 @@ def index_files(
     workers: int | None = None,
     quiet: bool = True,
     problems: list[tuple[str, str]] | None = None,
+    decoder: Callable | None = None,
 ) -> list[sqlite3.Row]:
     """Update the files rows for everything under `sources` (or `roots`) and return those rows.
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
     every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file. Folders walk_files cannot list go to
-    `problems` (or a warning).
+    `workers` processes, by imageio.inspect_file (or by `decoder(paths, limits, kinds, quiet)`: the
+    Ray cluster's). Folders walk_files cannot list go to `problems` (or a warning).
     """
     limits = limits or Limits()
     scan_roots = list(roots) if roots is not None else [ws.path(s) for s in sources]
@@ -130,7 +131,7 @@ def index_files(
                 stale.append(where)
             else:
                 _carry_over(where, row, limits if decode else None)
-    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
+    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder)
     _store(cat, seen, scan_roots, ws, known)
     paths = [w["path"] for w in seen]
     return _rows(cat, paths)
@@ -161,12 +162,15 @@ def _carry_over(where: dict, row, limits: Limits | None) -> None:
         where["reason"] = row["reason"]
 
 
-def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
+def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder=None) -> None:
     if not stale:
         return
     paths = [str(ws.abs(w["path"])) for w in stale]
     if decode:
-        results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
+        if decoder is not None:
+            results = decoder(paths, limits, tuple(hash_kinds), quiet)
+        else:
+            results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
         now = time.time()
         for where, ins in zip(stale, results):
             where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.scrape.options import DEFAULTS, ENGINES, check_options
 from datacurate.scrape.result import ScrapeResult, rejected_text
 
@@ -50,8 +51,9 @@ def _d(key: str) -> str:
 @click.option("--allow-host", multiple=True, metavar="HOST", help="Allow this host name or address even when it is private or link-local (repeatable).")
 @click.option("--user-agent", metavar="TEXT", help="User-Agent header (default names datacurate).")
 @click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
+@ray_options
 @pass_ctx
-def scrape(ctx, dry_run, **flags) -> None:
+def scrape(ctx, dry_run, ray, no_ray, **flags) -> None:
     """More images per class from image search, by query template, into data/scraped/<class>/.
 
     Engines: bing (default), baidu, wikimedia and openverse (both say each image's licence and author,
@@ -67,7 +69,7 @@ def scrape(ctx, dry_run, **flags) -> None:
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
     from datacurate.scrape.run import scrape as run_scrape  # icrawler loads only when scraping
 
-    result = run_scrape(ws, opts, quiet=ctx.quiet, warn=warn)
+    result = run_scrape(ws, opts, quiet=ctx.quiet, warn=warn, ray=ray_flag(ray, no_ray))
     if dry_run:
         _print_plan(result)
         return

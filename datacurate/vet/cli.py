@@ -7,6 +7,7 @@ import json
 import click
 
 from datacurate.clicommon import echo_table, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 
 
 @click.command()
@@ -32,14 +33,16 @@ from datacurate.clicommon import echo_table, pass_ctx
 @click.option("--seed", type=int, help="Seed (default 0).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@ray_options
 @pass_ctx
-def vet(ctx, dry_run, as_json, **flags):
+def vet(ctx, dry_run, as_json, ray, no_ray, **flags):
     """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
     from datacurate.vet.run import vet as vet_images
 
     ws = ctx.workspace()
     quiet = ctx.quiet or as_json
-    result = vet_images(ws, dry_run=dry_run, quiet=quiet, echo=click.echo if not as_json else lambda s: None, **flags)
+    result = vet_images(ws, dry_run=dry_run, quiet=quiet, echo=click.echo if not as_json else lambda s: None,
+                        ray=ray_flag(ray, no_ray), **flags)
     for name, why in result.skipped_classes.items():
         click.echo(f"datacurate: {name}: {why}; skipped", err=True)
     if as_json:

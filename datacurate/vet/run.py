@@ -23,14 +23,17 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> VetOptions:
 
 
 def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: VetOptions | None = None,
-        echo: Callable[[str], None] = lambda s: None, **flags) -> VetResult:
+        echo: Callable[[str], None] = lambda s: None, ray: str | bool | None = None, **flags) -> VetResult:
     """Flag scraped images that are off-topic or look like another class; move them to quarantine.
 
     `options` (a VetOptions) or keyword flags named like the CLI's (backbone=, weights=, run=, ...),
     laid over datacurate.yaml's `vet:` section. Originals are listed, never moved, unless
     move_originals. With dry_run nothing moves (the embeddings cache and the reports are written).
+    `ray`: embed on a Ray cluster's actors (an address, "auto"; False: here; None: datacurate.yaml's
+    `ray.address`).
     """
     from datacurate.clean.scan import index_files
+    from datacurate.cluster.use import cluster_for
     from datacurate.vet.embed import embed_with_cache, load_backbone
 
     opts = options or resolve(ws, flags)
@@ -47,8 +50,10 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             ensure_trusted_run(ws, opts, [r for r in rows if r["source"] == "original"], quiet=quiet, echo=echo)
         backbone = load_backbone(ws, opts, quiet=quiet)
         result.model = backbone.description
-        vectors, result.embedded, result.undecodable = embed_with_cache(
-            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet)
+        with cluster_for(ws, ray, [ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as cluster:
+            vectors, result.embedded, result.undecodable = embed_with_cache(
+                cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet,
+                cluster=cluster)
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
         _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result)
