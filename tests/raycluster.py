@@ -89,37 +89,23 @@ class LocalCluster:
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(self.temp.glob("*.log")))
 
-    def pids(self, marker: str = "") -> list[int]:
-        """Processes of this cluster (their command line names its temp folder or, for workers, `marker`)."""
+    def pids(self, title: str = "") -> list[int]:
+        """Processes of this cluster (every one lives in the session of a `ray start` this object ran),
+        optionally only those whose command line (a Ray worker's process title: ray::TASK) holds `title`."""
+        sessions = {p.pid for p in self.procs}
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
+                stat = (entry / "stat").read_text()
+                session = int(stat[stat.rindex(")") + 2:].split()[3])
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                env = (entry / "environ").read_bytes() if not marker else b""
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 continue
-            if marker and marker in cmd and self._ours(entry):
-                found.append(int(entry.name))
-            elif not marker and (str(self.temp) in cmd or str(self.temp).encode() in env):
+            if session in sessions and title in cmd:
                 found.append(int(entry.name))
         return found
-
-    def _ours(self, entry: Path) -> bool:
-        """A worker process of this cluster: it was started with our PYTHONPATH and the head's address or temp dir."""
-        try:
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            return False
-        return str(self.temp).encode() in env or self.address.encode() in env or self._child_of_ours(entry)
-
-    def _child_of_ours(self, entry: Path) -> bool:
-        groups = {os.getpgid(p.pid) for p in self.procs if p.poll() is None}
-        try:
-            return os.getpgid(int(entry.name)) in groups
-        except OSError:
-            return False
 
     def stop(self) -> None:
         for proc in self.procs:

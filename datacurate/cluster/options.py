@@ -5,6 +5,7 @@ Ray is not imported here: checking a config or running without a cluster costs n
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -12,6 +13,7 @@ from typing import Any, Mapping
 from datacurate.errors import UserError
 
 SECTION = "ray"
+INSTALL = 'pip install "datacurate[ray]"'
 AUTO = "auto"   # `--ray` without a value: ray.address of datacurate.yaml, else $RAY_ADDRESS, else this machine's cluster
 DEFAULTS: dict[str, Any] = {
     "address": None,          # the cluster clean, vet and scrape use (HOST:PORT, ray://HOST:PORT, auto); null: none
@@ -75,8 +77,12 @@ def cluster_options(config: Mapping[str, Any], flag: str | bool | None) -> RayOp
     if flag is False or (flag is None and values["address"] is None):
         return None
     if flag is None or (flag == AUTO and values["address"] is not None):
-        return RayOptions.from_mapping(values)
-    return RayOptions.from_mapping(values, address=flag)
+        opts = RayOptions.from_mapping(values)
+    else:
+        opts = RayOptions.from_mapping(values, address=flag)
+    if importlib.util.find_spec("ray") is None:  # looked up, not imported
+        raise UserError(f"--ray needs Ray, which is not installed: {INSTALL}")
+    return opts
 
 
 def check_address(value: Any, name: str = "--ray") -> str:

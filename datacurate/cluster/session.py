@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from datacurate.cluster.options import AUTO, RayOptions, host_port
+from datacurate.cluster.options import AUTO, INSTALL, RayOptions, host_port
 from datacurate.errors import UserError
 
-INSTALL = 'pip install "datacurate[ray]"'
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = 0x4
 
@@ -71,6 +70,7 @@ def connected(opts: RayOptions, folders: Sequence[Path] = (), *, quiet: bool = T
     ray = import_ray()
     ours = not ray.is_initialized()
     address = _connect(ray, opts) if ours else "the cluster this process is connected to"
+    restore = _cluster_messages_to_stderr()
     try:
         cluster = _describe(ray, opts, address)
         if folders:
@@ -81,8 +81,25 @@ def connected(opts: RayOptions, folders: Sequence[Path] = (), *, quiet: bool = T
                   f"{cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs", file=sys.stderr)
         yield cluster
     finally:
+        restore()
         if ours:
             ray.shutdown()
+
+
+def _cluster_messages_to_stderr():
+    """Ray's driver prints the cluster's messages ("A worker died or was killed while executing a task...")
+    on stdout, where --json goes; send them to stderr. Returns the undo."""
+    try:
+        from ray._private import worker
+    except ImportError:  # another layout: leave Ray as it is
+        return lambda: None
+    original = worker.print_to_stdstream
+
+    def to_stderr(data, *args, **kwargs):
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    worker.print_to_stdstream = to_stderr
+    return lambda: setattr(worker, "print_to_stdstream", original)
 
 
 def _connect(ray, opts: RayOptions) -> str:

@@ -131,7 +131,7 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     else:
         from datacurate.scrape.report import write_reports
 
-        with open_catalog(ws) as cat, cluster_for(ws, ray, quiet=quiet) as cluster:
+        with open_catalog(ws) as cat, cluster_for(ws, ray, [ws.state_dir], quiet=quiet) as cluster:
             try:
                 _run(ws, cat, opts, result, url_lists, quiet, warn, cluster)
                 result.seconds = time.monotonic() - started

@@ -39,7 +39,8 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
     opts = options or resolve(ws, flags)
     start = time.perf_counter()
     result = VetResult(dry_run=dry_run)
-    with open_catalog(ws) as cat:
+    with open_catalog(ws) as cat, \
+            cluster_for(ws, ray, [ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as cluster:
         rows = [r for r in index_files(ws, cat, SOURCES, quiet=quiet) if _usable(r)]
         kept = _restored_by_user(cat)
         classes = _vetted_classes(rows, result)
@@ -50,10 +51,8 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             ensure_trusted_run(ws, opts, [r for r in rows if r["source"] == "original"], quiet=quiet, echo=echo)
         backbone = load_backbone(ws, opts, quiet=quiet)
         result.model = backbone.description
-        with cluster_for(ws, ray, [ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as cluster:
-            vectors, result.embedded, result.undecodable = embed_with_cache(
-                cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet,
-                cluster=cluster)
+        vectors, result.embedded, result.undecodable = embed_with_cache(
+            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet, cluster=cluster)
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
         _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result)
