@@ -1,0 +1,184 @@
+"""clean and vet on a Ray cluster against the local process pool, on the same files and the same cores,
+and a projection of 10 million images on N nodes from the per-image costs measured here.
+
+A real Ray cluster is started on this machine (a head and a second node, `--cpus-per-node` CPUs each,
+tests/raycluster.py), so the ratio ray/local is Ray's overhead: task scheduling, argument and result
+transfer, workers reading through the "shared" file system (here the same disk), the node check.
+
+    python benchmarks/bench_scale.py [--count 200] [--embed 96] [--cores-per-node 16] [--gpu-rate IMG/S]
+
+Needs `pip install "datacurate[ray]"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from bench_clean import photo_like  # noqa: E402
+from raycluster import LocalCluster  # noqa: E402
+
+from datacurate.clean.run import clean  # noqa: E402
+from datacurate.clean.scan import _decode_all, walk_files  # noqa: E402
+from datacurate.cluster.options import RayOptions  # noqa: E402
+from datacurate.cluster.session import connected  # noqa: E402
+from datacurate.imageio import Limits  # noqa: E402
+from datacurate.workspace import Workspace  # noqa: E402
+
+TARGET = 10_000_000
+SIZES_MP = (0.5, 1.0, 3.0)   # scraped pictures are mostly under a few megapixels
+
+
+def make(root: Path, count: int) -> None:
+    for i in range(count):
+        path = root / "data" / "original" / f"class{i % 4}" / f"img{i:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        photo_like(SIZES_MP[i % len(SIZES_MP)], i).save(path, quality=90)
+    (root / "datacurate.yaml").write_text("clean: {}\n")
+
+
+def timed(func, *args, **kwargs):
+    start = time.perf_counter()
+    out = func(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def bench_clean(base: Path, address: str, cores: int) -> dict:
+    """Whole `clean --dry-run` (fresh catalog) and its decode phase alone, local pool vs Ray."""
+    copies = {}
+    for name in ("local", "ray"):
+        copies[name] = base.with_name(f"{base.name}-{name}")
+        shutil.copytree(base, copies[name])
+    _, local_all = timed(clean, Workspace.open(copies["local"]), dry_run=True, workers=cores, ray=False)
+    _, ray_all = timed(clean, Workspace.open(copies["ray"]), dry_run=True, ray=address)
+    paths = [e.path for e in walk_files(base / "data" / "original")]
+    _, local_decode = timed(_decode_all, paths, Limits(), ("phash",), cores, True)
+    from datacurate.cluster.tasks import decoder
+
+    with connected(RayOptions(address=address), [base]) as cluster:
+        _, ray_decode = timed(decoder(cluster), paths, Limits(), ("phash",), True)
+    n = len(paths)
+    return {"n": n, "local_all": local_all, "ray_all": ray_all, "local_decode": local_decode, "ray_decode": ray_decode,
+            "decode_core_s": local_decode * cores / n}
+
+
+def driver_cost(root: Path, count: int, cores: int) -> float:
+    """Seconds per file of clean's own part (walk, stat, catalog rows, duplicate search, plan) on the driver:
+    a first clean of `count` tiny files, less their decode."""
+    make_tiny(root, count)
+    _, whole = timed(clean, Workspace.open(root), dry_run=True, workers=cores, ray=False)
+    paths = [e.path for e in walk_files(root / "data" / "original")]
+    _, decode = timed(_decode_all, paths, Limits(), ("phash",), cores, True)
+    return max(0.0, whole - decode) / count
+
+
+def make_tiny(root: Path, count: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        path = root / "data" / "original" / f"class{i % 10}" / f"s{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((64, 48)).save(path, quality=85)
+
+
+def bench_vet(base: Path, address: str, count: int, cores: int) -> dict:
+    """vet's embedding (resnet18, 224 px, random weights: the cost, not the answer) of `count` images."""
+    from datacurate.cluster.embed import embed_on_cluster
+    from datacurate.vet.embed import embed_files, load_backbone
+    from datacurate.vet.options import VetOptions
+
+    ws = Workspace.open(base)
+    opts = VetOptions(backbone="resnet18", weights="none", batch_size=16)
+    backbone = load_backbone(ws, opts)
+    paths = [e.path for e in walk_files(base / "data" / "original")][:count]
+    embed_files(backbone, paths[:16], opts)  # warm up (first-call allocations)
+    _, local = timed(embed_files, backbone, paths, opts)
+    with connected(RayOptions(address=address), [base]) as cluster:
+        _, first = timed(embed_on_cluster, cluster, backbone, paths[:16], opts)  # actor start + one batch
+        _, ray = timed(embed_on_cluster, cluster, backbone, paths, opts)
+    n = len(paths)
+    steady = (ray - first) / (n - 16)  # seconds per image once the actors run (their start is the same in both)
+    return {"n": n, "local": local, "ray": ray, "start": first - 16 * steady, "embed_core_s": local * cores / n,
+            "eff": (local / n) / steady}
+
+
+def projection(c: dict, v: dict, cores_per_node: int, gpu_rate: float | None) -> None:
+    """Hours for TARGET images on N nodes: the parallel parts divided over the nodes' cores (at the efficiency
+    measured here), the driver's part not."""
+    clean_eff = c["local_decode"] / c["ray_decode"]
+    vet_eff = v["eff"]
+    print(f"\nprojection: {TARGET:,} images, {cores_per_node} cores per node, Ray efficiency as measured above "
+          f"(clean decode {clean_eff:.2f}, vet embedding after the actors' start {vet_eff:.2f}); per-image costs measured here, on one of this machine's cores:")
+    print(f"  clean decode/verify/hash {c['decode_core_s'] * 1000:.1f} ms, vet embedding (resnet18 CPU) "
+          f"{v['embed_core_s'] * 1000:.1f} ms, clean's driver (walk, catalog) {c['driver_s'] * 1000:.2f} ms")
+    print("  the driver's part (walk, catalog, duplicate search, moves) stays on one machine whatever N is; the exact")
+    print("  near-duplicate search grows with the square of the count (1M hashes: 205 s on 2 cores, RESULTS.md), so")
+    print("  10M is about 100x that on the driver: ~5.7 h on 2 cores, ~45 min on 16")
+    header = f"{'nodes':>5}  {'clean decode':>13}  {'clean driver':>12}  {'vet CPU embed':>13}"
+    if gpu_rate:
+        header += f"  {'vet GPU embed':>13}"
+    print(header)
+    for nodes in (1, 2, 4, 8, 16, 32, 64):
+        workers = nodes * cores_per_node
+        decode = TARGET * c["decode_core_s"] / (workers * clean_eff)
+        driver = TARGET * c["driver_s"]
+        embed = TARGET * v["embed_core_s"] / (workers * vet_eff)
+        row = f"{nodes:>5}  {_hours(decode):>13}  {_hours(driver):>12}  {_hours(embed):>13}"
+        if gpu_rate:
+            row += f"  {_hours(TARGET / (nodes * gpu_rate)):>13}"
+        print(row)
+    if gpu_rate:
+        print(f"  (vet GPU: one GPU per node at {gpu_rate:g} images/s each, the rate given with --gpu-rate)")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=200, help="pictures for clean (0.5, 1 and 3 MP JPEGs)")
+    ap.add_argument("--embed", type=int, default=96, help="pictures for vet's embedding (over 16)")
+    ap.add_argument("--small", type=int, default=3000, help="tiny files for the driver's per-file cost")
+    ap.add_argument("--cpus-per-node", type=int, default=1, help="CPUs of each of the 2 local Ray nodes")
+    ap.add_argument("--cores-per-node", type=int, default=16, help="cores per node in the projection")
+    ap.add_argument("--gpu-rate", type=float, default=None, help="measured vet images/s of one GPU, for the projection")
+    args = ap.parse_args()
+    cores = 2 * args.cpus_per_node
+    print(f"machine: {os.cpu_count()} cores; local Ray cluster: 2 nodes x {args.cpus_per_node} CPU; "
+          f"local pool: {cores} processes")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        base = tmp / "ws"
+        make(base, args.count)
+        with LocalCluster(nodes=2, cpus=args.cpus_per_node) as cluster:
+            c = bench_clean(base, cluster.address, cores)
+            print(f"clean, {c['n']} JPEGs ({'/'.join(f'{m:g}' for m in SIZES_MP)} MP):")
+            print(f"  decode phase: local pool {c['n'] / c['local_decode']:.1f} images/s, Ray "
+                  f"{c['n'] / c['ray_decode']:.1f} images/s; ratio ray/local {c['local_decode'] / c['ray_decode']:.2f}")
+            print(f"  whole clean --dry-run (connect and node check included): local {c['local_all']:.2f} s, "
+                  f"Ray {c['ray_all']:.2f} s; ratio {c['local_all'] / c['ray_all']:.2f}")
+            v = bench_vet(base, cluster.address, args.embed, cores)
+            print(f"vet embedding, {v['n']} images, resnet18 at 224 px on CPU:")
+            print(f"  local (DataLoader + {cores} threads) {v['n'] / v['local']:.1f} images/s, Ray ({cores} actors) "
+                  f"{v['n'] / v['ray']:.1f} images/s with the actors' start ({v['start']:.1f} s), ratio ray/local "
+                  f"{v['local'] / v['ray']:.2f}; after the start: ratio {v['eff']:.2f}")
+        c["driver_s"] = driver_cost(tmp / "tiny", args.small, cores)
+        print(f"clean's driver part: {c['driver_s'] * 1000:.3f} ms per file ({args.small} tiny files)")
+        projection(c, v, args.cores_per_node, args.gpu_rate)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
