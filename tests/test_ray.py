@@ -172,6 +172,24 @@ def test_clean_with_ray_address_in_datacurate_yaml_and_no_ray(cluster, tmp_path)
     assert_same(local, remote)
 
 
+def run_killing(cluster: LocalCluster, title: str, *args: str) -> tuple[int, str, str, bool]:
+    """`datacurate ARGS --ray` while the first cluster process seen at work under the process title
+    `title` gets SIGKILL: (exit code, stdout, stderr, whether one was killed)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "datacurate", *args, "--ray", cluster.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = False
+    deadline = time.monotonic() + 180
+    while not killed and proc.poll() is None and time.monotonic() < deadline:
+        busy = cluster.pids(title)
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err, killed
+
+
 def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster, tmp_path):
     """SIGKILL to a Ray worker while it decodes a batch: the task runs again, every file is judged once."""
     def make(root: Path) -> None:
@@ -183,20 +201,9 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster, tmp_path):
 
     local, remote = twins(tmp_path, make)
     expected = json.loads(run_cli("-C", str(local), "-q", "clean", "--json", check=True).stdout)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(remote), "-q", "clean", "--json", "--ray",
-                             cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        busy = cluster.pids("ray::decode_batch")
-        if busy:
-            os.kill(busy[0], signal.SIGKILL)
-            killed = busy[0]
-        time.sleep(0.01)
-    out, err = proc.communicate(timeout=300)
-    assert killed is not None, "no worker was caught decoding"
-    assert proc.returncode == 0, err
+    code, out, err, killed = run_killing(cluster, "ray::decode_batch", "-C", str(remote), "-q", "clean", "--json")
+    assert killed, "no worker was caught decoding"
+    assert code == 0, err
     summary = json.loads(out)
     expected.pop("seconds"), summary.pop("seconds")
     assert summary == expected and summary["scanned"] == 161
@@ -217,20 +224,9 @@ def test_vet_on_the_cluster_matches_a_local_run_with_an_actor_killed(cluster, tm
 
     local, remote = twins(tmp_path, make)
     a = json.loads(run_cli("-C", str(local), "-q", "vet", "--json", check=True).stdout)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(remote), "-q", "vet", "--json", "--ray",
-                             cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    killed = None
-    deadline = time.monotonic() + 180
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        busy = cluster.pids("ray::Embedder.embed")
-        if busy:
-            os.kill(busy[0], signal.SIGKILL)
-            killed = busy[0]
-        time.sleep(0.01)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert killed is not None, "no embedding actor was caught at work"
+    code, out, err, killed = run_killing(cluster, "ray::Embedder.embed", "-C", str(remote), "-q", "vet", "--json")
+    assert code == 0, err
+    assert killed, "no embedding actor was caught at work"
     b = json.loads(out)
     a.pop("seconds"), b.pop("seconds")
     assert a == b and b["set_aside"] == {"off-topic": 3, "wrong-class": 3} and b["embedded"] == 72
