@@ -78,8 +78,8 @@ def bench_clean(base: Path, address: str, cores: int, repeats: int) -> dict:
     _, local_all = timed(clean, Workspace.open(copies["local"]), dry_run=True, workers=cores, ray=False)
     _, ray_all = timed(clean, Workspace.open(copies["ray"]), dry_run=True, ray=address)
     n = len(paths)
-    return {"n": n, "local_all": local_all, "ray_all": ray_all, "local_decode": local_decode, "ray_decode": ray_decode,
-            "decode_core_s": local_decode * cores / n}
+    return {"n": n, "cores": cores, "local_all": local_all, "ray_all": ray_all, "local_decode": local_decode,
+            "ray_decode": ray_decode}
 
 
 def driver_cost(root: Path, count: int, cores: int) -> float:
@@ -122,37 +122,34 @@ def bench_vet(base: Path, address: str, count: int, cores: int, repeats: int) ->
                                  lambda: embed_on_cluster(cluster, backbone, paths, opts))
     n = len(paths)
     steady = (ray - first) / (n - 16)  # seconds per image once the actors run (their start is the same in both)
-    return {"n": n, "local": local, "ray": ray, "start": first - 16 * steady, "embed_core_s": local * cores / n,
+    return {"n": n, "cores": cores, "local": local, "ray": ray, "start": first - 16 * steady, "steady": steady,
             "eff": (local / n) / steady}
 
 
 def projection(c: dict, v: dict, cores_per_node: int, gpu_rate: float | None) -> None:
-    """Hours for TARGET images on N nodes: the parallel parts divided over the nodes' cores (at the efficiency
-    measured here), the driver's part not."""
-    clean_eff = c["local_decode"] / c["ray_decode"]
-    vet_eff = v["eff"]
-    print(f"\nprojection: {TARGET:,} images, {cores_per_node} cores per node, Ray efficiency as measured above "
-          f"(clean decode {clean_eff:.2f}, vet embedding after the actors' start {vet_eff:.2f}); per-image costs measured here, on one of this machine's cores:")
-    print(f"  clean decode/verify/hash {c['decode_core_s'] * 1000:.1f} ms, vet embedding (resnet18 CPU) "
-          f"{v['embed_core_s'] * 1000:.1f} ms, clean's driver (walk, catalog) {c['driver_s'] * 1000:.2f} ms")
-    print("  the driver's part (walk, catalog, duplicate search, moves) stays on one machine whatever N is; the exact")
-    print("  near-duplicate search grows with the square of the count (1M hashes: 205 s on 2 cores, RESULTS.md), so")
-    print("  10M is about 100x that on the driver: ~5.7 h on 2 cores, ~45 min on 16")
+    """Hours for TARGET images on N nodes: the per-image work at the cost per core measured on the Ray
+    cluster here, divided over the nodes' cores; the driver's part not divided."""
+    decode_core = c["ray_decode"] * c["cores"] / c["n"]
+    embed_core = v["steady"] * v["cores"]
+    print(f"\nprojection: {TARGET:,} images on N nodes of {cores_per_node} cores, from the costs measured on the "
+          f"Ray cluster here, per image and core: clean decode/verify/hash {decode_core * 1000:.1f} ms, vet "
+          f"embedding (resnet18, CPU) {embed_core * 1000:.0f} ms; clean's driver part {c['driver_s'] * 1000:.2f} ms "
+          f"per file, not divided (walk, catalog, moves, on one machine)")
+    print("the exact near-duplicate search also stays on the driver and grows with the square of the count: "
+          "1M hashes took 205 s on 2 cores (RESULTS.md), 10M is ~100x that: ~5.7 h on 2 cores, ~45 min on 16")
     header = f"{'nodes':>5}  {'clean decode':>13}  {'clean driver':>12}  {'vet CPU embed':>13}"
     if gpu_rate:
         header += f"  {'vet GPU embed':>13}"
     print(header)
     for nodes in (1, 2, 4, 8, 16, 32, 64):
-        workers = nodes * cores_per_node
-        decode = TARGET * c["decode_core_s"] / (workers * clean_eff)
-        driver = TARGET * c["driver_s"]
-        embed = TARGET * v["embed_core_s"] / (workers * vet_eff)
-        row = f"{nodes:>5}  {_hours(decode):>13}  {_hours(driver):>12}  {_hours(embed):>13}"
+        cores = nodes * cores_per_node
+        row = (f"{nodes:>5}  {_hours(TARGET * decode_core / cores):>13}  {_hours(TARGET * c['driver_s']):>12}  "
+               f"{_hours(TARGET * embed_core / cores):>13}")
         if gpu_rate:
             row += f"  {_hours(TARGET / (nodes * gpu_rate)):>13}"
         print(row)
     if gpu_rate:
-        print(f"  (vet GPU: one GPU per node at {gpu_rate:g} images/s each, the rate given with --gpu-rate)")
+        print(f"(vet GPU: one GPU per node at {gpu_rate:g} images/s each, the rate given with --gpu-rate)")
 
 
 def _hours(seconds: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -219,6 +220,7 @@ def die_with_parent(parent: int) -> None:
     each job also checks that os.getppid() is still the parent."""
     global _PARENT
     _PARENT = parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent (Ray's prints a stack)
     procutil.die_with_parent(parent)
 
 

@@ -1,8 +1,8 @@
 """Connecting to a Ray cluster: a quick answer or one clear line, and every node must see the workspace.
 
 A cluster that does not answer would keep `ray.init` retrying for a minute or more while Ray's C++
-client prints warnings; so the address is probed first (a TCP connection and the HTTP/2 greeting
-every gRPC server, Ray's GCS and Ray Client included, answers) within `connect_timeout`.
+client prints warnings; so the address is probed first, within `connect_timeout`: a TCP connection,
+the HTTP/2 greeting every gRPC server answers, and for a head's address the cluster id its GCS gives.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def _cluster_messages_to_stderr():
         from ray._private import worker
     except ImportError:  # another layout: leave Ray as it is
         return lambda: None
-    original = worker.print_to_stdstream
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None:
+        return lambda: None
 
     def to_stderr(data, *args, **kwargs):
         return original({**data, "is_err": True}, *args, **kwargs)
