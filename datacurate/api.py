@@ -72,11 +72,13 @@ def options_doc(function: Callable) -> str:
 
 
 def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] = (), *, dry_run: bool = False,
-          rebuild_catalog: bool = False, quiet: bool = True, wait: float | None = None, **options: Any) -> "results.CleanRun":
+          rebuild_catalog: bool = False, quiet: bool = True, wait: float | None = None, ray: str | bool | None = None,
+          **options: Any) -> "results.CleanRun":
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     `paths` default to data/original and data/scraped; `dry_run` moves nothing; `rebuild_catalog`
-    sets the catalog aside and rebuilds it from the folders first.
+    sets the catalog aside and rebuilds it from the folders first; `ray` decodes on a Ray cluster
+    (an address or "auto"; False: here; None: datacurate.yaml's ray.address).
     """
     from datacurate.clean.run import clean as run_clean
     from datacurate.results import CleanRun
@@ -88,18 +90,21 @@ def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] 
             from datacurate.rebuild import rebuild_catalog as rebuild
 
             rebuilt = rebuild(ws, quiet=quiet).lines(ws)
-        return CleanRun(run_clean(ws, paths, dry_run=dry_run, quiet=quiet, **options), ws, rebuilt)
+        return CleanRun(run_clean(ws, paths, dry_run=dry_run, quiet=quiet, ray=ray, **options), ws, rebuilt)
 
 
 def vet(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
-        echo: Callable[[str], None] | None = None, **options: Any) -> "results.VetRun":
-    """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
+        echo: Callable[[str], None] | None = None, ray: str | bool | None = None, **options: Any) -> "results.VetRun":
+    """Set aside scraped images that are off-topic or look like another class (originals are only listed).
+
+    `ray` embeds on a Ray cluster (an address or "auto"; False: here; None: datacurate.yaml's ray.address).
+    """
     from datacurate.results import VetRun
     from datacurate.vet.run import vet as run_vet
 
     ws = workspace(ws)
     with _writing(ws, "vet", dry_run=dry_run, wait=wait):
-        return VetRun(run_vet(ws, dry_run=dry_run, quiet=quiet, echo=echo or (lambda s: None), **options), ws)
+        return VetRun(run_vet(ws, dry_run=dry_run, quiet=quiet, echo=echo or (lambda s: None), ray=ray, **options), ws)
 
 
 def split(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, fresh: bool = False, quiet: bool = True,
@@ -131,11 +136,12 @@ def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: 
 
 
 def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
-           warn: Callable[[str], None] | None = None, **options: Any) -> "results.ScrapeRun":
+           warn: Callable[[str], None] | None = None, ray: str | bool | None = None, **options: Any) -> "results.ScrapeRun":
     """More images per class from image search, by query template, into data/scraped/<class>/.
 
     `dry_run` prints the queries and result-page URLs and fetches nothing. When no class got an
-    image, `.failure()` says why (the command exits 3, 4 or 5 then).
+    image, `.failure()` says why (the command exits 3, 4 or 5 then). `ray` downloads on a Ray
+    cluster (an address or "auto"; False: here; None: datacurate.yaml's ray.address).
     """
     from datacurate.results import ScrapeRun
     from datacurate.scrape.options import ScrapeOptions, check_options
@@ -144,7 +150,7 @@ def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: b
     ws = workspace(ws)
     opts = check_options(ws.options(ScrapeOptions, options), dry_run=dry_run)
     with _writing(ws, "scrape", dry_run=dry_run, wait=wait):
-        return ScrapeRun(run_scrape(ws, opts, quiet=quiet, warn=warn or (lambda msg: None)), ws)
+        return ScrapeRun(run_scrape(ws, opts, quiet=quiet, warn=warn or (lambda msg: None), ray=ray), ws)
 
 
 def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool = False, quiet: bool = True,

@@ -37,7 +37,8 @@ STAGES: tuple[Stage, ...] = (
 )
 BY_NAME = {s.name: s for s in STAGES}
 # Sections that configure a command but are not pipeline stages.
-OTHER_SECTIONS = {"paths": "datacurate.stages:PathsOptions", "predict": "datacurate.train.options:PredictOptions"}
+OTHER_SECTIONS = {"paths": "datacurate.stages:PathsOptions", "predict": "datacurate.train.options:PredictOptions",
+                  "ray": "datacurate.cluster.options:RayOptions"}
 # Keys a pipeline file may hold besides the sections.
 PIPELINE_KEYS = ("stages", "description")
 

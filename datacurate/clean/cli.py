@@ -9,6 +9,7 @@ from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
 from datacurate.clicommon import echo_json, echo_result, echo_table, json_option, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
@@ -43,8 +44,9 @@ def threshold_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @json_option
 @click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
+@ray_options
 @pass_ctx
-def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
+def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, ray, no_ray, **options):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
@@ -52,7 +54,7 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, **options):
     from datacurate import api
 
     run = api.clean(ctx.workspace(), paths, dry_run=dry_run, rebuild_catalog=rebuild_catalog, quiet=ctx.quiet or as_json,
-                    hash=hash_, **options)
+                    hash=hash_, ray=ray_flag(ray, no_ray), **options)
     echo_result(run, as_json)
 
 

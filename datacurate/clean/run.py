@@ -88,23 +88,34 @@ class CleanResult:
 
 
 def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bool = False, quiet: bool = True,
-          **flags) -> CleanResult:
-    """Check every file under `paths` (default: data/original and data/scraped) and set aside what is unusable."""
+          ray: str | bool | None = None, **flags) -> CleanResult:
+    """Check every file under `paths` (default: data/original and data/scraped) and set aside what is unusable.
+
+    `ray`: decode on a Ray cluster (an address, "auto"; False: locally; None: datacurate.yaml's `ray.address`).
+    """
+    from datacurate.cluster.use import cluster_for
+
     opts = ws.options(CleanOptions, flags).as_dict()
     limits, kind, threshold = limits_of(opts), opts["hash"], opts["threshold"]
     quality = QualityOptions.from_options(opts)
     roots = _roots(ws, paths)
     start = time.perf_counter()
-    with disk_full_is_a_user_error(ws), open_catalog(ws) as cat:
+    with disk_full_is_a_user_error(ws), open_catalog(ws) as cat, \
+            cluster_for(ws, ray, [ws.state_dir, *roots, *_against(ws, opts["against"])], quiet=quiet) as cluster:
+        decoder = None
+        if cluster is not None:
+            from datacurate.cluster.tasks import decoder as cluster_decoder
+
+            decoder = cluster_decoder(cluster)
         swept = [] if dry_run else sweep_partials(roots)
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
-                           workers=opts["workers"], quiet=quiet)
+                           workers=opts["workers"], quiet=quiet, decoder=decoder)
         rows = [r for r in rows if r["status"] == "ok"]
         result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind, swept=[ws.rel(p) for p in swept])
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
         with phase(f"clean: searching {len(rows)} images for duplicates, near-duplicates and leaks", quiet=quiet):
-            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result)
+            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result, decoder)
             _store_flags(cat, rows, result.flags)
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
@@ -121,6 +132,14 @@ def limits_of(opts: dict) -> Limits:
     """The integrity-check limits of validated clean options."""
     convertible = tuple(sorted(CONVERTIBLE)) + (("*",) if opts["convert_unsupported"] else ())
     return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
+
+
+def _against(ws: Workspace, against) -> list[Path]:
+    """The leak reference folder the workers read: --against DIR, else data/test."""
+    if against is None:
+        return [ws.test]
+    folder = Path(against).expanduser()
+    return [folder if folder.is_absolute() else Path(os.getcwd()) / folder]
 
 
 def _roots(ws: Workspace, paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -150,7 +169,8 @@ def _item(row, hashes: dict[str, str], metrics: dict[str, dict] | None = None, g
                 row["sha256"], hashes.get(row["sha256"]), row["mode"], gray)
 
 
-def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult) -> None:
+def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult,
+            decoder=None) -> None:
     """Broken files, quality flags, test leaks, exact then near duplicates, in that order; then fixes.
 
     Each step sees only what the steps before it kept, so no decision names a file that an
@@ -173,7 +193,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     gone = {d.path for d in flagged}
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
-    tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet) if t.hash]
+    tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
     leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)
     gone |= {d.path for d in leaks}
     exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone])
@@ -213,7 +233,7 @@ def _unique_pairs(pairs: list[Pair]) -> list[Pair]:
 
 
 def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits, quality: QualityOptions,
-                quiet: bool) -> list[Item]:
+                quiet: bool, decoder=None) -> list[Item]:
     """The leak reference set (low-information pictures left out): the test folder (cached) or --against DIR."""
     if against is None:
         if not ws.test.is_dir():
@@ -227,12 +247,13 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
     folder = Path(os.path.abspath(folder))
     low = quality.thresholds["low_information_below"]
     if folder == ws.test or (ws.source_of(folder) or ("",))[0] == "test":
-        rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet)
+        rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet,
+                           decoder=decoder)
         hashes, metrics = cat.hashes(kind), cat.quality()
         return [_item(r, hashes) for r in rows
                 if not r["problem"] and metrics.get(r["sha256"], {}).get("entropy", 1.0) >= low]
     files = [e.path for e in walk_files(folder)]
-    found = _decode_all(files, limits, (kind,), None, quiet)
+    found = decoder(files, limits, (kind,), quiet) if decoder else _decode_all(files, limits, (kind,), None, quiet)
     return [Item(p, Path(p).parent.name, "test", i.width or 0, i.height or 0, i.size, i.sha256 or "", i.hashes.get(kind))
             for p, i in zip(files, found) if i.ok and i.quality.get("entropy", 1.0) >= low]
 

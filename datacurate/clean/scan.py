@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import signal
 import sqlite3
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from datacurate.catalog import Catalog
 from datacurate.clicommon import phase, progress
@@ -126,13 +127,14 @@ def index_files(
     workers: int | None = None,
     quiet: bool = True,
     problems: list[tuple[str, str]] | None = None,
+    decoder: Callable | None = None,
 ) -> list[sqlite3.Row]:
     """Update the files rows for everything under `sources` (or `roots`) and return those rows.
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
     every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file. Folders walk_files cannot list go to
-    `problems` (or a warning).
+    `workers` processes, by imageio.inspect_file (or by `decoder(paths, limits, kinds, quiet)`: the
+    Ray cluster's). Folders walk_files cannot list go to `problems` (or a warning).
     """
     limits = limits or Limits()
     quarantines = quarantine_folders(ws, cat)
@@ -146,7 +148,7 @@ def index_files(
     stale: list[dict] = []
     with phase(f"listing {len(scan_roots)} folder(s)", quiet=quiet):
         _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen, stale)
-    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet)
+    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder)
     _store(cat, seen, scan_roots, ws, known)
     paths = [w["path"] for w in seen]
     return _rows(cat, paths)
@@ -194,12 +196,15 @@ def _carry_over(where: dict, row, limits: Limits | None) -> None:
         where["reason"] = row["reason"]
 
 
-def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet) -> None:
+def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder=None) -> None:
     if not stale:
         return
     paths = [str(ws.abs(w["path"])) for w in stale]
     if decode:
-        results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
+        if decoder is not None:
+            results = decoder(paths, limits, tuple(hash_kinds), quiet)
+        else:
+            results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
         now = time.time()
         for where, ins in zip(stale, results):
             where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,
@@ -248,6 +253,7 @@ def die_with_parent(parent: int) -> None:
     each job also checks that os.getppid() is still the parent."""
     global _PARENT
     _PARENT = parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent (Ray's prints a stack)
     procutil.die_with_parent(parent)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacurate.clicommon import echo_result, json_option, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.scrape.options import DEFAULTS, ENGINES
 
 
@@ -50,8 +51,9 @@ def _d(key: str) -> str:
 @click.option("--user-agent", metavar="TEXT", help="User-Agent header (default names datacurate).")
 @click.option("--dry-run", is_flag=True, help="Print the queries and result-page URLs; fetch nothing.")
 @json_option
+@ray_options
 @pass_ctx
-def scrape(ctx, dry_run, as_json, **flags) -> None:
+def scrape(ctx, dry_run, as_json, ray, no_ray, **flags) -> None:
     """More images per class from image search, by query template, into data/scraped/<class>/.
 
     Engines: bing (default), baidu, wikimedia and openverse (both say each image's licence and author,
@@ -65,7 +67,7 @@ def scrape(ctx, dry_run, as_json, **flags) -> None:
     flags["base_url"] = list(flags["base_url"]) or None
     flags["allow_host"] = list(flags["allow_host"]) or None
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
-    run = api.scrape(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json, warn=warn, **flags)
+    run = api.scrape(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json, warn=warn, ray=ray_flag(ray, no_ray), **flags)
     echo_result(run, as_json)
     failure = run.failure()
     if failure:

@@ -112,8 +112,14 @@ class Outcome:
 
 
 def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
-           warn: Callable[[str], None] | None = None) -> ScrapeResult:
-    """Top up data/scraped/<class>/ to opts.max_per_class images per class (see the module doc)."""
+           warn: Callable[[str], None] | None = None, ray: str | bool | None = None) -> ScrapeResult:
+    """Top up data/scraped/<class>/ to opts.max_per_class images per class (see the module doc).
+
+    `ray`: download and decode on a Ray cluster (an address, "auto"; False: here; None: datacurate.yaml's
+    `ray.address`); result pages are still read here, and only this process saves and writes the catalog.
+    """
+    from datacurate.cluster.use import cluster_for
+
     warn = warn or (lambda msg: print(f"datacurate: warning: {msg}", file=sys.stderr))
     started = time.monotonic()
     classes = select_classes(ws, opts)
@@ -126,9 +132,9 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     else:
         from datacurate.scrape.report import write_reports
 
-        with open_catalog(ws) as cat:
+        with open_catalog(ws) as cat, cluster_for(ws, ray, [ws.state_dir], quiet=quiet) as cluster:
             try:
-                _run(ws, cat, opts, result, url_lists, quiet, warn)
+                _run(ws, cat, opts, result, url_lists, quiet, warn, cluster)
                 result.seconds = time.monotonic() - started
                 with phase("scrape: writing reports", quiet=quiet):
                     result.reports = write_reports(ws, cat, result)
@@ -179,7 +185,8 @@ def _warm_up() -> None:
         pass
 
 
-def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn) -> None:
+def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn,
+         cluster=None) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
     sweep_partials(ws)
     rows = index_files(ws, cat, quiet=quiet)
@@ -205,7 +212,7 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
         for rank, url in enumerate(url_lists.get(klass, [])):
             _take(result, notes, st, Candidate(klass, "urls", "(urls file)", rank, url, None), opts.license)
         record(cat, notes)
-    Runner(ws, cat, opts, result, states, known, quiet, warn).run()
+    Runner(ws, cat, opts, result, states, known, quiet, warn, cluster).run()
 
 
 def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate, allowed: frozenset | None) -> None:
@@ -244,7 +251,7 @@ class Runner:
     """The scheduling loop (main thread) and the work done in the pool (page fetch, download)."""
 
     def __init__(self, ws, cat, opts: ScrapeOptions, result: ScrapeResult, states: list[ClassState], known: set,
-                 quiet, warn):
+                 quiet, warn, cluster=None):
         self.ws, self.cat, self.opts, self.result, self.states, self.warn = ws, cat, opts, result, states, warn
         self.quiet = quiet
         self.stop = threading.Event()
@@ -268,6 +275,11 @@ class Runner:
         self.last_download: float | None = None
         self.rows: list = []  # catalog entries waiting for the next transaction
         self.finished: queue.SimpleQueue = queue.SimpleQueue()  # futures as they complete
+        self.downloader = None  # a Ray cluster's: images are fetched and decoded there
+        if cluster is not None:
+            from datacurate.cluster.tasks import Downloader
+
+            self.downloader = Downloader(cluster, self.net.config, opts.max_bytes, self.limits)
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -484,32 +496,47 @@ class Runner:
 
     # -- images ---------------------------------------------------------------------------------
     def _fetch_image(self, cand: Candidate):
-        """(candidate, Fetched), or an Outcome when nothing usable came."""
+        """(candidate, Fetched or Examined), or an Outcome when nothing usable came."""
+        if self.downloader is not None:
+            return self._fetch_on_cluster(cand)
         try:
             return cand, self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=_check_x_robots)
         except Refused as exc:
             return Outcome(cand, exc.status, exc.content_type, exc.nbytes, reason=exc.reason, detail=exc.detail)
 
-    def _check(self, cand: Candidate, got) -> Outcome:
-        """Decode fully (the same check as clean), claim the content hash, save under it."""
+    def _fetch_on_cluster(self, cand: Candidate):
+        """The download and decode as a Ray task; the per-host limits are held here, for the whole cluster."""
+        host = urlhost(cand.image_url).lower()
         try:
-            return self._check_body(cand, got)
-        except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
-            return Outcome(cand, got.status, got.content_type, len(got.data), reason="check-error",
-                           detail=f"{type(exc).__name__}: {exc}")
+            self.net.gate.enter(host)
+        except Refused as exc:
+            return Outcome(cand, reason=exc.reason, detail=exc.detail)
+        try:
+            got = self.downloader.fetch(cand.image_url, self.stop)
+        finally:
+            self.net.gate.leave(host)
+        if got[0] == "examined":
+            return cand, got[1]
+        _, status, ctype, nbytes, reason, detail = got
+        if status in (429, 503):
+            self.net.gate.cool_down(host, 1.0)
+        return Outcome(cand, status, ctype, nbytes, reason=reason, detail=detail)
 
-    def _check_body(self, cand: Candidate, got) -> Outcome:
-        out = Outcome(cand, got.status, got.content_type, len(got.data))
-        ins = inspect_bytes(got.data, self.limits, HASH_KINDS)
-        out.sha256 = ins.sha256
-        if not ins.ok:
-            out.reason, out.detail = ins.reason, ins.detail
+    def _check(self, cand: Candidate, got) -> Outcome:
+        """Decode fully (the same check as clean; done already on a cluster), claim the content hash, save under it."""
+        try:
+            return self._keep(cand, got if isinstance(got, Examined) else examine(got, self.limits))
+        except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
+            return Outcome(cand, got.status, got.content_type, got.nbytes if isinstance(got, Examined) else len(got.data),
+                           reason="check-error", detail=f"{type(exc).__name__}: {exc}")
+
+    def _keep(self, cand: Candidate, ex: "Examined") -> Outcome:
+        """Claim the content hash of an examined download and save it under that name."""
+        out = Outcome(cand, ex.status, ex.content_type, ex.nbytes, ex.sha256, ex.reason, ex.detail)
+        if ex.reason is not None:
             return out
-        data, saved_ins = to_trainable(got.data, ins, self.limits)
-        if not saved_ins.ok:
-            out.reason, out.detail = saved_ins.reason, saved_ins.detail
-            return out
-        digests = {ins.sha256, saved_ins.sha256}
+        saved_ins = ex.saved
+        digests = {ex.sha256, saved_ins.sha256}
         if self.stop.is_set():
             out.reason = "stopped"
             return out
@@ -517,7 +544,7 @@ class Runner:
             out.reason, out.detail = "duplicate", "the workspace already holds these bytes"
             return out
         try:
-            out.row = self.store.save(cand.klass, data, saved_ins)
+            out.row = self.store.save(cand.klass, ex.data, saved_ins)
         except OSError as exc:
             self.store.release(*digests)
             out.reason, out.detail = ("disk-full" if is_disk_full(exc) else "write-error"), str(exc)
@@ -540,6 +567,34 @@ class Runner:
         else:
             tally.rejected[out.reason] += 1
         self.rows.append((_prov(out), out.row, out.hashes))
+
+
+@dataclass
+class Examined:
+    """What the full decode found in a download (here or on a Ray worker): the bytes to save, or why not."""
+
+    status: int | None
+    content_type: str | None
+    nbytes: int | None
+    sha256: str | None = None
+    reason: str | None = None
+    detail: str = ""
+    data: bytes = b""
+    saved: object = None          # the Inspection of `data` (a GIF's PNG, or the download itself)
+
+
+def examine(got, limits) -> Examined:
+    """Decode fully (the same check as clean), and what would be saved: the bytes, or a PNG for a GIF."""
+    ex = Examined(got.status, got.content_type, len(got.data))
+    ins = inspect_bytes(got.data, limits, HASH_KINDS)
+    ex.sha256 = ins.sha256
+    if not ins.ok:
+        ex.reason, ex.detail = ins.reason, ins.detail
+        return ex
+    ex.data, ex.saved = to_trainable(got.data, ins, limits)
+    if not ex.saved.ok:
+        ex.reason, ex.detail = ex.saved.reason, ex.saved.detail
+    return ex
 
 
 def _check_x_robots(status: int, headers) -> None:

@@ -28,6 +28,7 @@ NAME_CHARS = 16
 TRANSIENT = {
     "timeout", "connection-error", "incomplete-body", "dns-error", "stopped", "http-408", "http-425", "http-429",
     "http-500", "http-502", "http-503", "http-504", "robots-txt", "license",  # license: a later run may filter otherwise
+    "cluster-error",  # --ray: the download task failed on every retry (its workers died)
 }
 
 

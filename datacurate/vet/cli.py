@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacurate.clicommon import echo_result, json_option, pass_ctx
+from datacurate.cluster.cli import ray_flag, ray_options
 
 
 @click.command()
@@ -30,13 +31,14 @@ from datacurate.clicommon import echo_result, json_option, pass_ctx
 @click.option("--seed", type=int, help="Seed (default 0).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @json_option
+@ray_options
 @pass_ctx
-def vet(ctx, dry_run, as_json, **flags):
+def vet(ctx, dry_run, as_json, ray, no_ray, **flags):
     """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
     from datacurate import api
 
     run = api.vet(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json,
-                  echo=click.echo if not as_json else (lambda s: None), **flags)
+                  echo=click.echo if not as_json else (lambda s: None), ray=ray_flag(ray, no_ray), **flags)
     echo_result(run, as_json)
 
 

@@ -107,16 +107,11 @@ def store(cat: Catalog, key: str, vectors: dict[str, np.ndarray]) -> None:
 def embed_files(backbone: Backbone, paths: Sequence[str | os.PathLike], opts: VetOptions, *,
                 quiet: bool = True) -> tuple[list[np.ndarray | None], dict[int, str]]:
     """A vector per path (None where the file does not decode) and {index: why} for those."""
-    import torch
     from torch.utils.data import DataLoader
 
-    from datacurate.train.data import ImageSet, to_input
-    from datacurate.train.loop import pick_device
+    from datacurate.train.data import ImageSet
 
-    dev = pick_device(opts.device, True, True)
-    model = backbone.model.to(dev.device)
-    if dev.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    dev, model = placed(backbone.model, opts.device)
     workers = opts.workers if opts.workers is not None else max(0, min(8, (os.cpu_count() or 2) - 1))
     ds = ImageSet([(str(p), 0) for p in paths], backbone.pre)
     loader = DataLoader(ds, batch_size=opts.batch_size, num_workers=workers if len(ds) > opts.batch_size else 0,
@@ -124,18 +119,39 @@ def embed_files(backbone: Backbone, paths: Sequence[str | os.PathLike], opts: Ve
                         prefetch_factor=4 if workers and len(ds) > opts.batch_size else None)
     out: list[np.ndarray | None] = [None] * len(ds)
     bad: dict[int, str] = {}
-    with torch.inference_mode():
-        for images, index, failed in progress(loader, total=len(loader), desc="embedding", quiet=quiet):
-            bad.update(failed)
-            if not len(images):
-                continue
-            x = to_input(images, dev.device, backbone.pre, dev.channels_last)
-            with torch.autocast(dev.device.type, dtype=dev.amp_dtype, enabled=dev.amp_dtype is not None):
-                feats = model(x)
-            feats = feats.float().flatten(1).cpu().numpy()
-            for i, v in zip(index, feats):
-                out[i] = v
+    for images, index, failed in progress(loader, total=len(loader), desc="embedding", quiet=quiet):
+        bad.update(failed)
+        for i, v in zip(index, features(model, dev, backbone.pre, images)):
+            out[i] = v
     return out, bad
+
+
+def features(model, dev, pre, images) -> np.ndarray:
+    """The model's vectors for a uint8 NCHW batch (the work of one batch, here or on a Ray actor)."""
+    import torch
+
+    from datacurate.train.data import to_input
+
+    if not len(images):
+        return np.zeros((0, 0), dtype=np.float32)
+    with torch.inference_mode():
+        x = to_input(images, dev.device, pre, dev.channels_last)
+        with torch.autocast(dev.device.type, dtype=dev.amp_dtype, enabled=dev.amp_dtype is not None):
+            feats = model(x)
+        return feats.float().flatten(1).cpu().numpy()
+
+
+def placed(model, device: str):
+    """(train.loop.Device, the model on it): channels-last on CUDA."""
+    import torch
+
+    from datacurate.train.loop import pick_device
+
+    dev = pick_device(device, True, True)
+    model = model.to(dev.device)
+    if dev.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return dev, model
 
 
 def _collate_keep_index(batch):
@@ -147,8 +163,9 @@ def _collate_keep_index(batch):
 
 
 def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str, str]], opts: VetOptions, *,
-                     quiet: bool = True) -> tuple[dict[str, np.ndarray], int, dict[str, str]]:
-    """Vectors by sha256 for (absolute path, sha256) items: from the cache, the rest embedded and stored.
+                     quiet: bool = True, cluster=None) -> tuple[dict[str, np.ndarray], int, dict[str, str]]:
+    """Vectors by sha256 for (absolute path, sha256) items: from the cache, the rest embedded (here, or by
+    actors on a Ray `cluster`) and stored.
 
     Returns (vectors, how many were embedded now, {path: why} for files that did not decode).
     """
@@ -162,7 +179,12 @@ def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str
     failed: dict[str, str] = {}
     if todo:
         paths = list(todo)
-        vectors, bad = embed_files(backbone, paths, opts, quiet=quiet)
+        if cluster is not None:
+            from datacurate.cluster.embed import embed_on_cluster
+
+            vectors, bad = embed_on_cluster(cluster, backbone, paths, opts, quiet=quiet)
+        else:
+            vectors, bad = embed_files(backbone, paths, opts, quiet=quiet)
         # rounded as the cache keeps them, so a first run and a cached re-run judge the same numbers
         new = {todo[p]: v.astype(np.float16).astype(np.float32) for p, v in zip(paths, vectors) if v is not None}
         failed = {paths[i]: why for i, why in bad.items()}

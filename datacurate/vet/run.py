@@ -24,20 +24,24 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> VetOptions:
 
 
 def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: VetOptions | None = None,
-        echo: Callable[[str], None] = lambda s: None, **flags) -> VetResult:
+        echo: Callable[[str], None] = lambda s: None, ray: str | bool | None = None, **flags) -> VetResult:
     """Flag scraped images that are off-topic or look like another class; move them to quarantine.
 
     `options` (a VetOptions) or keyword flags named like the CLI's (backbone=, weights=, run=, ...),
     laid over datacurate.yaml's `vet:` section. Originals are listed, never moved, unless
     move_originals. With dry_run nothing moves (the embeddings cache and the reports are written).
+    `ray`: embed on a Ray cluster's actors (an address, "auto"; False: here; None: datacurate.yaml's
+    `ray.address`).
     """
     from datacurate.clean.scan import index_files
+    from datacurate.cluster.use import cluster_for
     from datacurate.vet.embed import embed_with_cache, load_backbone
 
     opts = options or resolve(ws, flags)
     start = time.perf_counter()
     result = VetResult(dry_run=dry_run)
-    with open_catalog(ws) as cat:
+    with open_catalog(ws) as cat, \
+            cluster_for(ws, ray, [ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as cluster:
         rows = [r for r in index_files(ws, cat, SOURCES, quiet=quiet) if _usable(r)]
         kept = _restored_by_user(cat)
         classes = _vetted_classes(rows, result)
@@ -50,7 +54,7 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             backbone = load_backbone(ws, opts, quiet=quiet)
         result.model = backbone.description
         vectors, result.embedded, result.undecodable = embed_with_cache(
-            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet)
+            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet, cluster=cluster)
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
         with phase(f"vet: judging {len(rows)} images (neighbours, {opts.folds}-fold classifier)", quiet=quiet):
