@@ -103,7 +103,7 @@ def test_without_ray_installed_the_flag_is_one_line_naming_the_extra(ws: Path):
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"batch_size": 0}, "ray.batch_size must be a whole number of at least 1"),
+    ({"batch_size": 0}, "ray: batch_size must be a whole number of at least 1"),
     ({"address": "nowhere"}, "ray.address 'nowhere' is not an address of a Ray cluster"),
     ({"bogus": 1}, "unknown option ray.bogus"),
 ])
