@@ -77,7 +77,7 @@ class TTY(io.StringIO):
         return True
 
 
-def _drive(m: meter.Meter, steps: int) -> None:
+def _drive(m: meter.Meter) -> None:
     for i, _ in enumerate(m):
         m.update(torch.tensor(0.5 * 2 * (i + 1), dtype=torch.float64), 2 * (i + 1))
     m.close()
@@ -88,12 +88,12 @@ def test_bar_shows_running_loss_rate_and_lr_on_a_terminal(monkeypatch):
     said: list[str] = []
     tty = TTY()
     _drive(meter.Meter(range(4), 4, "finetune 1/2 train", quiet=False, echo=said.append,
-                       lrs=lambda: {"body": 1e-4, "head": 1e-3}, stream=tty), 4)
+                       lrs=lambda: {"body": 1e-4, "head": 1e-3}, stream=tty))
     out = tty.getvalue()
     assert "finetune 1/2 train" in out and "loss 0.5000" in out and "img/s" in out and "lr 0.0001/0.001" in out
     assert said == []  # the bar, no log lines
     quiet = TTY()
-    _drive(meter.Meter(range(4), 4, "x", quiet=True, echo=said.append, stream=quiet), 4)
+    _drive(meter.Meter(range(4), 4, "x", quiet=True, echo=said.append, stream=quiet))
     assert quiet.getvalue() == "" and said == []
 
 
@@ -101,13 +101,13 @@ def test_bar_on_a_log_is_periodic_lines_not_carriage_returns(monkeypatch):
     monkeypatch.setattr(meter, "LINE_EVERY", 0.0)
     said: list[str] = []
     log = io.StringIO()
-    _drive(meter.Meter(range(3), 3, "head 1/1 train", quiet=False, echo=said.append, lrs=lambda: {"head": 5e-4}, stream=log), 3)
+    _drive(meter.Meter(range(3), 3, "head 1/1 train", quiet=False, echo=said.append, lrs=lambda: {"head": 5e-4}, stream=log))
     assert log.getvalue() == ""
     assert said[0].startswith("head 1/1 train: 1/3 batches, loss 0.5000, ") and said[0].endswith("img/s, lr head 0.0005")
     assert len(said) == 3
     monkeypatch.setattr(meter, "LINE_EVERY", 60.0)
     said.clear()
-    _drive(meter.Meter(range(3), 3, "head 1/1 train", quiet=False, echo=said.append, stream=io.StringIO()), 3)
+    _drive(meter.Meter(range(3), 3, "head 1/1 train", quiet=False, echo=said.append, stream=io.StringIO()))
     assert said == []  # a short pass: only the loop's epoch line
 
 
