@@ -25,7 +25,7 @@ COMMANDS = {
     "scrape": "datacurate.scrape.cli",
     "split": "datacurate.split.cli",
     "stats": "datacurate.split.cli",
-    "report": "datacurate.split.cli",
+    "report": "datacurate.report.cli",
     "train": "datacurate.train.cli",
     "evaluate": "datacurate.train.cli",
     "predict": "datacurate.train.cli",

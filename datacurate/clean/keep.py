@@ -34,14 +34,16 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
     that path before clean or vet set it aside. One clear UserError otherwise."""
     from datacurate.clean.scan import index_files, place
 
-    path = Path(os.path.abspath(Path(os.getcwd()) / Path(raw).expanduser()))
+    given = Path(raw).expanduser()
+    path = Path(os.path.abspath(Path(os.getcwd()) / given))
+    if not given.is_absolute() and not path.exists():  # the API also takes workspace-relative paths
+        inside = Path(os.path.abspath(ws.root / given))
+        path = inside if inside.exists() or _known(cat, ws.rel(inside)) else path
     try:
         rel = ws.rel(path)
     except UserError:
         raise UserError(f"{raw} is outside the workspace {ws.root}") from None
-    row = cat.file(rel) or cat.db.execute(
-        "SELECT * FROM files WHERE (home=? OR origin=?) ORDER BY status='quarantined' DESC, path LIMIT 1",
-        (rel, rel)).fetchone()
+    row = _known(cat, rel)
     if row is None and path.is_file() and place(ws, str(path)):
         index_files(ws, cat, roots=[path.parent])  # a file no command has seen yet
         row = cat.file(rel)
@@ -50,6 +52,13 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
             raise UserError(f"{raw}: no such file (not on disk, and the catalog knows no file that was there)")
         raise UserError(f"{raw} is not a file in the workspace's data folders (original, scraped, test, quarantine)")
     return row
+
+
+def _known(cat: Catalog, rel: str):
+    """The row of the file at `rel`, or of the one whose home (or original name) was `rel`."""
+    return cat.file(rel) or cat.db.execute(
+        "SELECT * FROM files WHERE (home=? OR origin=?) ORDER BY status='quarantined' DESC, path LIMIT 1",
+        (rel, rel)).fetchone()
 
 
 @dataclass

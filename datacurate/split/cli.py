@@ -1,13 +1,11 @@
-"""CLI: `datacurate split`, `datacurate stats`, `datacurate report balance`."""
+"""CLI: `datacurate split` and `datacurate stats` (`datacurate report split` is in datacurate.report)."""
 
 from __future__ import annotations
 
 import click
 
-from datacurate.catalog import open_catalog
 from datacurate.clicommon import echo_table, pass_ctx
 from datacurate.errors import UserError
-from datacurate.split import balance as balance_mod
 from datacurate.split.options import DEFAULTS, LINK_MODES, SECTION, SplitOptions
 from datacurate.split.splitter import split_dataset
 from datacurate.split.stats import compute_stats, write_stats
@@ -88,27 +86,4 @@ def stats(ctx, size):
         _warn([f"{len(result.skipped)} image(s) did not decode and were skipped, e.g. {result.skipped[0]}"])
 
 
-@click.group("report")
-def report():
-    """Render reports again from the catalog."""
-
-
-@report.command("balance")
-@click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
-@pass_ctx
-def report_balance(ctx, min_per_class):
-    """The class-balance table, CSV and HTML of the current split."""
-    ws = ctx.workspace()
-    opts = SplitOptions.from_mapping(ws.resolve(SECTION, {"min_per_class": min_per_class}, DEFAULTS))
-    with open_catalog(ws, create=False) as cat:
-        bal = balance_mod.from_catalog(cat, opts.min_per_class)
-    if not bal.classes:
-        raise UserError("the catalog records no split; run `datacurate split` first")
-    rows, cols = bal.table()
-    echo_table(rows, cols)
-    click.echo(bal.summary())
-    for path in balance_mod.write(bal, ws.reports).values():
-        click.echo(f"report: {_show(ws, path)}")
-
-
-COMMANDS = [split, stats, report]
+COMMANDS = [split, stats]
