@@ -84,10 +84,13 @@ class Pictures:
 
     def href(self, pic: Pic) -> str | None:
         """The full-size file, relative to reports/ (None when it is not on disk)."""
-        path = self.ws.abs(pic.path)
-        if not path.is_file():
+        from datacurate.fsutil import text_path
+
+        if "_up" not in self.__dict__:
+            self._up = os.path.relpath(self.ws.root, self.ws.reports)
+        if not os.path.isfile(os.path.join(self.ws.root, text_path(pic.path))):
             return None
-        return quote(os.fsencode(os.path.relpath(path, self.ws.reports)).replace(os.sep.encode(), b"/"))
+        return quote(os.fsencode(os.path.join(self._up, text_path(pic.path))).replace(os.sep.encode(), b"/"))
 
 
 def write_review(ws: Workspace, pics: Pictures, stem: str, title: str, cards: list[Card], *, summary: Any,
@@ -125,7 +128,7 @@ def write_review(ws: Workspace, pics: Pictures, stem: str, title: str, cards: li
                 title=title, plan=PLAN if plan else "", summary=summary if key == (0, 0) and i == 0 else None,
                 stem=stem, base="" if i == 0 and key == (0, 0) else "../", cards=[html[j] for j in chunk],
                 start=i * page_size, total=len(members), all_cards=len(cards), page=i, pages=pages,
-                reasons=reasons, classes=classes, current=key, views=json.dumps(first, ensure_ascii=False),
+                reasons=reasons, classes=classes, current=key, views=json.dumps(first, ensure_ascii=False).replace("<", "\\u003c"),
                 counts=_counts(views, reasons, classes), reason_label=reason_label, first=first)
             target = ws.reports / url
             atomic_write_text(target, text)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from datacurate.clicommon import progress
-from datacurate.fsutil import atomic_write_bytes
+from datacurate.fsutil import atomic_path, file_mode
 
 SIZE = 128
 FOLDER = "thumbs"
@@ -76,5 +76,7 @@ def _make(job: tuple[str, str]) -> bool:
             im.save(buf, "JPEG", quality=80)
     except Exception:  # noqa: BLE001 - a preview is not worth failing the report for
         return False
-    atomic_write_bytes(dst, buf.getvalue())
+    with atomic_path(dst) as tmp:  # no fsync: a thumbnail is a cache, made again when missing
+        tmp.write_bytes(buf.getvalue())
+        os.chmod(tmp, file_mode())
     return True
