@@ -110,6 +110,34 @@ CREATE TABLE IF NOT EXISTS embeddings (   -- vet's image vectors by content and 
 CREATE TABLE IF NOT EXISTS quarantines (   -- quarantine folders outside the workspace's (beside a source on another disk)
     root  TEXT PRIMARY KEY,           -- absolute path (a catalog key)
     since REAL NOT NULL
+
+);
+CREATE TABLE IF NOT EXISTS overrides (    -- a person's word, by content: `datacurate keep`
+    kind   TEXT NOT NULL,             -- keep | apart (a and b are not duplicates)
+    a      TEXT NOT NULL,             -- sha256
+    b      TEXT NOT NULL DEFAULT '',  -- apart: the other sha256 (a <= b); keep: ''
+    reason TEXT NOT NULL DEFAULT '*', -- keep: the reason it is kept against ('*': every reason)
+    time   REAL NOT NULL,
+    path   TEXT,                      -- where the file was when the person said so
+    other  TEXT,                      -- apart: where the other file was
+    PRIMARY KEY (kind, a, b, reason)
+);
+CREATE TABLE IF NOT EXISTS vet_scores (  -- vet's evidence per content (vet.csv, vet.html, `datacurate reason`)
+    sha256     TEXT PRIMARY KEY,
+    path       TEXT NOT NULL,         -- where the file was when it was scored
+    class      TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    distance   REAL NOT NULL,
+    threshold  REAL NOT NULL,
+    quality    REAL,
+    likeliest  TEXT,
+    likeliest_prob REAL,
+    flag       TEXT NOT NULL,         -- off-topic | wrong-class | '' (kept)
+    looks_like TEXT,
+    detail     TEXT,
+    neighbours TEXT,                  -- JSON: {"own": [[path, sha256], ...], "other": [...]}
+    model      TEXT,
+    time       REAL NOT NULL
 );
 """
 

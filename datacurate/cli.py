@@ -19,11 +19,13 @@ COMMANDS = {
     "demo-data": "datacurate.commands",
     "clean": "datacurate.clean.cli",
     "restore": "datacurate.clean.cli",
+    "keep": "datacurate.clean.cli",
+    "reason": "datacurate.clean.cli",
     "vet": "datacurate.vet.cli",
     "scrape": "datacurate.scrape.cli",
     "split": "datacurate.split.cli",
     "stats": "datacurate.split.cli",
-    "report": "datacurate.split.cli",
+    "report": "datacurate.report.cli",
     "train": "datacurate.train.cli",
     "evaluate": "datacurate.train.cli",
     "predict": "datacurate.train.cli",
@@ -36,7 +38,7 @@ COMMANDS = {
 
 # Commands that write in the workspace: each holds the workspace lock (datacurate/lock.py) while it
 # runs; a second one waits --wait seconds, then refuses naming the holder. Add a writing command here.
-LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet"}
+LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep"}
 
 
 class LazyGroup(click.Group):

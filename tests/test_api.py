@@ -182,4 +182,4 @@ def test_json_on_every_summary_command(tmp_path: Path):
         command = main.get_command(None, name)
         if name not in ("predict", "demo") and not any(p.name == "as_json" for p in command.params):
             missing.append(name)
-    assert missing == ["report"]  # a group: `report balance` has it
+    assert missing == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
+from urllib.parse import unquote
 from pathlib import Path
 
 from conftest import encode, photo, write
@@ -36,7 +38,11 @@ def test_gallery_and_csv(ws: Path) -> None:
     ]
     out = write_duplicates_report(w, pairs, items, ws / "reports" / "clean-duplicates.html")
     text = out.read_text("utf-8")
-    assert text.count("data:image/jpeg;base64,") == 5, "a thumbnail for each file that exists"
+    thumbs = re.findall(r'<img loading="lazy" src="(thumbs/[0-9a-z]+\.jpg)"', text)
+    assert len(thumbs) == 5, "a thumbnail for each file that exists"
+    assert all((ws / "reports" / t).is_file() for t in thumbs)
+    links = re.findall(r'<a href="([^"]+)">', text)
+    assert len(links) == 5 and all((ws / "reports" / unquote(h)).is_file() for h in links), "each links to its file"
     assert "no preview" in text
     assert "可回收物_易拉罐" in text and "now at data/quarantine/label-conflict/scraped/可回收物_易拉罐/c.jpg" in text
     assert "Label conflicts (1)" in text and "Test-set leaks (1)" in text

@@ -159,8 +159,9 @@ def test_dry_run_moves_nothing_and_report_covers_every_image(ws: Path):
     assert len(rows) == 3 * (N_ORIGINAL + N_GOOD + 2)
     assert {r["flag"] for r in rows if r["path"].endswith("chart.jpg")} == {"off-topic"}
     page = (ws / "reports" / "vet.html").read_text(encoding="utf-8")
-    assert "chart.jpg" in page and "vet-thumbs/" in page and "nearest red originals" in page
-    assert any((ws / "reports" / "vet-thumbs").glob("*.jpg"))
+    assert "chart.jpg" in page and 'src="thumbs/' in page and "nearest red original" in page
+    assert "plan — nothing was moved" in page
+    assert any((ws / "reports" / "thumbs").glob("*.jpg"))
 
 
 def test_cache_survives_a_rename_and_embeds_only_new_images(ws: Path):
@@ -251,7 +252,7 @@ def test_far_but_recognised_member_is_kept_unless_the_rule_is_off():
                               (dict(recognised_within=1000.0, keep_recognised=False), both),
                               ({}, both)):  # by default only within 3 thresholds: this one lies further
         result = VetResult(dry_run=True)
-        _judge(rows, np.array(raw), ["a", "b"], set(), VetOptions(**options), result)
+        _judge(rows, np.array(raw), ["a", "b"], lambda sha, reason: False, VetOptions(**options), result)
         assert {f.path: f.reason for f in result.flags} == expected, options
         unusual = next(s for s in result.scores if s.path == "s/unusual")
         assert unusual.distance > 3 * unusual.threshold and unusual.likeliest == "a" and unusual.quality > 0.9

@@ -13,6 +13,7 @@ from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
+KEEPABLE = ("too-small", "odd-aspect", "duplicate", "near-duplicate", "label-conflict", "test-leak") + FLAGS + ("off-topic", "wrong-class")
 SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
 
 
@@ -59,26 +60,89 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, ray, no_ray, **o
 
 
 @click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--reason", "reasons", multiple=True, type=click.Choice(SET_ASIDE),
               help=f"Only files set aside for this reason (repeatable); `{RENAMED}`: undo renames; "
                    f"`{DERIVED}`: changed PNGs clean had made (never restored otherwise).")
 @click.option("--dry-run", is_flag=True, help="Print what would move back.")
 @json_option
 @pass_ctx
-def restore(ctx, reasons, dry_run, as_json):
-    """Move quarantined files back to where they came from."""
+def restore(ctx, paths, reasons, dry_run, as_json):
+    """Move quarantined files back to where they came from: PATHS (in quarantine, or by the path they had), or all.
+
+    A later clean may set a restored file aside again; `datacurate keep PATH` makes it stay.
+    """
     ws = ctx.workspace()
-    result = restore_files(ws, tuple(reasons), dry_run=dry_run)
+    if paths and reasons:
+        raise click.UsageError("name files or --reason, not both")
+    result = restore_files(ws, tuple(reasons), paths=paths, dry_run=dry_run)
     if as_json:
-        echo_json({"dry_run": dry_run, "restored": [{"from": s, "to": d, "reason": r} for s, d, r in result.moves],
-                   "counts": result.counts(), "removed": result.removed})
+        echo_json(_restored_json(result, dry_run))
         return
+    _echo_restored(result, dry_run)
+
+
+def _restored_json(result, dry_run: bool) -> dict:
+    return {"dry_run": dry_run, "restored": [{"from": s, "to": d, "reason": r} for s, d, r in result.moves],
+            "counts": result.counts(), "removed": result.removed}
+
+
+def _echo_restored(result, dry_run: bool) -> None:
     for src, dst, reason in result.moves:
-        if dry_run:
-            click.echo(f"would restore  {shown(src)} -> {shown(dst)}  [{reason}]")
+        click.echo(f"{'would restore' if dry_run else 'restored'}  {shown(src)} -> {shown(dst)}  [{reason}]")
     echo_table([{"reason": r, "files": n} for r, n in result.counts().items()], ["reason", "files"])
     click.echo(f"{'would restore' if dry_run else 'restored'} {len(result.moves)} files"
                + (f"; removed {len(result.removed)} PNGs clean had made from them" if result.removed else ""))
 
 
-COMMANDS = [clean, restore]
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--not-duplicates", is_flag=True,
+              help="These files are not copies of each other: clean never pairs them again (and brings back the one it set aside).")
+@click.option("--reason", "reasons", multiple=True, type=click.Choice(KEEPABLE),
+              help="Keep against this reason only (repeatable; default: every reason).")
+@click.option("--dry-run", is_flag=True, help="Print what would happen; remember nothing, move nothing.")
+@json_option
+@pass_ctx
+def keep(ctx, paths, not_duplicates, reasons, dry_run, as_json):
+    """Keep these files: back from quarantine, and no later clean or vet sets them aside again.
+
+    Remembered by content (sha256): a kept file stays kept when renamed, moved or scraped again.
+    """
+    from datacurate.clean.keep import keep as keep_files
+
+    if not_duplicates and reasons:
+        raise click.UsageError("--not-duplicates takes no --reason")
+    ws = ctx.workspace()
+    result = keep_files(ws, paths, reasons=reasons, not_duplicates=not_duplicates, dry_run=dry_run)
+    if as_json:
+        echo_json(result.summary())
+        return
+    verb = "would keep" if dry_run else "kept"
+    for a, b in result.apart:
+        click.echo(f"{'would record' if dry_run else 'recorded'}  not duplicates: {shown(a)}  {shown(b)}")
+    for p in result.kept:
+        click.echo(f"{verb}  {shown(p)}" + (f"  (against {', '.join(reasons)})" if reasons else ""))
+    if result.restored.moves:
+        _echo_restored(result.restored, dry_run)
+    if dry_run:
+        click.echo("dry run: nothing recorded, nothing moved")
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@json_option
+@pass_ctx
+def reason(ctx, path, as_json):
+    """Why a file was set aside (stage, reason, score, when) and what it was compared with."""
+    from datacurate.clean.keep import reason as reason_of
+
+    found = reason_of(ctx.workspace(), path)
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    for line in found.lines():
+        click.echo(shown(line))
+
+
+COMMANDS = [clean, restore, keep, reason]

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from datacurate.clean.model import Item, Pair
 from datacurate.fsutil import atomic_write_text
-from datacurate.report.html import card, esc, table, write_page
+from datacurate.report.review import PLAN, Pic, Pictures, environment
 from datacurate.workspace import Workspace
 
-MAX_GROUPS_PER_SECTION = 300
 PAIR_COLUMNS = ["a", "b", "kind", "distance", "hash"]
 OUTCOME = {
     "duplicate": "set aside: duplicate",
@@ -40,30 +39,45 @@ def write_pairs_csv(pairs: list[Pair], out: Path) -> Path:
     return Path(out)
 
 
-def write_duplicates_report(ws: Workspace, pairs: list[Pair], items_by_path: dict[str, Item], out: Path) -> Path:
-    """Write the gallery to `out` atomically and return it.
+def write_duplicates_report(ws: Workspace, pairs: list[Pair], items_by_path: dict[str, Item], out: Path, *,
+                            pics: Pictures | None = None, plan: bool = False) -> Path:
+    """Write the gallery to `out` atomically and return it (every group: thumbnails are files, loaded lazily).
 
     `items_by_path` maps a path to an Item whose `.path` is where the file is now; it may be keyed
     by the path named in the pairs or by the file's current path (quarantined files are then
     matched to the pair's path through their home in the quarantine layout).
     """
+    pics = pics or Pictures(ws)
     find = _Locator(ws, items_by_path)
     groups = _groups(pairs)
-    sections = [
-        ("Label conflicts", "clusters whose members are filed under different classes", groups["conflict"]),
-        ("Near-duplicate clusters", "the keeper (green) and the copies set aside", groups["near"]),
-        ("Exact duplicates", "byte-identical copies (sha256)", groups["exact"]),
-        ("Test-set leaks", "a test image (first, never moved) and the training images that copy it", groups["leak"]),
-    ]
-    counts = defaultdict(int)
+    sections = []
+    for key, title, blurb in SECTIONS:
+        rows = []
+        for a, members in groups[key]:
+            leak = members[0].kind == "test-leak"
+            head = find.shown(a, ["test image" if leak else "kept"], kept=not leak)
+            rows.append([head] + [find.shown(m.b, [f"distance {m.distance} ({m.hash})", OUTCOME.get(m.kind, m.kind)],
+                                             reason=m.kind)
+                                  for m in members])
+        sections.append({"title": title, "blurb": blurb, "rows": rows})
+    pics.want(s["pic"] for sec in sections for row in sec["rows"] for s in row)
+    pics.make()
+    counts: dict[str, int] = defaultdict(int)
     for p in pairs:
         counts[p.kind] += 1
-    body = [table([{"kind": k, "pairs": n} for k, n in sorted(counts.items())], ["kind", "pairs"]) if pairs
-            else "<p>No duplicates, conflicts or leaks found.</p>"]
-    for title, blurb, rows in sections:
-        if rows:
-            body.append(_section(title, blurb, rows, find))
-    return write_page(Path(out), "Duplicates, conflicts and leaks", "".join(body))
+    html = environment().get_template("clean-duplicates.html.j2").render(
+        sections=[s for s in sections if s["rows"]], counts=dict(sorted(counts.items())), pics=pics,
+        plan=PLAN if plan else "")
+    atomic_write_text(Path(out), html)
+    return Path(out)
+
+
+SECTIONS = [
+    ("conflict", "Label conflicts", "clusters whose members are filed under different classes"),
+    ("near", "Near-duplicate clusters", "the keeper (green) and the copies set aside"),
+    ("exact", "Exact duplicates", "byte-identical copies (sha256)"),
+    ("leak", "Test-set leaks", "a test image (first, never moved) and the training images that copy it"),
+]
 
 
 def _groups(pairs: list[Pair]) -> dict[str, list[tuple[str, list[Pair]]]]:
@@ -84,20 +98,6 @@ def _groups(pairs: list[Pair]) -> dict[str, list[tuple[str, list[Pair]]]]:
             key = "exact"
         out[key].append((a, sorted(members, key=lambda m: (m.distance, m.b))))
     return out
-
-
-def _section(title: str, blurb: str, rows: list[tuple[str, list[Pair]]], find: "_Locator") -> str:
-    shown = rows[:MAX_GROUPS_PER_SECTION]
-    parts = [f"<h2>{esc(title)} ({len(rows)})</h2><p class='muted'>{esc(blurb)}</p>"]
-    for a, members in shown:
-        leak = members[0].kind == "test-leak"
-        head = find.card(a, ["test image" if leak else "kept"], kept=not leak)
-        cards = [find.card(m.b, [f"distance {m.distance} ({m.hash})", OUTCOME.get(m.kind, m.kind)], reason=m.kind)
-                 for m in members]
-        parts.append(f'<div class="row">{head}{"".join(cards)}</div>')
-    if len(rows) > len(shown):
-        parts.append(f"<p class='muted'>{len(rows) - len(shown)} more in clean-pairs.csv</p>")
-    return "".join(parts)
 
 
 class _Locator:
@@ -132,7 +132,8 @@ class _Locator:
             return path
         return self.ws.rel(moved) if moved.exists() else path
 
-    def card(self, path: str, lines: list[str], *, kept: bool = False, reason: str | None = None) -> str:
+    def shown(self, path: str, lines: list[str], *, kept: bool = False, reason: str | None = None) -> dict:
+        """A picture for the template: {"pic": Pic where it is now, "lines": caption, "kept": bool}."""
         item = self.items.get(path)
         now = item.path if item else self._quarantined(path, reason)
         info = [path]
@@ -140,4 +141,10 @@ class _Locator:
             info.append(f"{item.klass or '-'} · {item.source} · {item.width}x{item.height}")
         if now != path:
             info.append(f"now at {now}")
-        return card(self.ws.abs(now), info + lines, kept=kept)
+        return {"pic": Pic(now, item.sha256 if item else self._sha(now)), "lines": info + lines, "kept": kept}
+
+    def _sha(self, path: str) -> str | None:
+        from datacurate.clean.scan import sha256_file
+
+        where = self.ws.abs(path)
+        return sha256_file(str(where)) if where.is_file() else None

@@ -55,14 +55,23 @@ def keeper_key(item: Item) -> tuple:
     return (colour, -bits, -area, -(item.size / area if area else 0.0), item.source != "original", -item.size, item.path)
 
 
-def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, hash_kind: str) -> tuple[list[Decision], list[Pair]]:
+Apart = Callable[[Item, Item], bool]  # True: a person said these two are not duplicates (datacurate keep)
+
+
+def never_apart(a: Item, b: Item) -> bool:
+    return False
+
+
+def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, hash_kind: str,
+           apart: Apart = never_apart) -> tuple[list[Decision], list[Pair]]:
     """Verdicts on one cluster of copies (`members` in keeper order, each within k of the first).
 
     Classes holding an original in the cluster are its labels (none: the keeper's class). Inside
     each such class one copy is kept per group of copies within k of it (best first); the others
     are duplicates of it. A class keeper under another label than the cluster's keeper is a
     conflict between originals, reported for a person. Every member of a class that holds no
-    original (scraped copies under another label) is a label conflict.
+    original (scraped copies under another label) is a label conflict. Two members `apart` (a
+    person said they are not duplicates) are never paired.
     """
     by_class: dict[str, list[Item]] = {}
     for m in members:
@@ -74,7 +83,7 @@ def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, h
     for c in labels:
         keepers: list[Item] = []
         for m in by_class[c]:
-            near = [(distance(kp, m), n) for n, kp in enumerate(keepers)]
+            near = [(distance(kp, m), n) for n, kp in enumerate(keepers) if not apart(kp, m)]
             near = [x for x in near if x[0] <= k]
             if near:
                 d, n = min(near)
@@ -83,13 +92,14 @@ def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, h
             keepers.append(m)
             if ref is None:
                 ref = m
-            elif m.klass != ref.klass:
+            elif m.klass != ref.klass and not apart(ref, m):
                 pairs.append(Pair(ref.path, m.path, "conflict-reported", distance(ref, m), hash_kind))
     assert ref is not None
     for c, ms in by_class.items():
         if c not in labels:
             for m in ms:
-                _verdict(ref, m, distance(ref, m), hash_kind, decisions, pairs)
+                if not apart(ref, m):
+                    _verdict(ref, m, distance(ref, m), hash_kind, decisions, pairs)
     return decisions, pairs
 
 

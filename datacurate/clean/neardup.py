@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
+from datacurate.clean.model import Apart, Decision, Item, Pair, keeper_key, never_apart, settle
 from datacurate.clean.search import codes_from_hex, cross_within, search_unique, unique_codes
 from datacurate.errors import UserError
 
@@ -60,17 +60,18 @@ def find_near_duplicates(
     return leak_decisions + decisions, leak_pairs + pairs
 
 
-def find_leaks(items: list[Item], tests: list[Item], k: int, kind: str) -> tuple[list[Decision], list[Pair]]:
+def find_leaks(items: list[Item], tests: list[Item], k: int, kind: str,
+               apart: Apart = never_apart) -> tuple[list[Decision], list[Pair]]:
     """Items within k of any test item: one `test-leak` decision each (nearest test image)."""
     if not items or not tests:
         return [], []
     tests = sorted(tests, key=lambda t: t.path)
     qi, ri, dist = cross_within(codes_from_hex([it.hash for it in items]), codes_from_hex([t.hash for t in tests]), k)
-    pairs = [Pair(a=tests[r].path, b=items[q].path, kind="test-leak", distance=int(d), hash=kind)
-             for q, r, d in zip(qi.tolist(), ri.tolist(), dist.tolist())]
+    hits_found = [(q, r, d) for q, r, d in zip(qi.tolist(), ri.tolist(), dist.tolist()) if not apart(tests[r], items[q])]
+    pairs = [Pair(a=tests[r].path, b=items[q].path, kind="test-leak", distance=int(d), hash=kind) for q, r, d in hits_found]
     nearest: dict[int, tuple[int, int]] = {}
     hits: dict[int, int] = {}
-    for q, r, d in zip(qi.tolist(), ri.tolist(), dist.tolist()):
+    for q, r, d in hits_found:
         hits[q] = hits.get(q, 0) + 1
         if q not in nearest or (d, r) < nearest[q]:
             nearest[q] = (d, r)
@@ -84,29 +85,38 @@ def find_leaks(items: list[Item], tests: list[Item], k: int, kind: str) -> tuple
     return decisions, pairs
 
 
-def cluster(items: list[Item], k: int, kind: str) -> tuple[list[Decision], list[Pair]]:
-    """Greedy clusters in keeper order; see the module docstring for the rules."""
+def cluster(items: list[Item], k: int, kind: str, apart: Apart = never_apart) -> tuple[list[Decision], list[Pair]]:
+    """Greedy clusters in keeper order; see the module docstring for the rules.
+
+    A keeper does not take an item a person said is not its duplicate (`apart`): that item stays
+    free to start or join another cluster.
+    """
     if len(items) < 2:
         return [], []
     ordered = sorted(items, key=keeper_key)
     uniq, inverse = unique_codes(codes_from_hex([it.hash for it in ordered]))
     indptr, nbr, nbr_dist = _adjacency(len(uniq), *search_unique(uniq, k))
     members = _members_by_code(inverse, len(uniq))
-    claimed = np.zeros(len(uniq), dtype=bool)
+    left = np.array([len(m) for m in members])  # members of each code not yet in a cluster
+    taken = np.zeros(len(ordered), dtype=bool)
     decisions: list[Decision] = []
     pairs: list[Pair] = []
     for pos, code in enumerate(inverse.tolist()):
-        if claimed[code]:
+        if taken[pos]:
             continue
         keeper = ordered[pos]
-        joined = [(0, m) for m in members[code] if m != pos]
-        claimed[code] = True
-        for u, d in zip(nbr[indptr[code]:indptr[code + 1]].tolist(), nbr_dist[indptr[code]:indptr[code + 1]].tolist()):
-            if not claimed[u]:
-                claimed[u] = True
-                joined.extend((d, m) for m in members[u])
-        cluster_items = [keeper] + [ordered[m] for m in sorted(m for _, m in joined)]
-        found, found_pairs = settle(cluster_items, _distance, k, kind)
+        taken[pos], left[code] = True, left[code] - 1
+        joined = []
+        near = zip(nbr[indptr[code]:indptr[code + 1]].tolist(), nbr_dist[indptr[code]:indptr[code + 1]].tolist())
+        for u, _ in [(code, 0), *near]:
+            if not left[u]:
+                continue
+            for m in members[u]:
+                if not taken[m] and not apart(keeper, ordered[m]):
+                    taken[m], left[u] = True, left[u] - 1
+                    joined.append(m)
+        cluster_items = [keeper] + [ordered[m] for m in sorted(joined)]
+        found, found_pairs = settle(cluster_items, _distance, k, kind, apart)
         decisions += found
         pairs += found_pairs
     return decisions, pairs

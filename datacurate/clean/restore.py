@@ -9,10 +9,13 @@ from the file now restored), moved to quarantine/derived/ when someone changed i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.scan import index_files, quarantine_dir, sha256_file
+from datacurate.errors import UserError
 from datacurate.fsutil import free_path
 from datacurate.workspace import Workspace
 
@@ -33,33 +36,53 @@ class RestoreResult:
         return dict(sorted(out.items()))
 
 
-def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, dry_run: bool = False) -> RestoreResult:
-    """Move every quarantined file (of the given reasons, default all but `derived`) back, and undo renames."""
-    from datacurate.clean.run import moved_together
-
+def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str | os.PathLike] = (),
+            dry_run: bool = False) -> RestoreResult:
+    """Move quarantined files back and undo renames: every file (of the given reasons, default all but
+    `derived`), or only the files named in `paths` (in quarantine, or by the path they had)."""
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
+        if paths:
+            from datacurate.clean.keep import locate
+
+            rows = [locate(ws, cat, p) for p in paths]
+            for raw, row in zip(paths, rows):
+                if row["status"] != "quarantined":
+                    raise UserError(f"{raw} is not in quarantine (it is at {row['path']}); nothing to restore")
+            for row in {r["path"]: r for r in rows}.values():
+                restore_row(ws, cat, row, result)
+            return result
         rows = index_files(ws, cat, ("quarantine",))
         for row in rows:
             if (row["reason"] not in reasons) if reasons else row["reason"] == DERIVED:
                 continue
-            dst = free_path(ws.abs(row["origin"] or row["home"]))
-            result.moves.append((row["path"], ws.rel(dst), row["reason"]))
-            if dry_run:
-                continue
-            if row["reason"] == "converted":
-                _drop_derived(ws, cat, row, result, moved_together)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with moved_together(cat, ws.abs(row["path"]), dst):
-                cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
-                cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
-                cat.log("restore", row["path"], ws.rel(dst), row["reason"])
+            restore_row(ws, cat, row, result)
         if not reasons or RENAMED in reasons:
-            _undo_renames(ws, cat, result, moved_together)
+            _undo_renames(ws, cat, result)
     return result
 
 
-def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult, moved_together) -> None:
+def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
+    """Move one quarantined file back where it came from (a dry run only notes it); return where it goes."""
+    from datacurate.clean.run import moved_together
+
+    dst = free_path(ws.abs(row["origin"] or row["home"]))
+    result.moves.append((row["path"], ws.rel(dst), row["reason"]))
+    if result.dry_run:
+        return ws.rel(dst)
+    if row["reason"] == "converted":
+        _drop_derived(ws, cat, row, result)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with moved_together(cat, ws.abs(row["path"]), dst):
+        cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
+        cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
+        cat.log("restore", row["path"], ws.rel(dst), row["reason"])
+    return ws.rel(dst)
+
+
+def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult) -> None:
+    from datacurate.clean.run import moved_together
+
     for row in cat.files("status='ok' AND origin IS NOT NULL"):
         src = ws.abs(row["path"])
         if not src.exists():
@@ -74,8 +97,10 @@ def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult, moved_toge
             cat.log("restore", row["path"], ws.rel(dst), RENAMED)
 
 
-def _drop_derived(ws: Workspace, cat: Catalog, source_row, result: RestoreResult, moved_together) -> None:
+def _drop_derived(ws: Workspace, cat: Catalog, source_row, result: RestoreResult) -> None:
     """The PNGs clean made from `source_row`'s file: deleted when unchanged, else set aside as derived."""
+    from datacurate.clean.run import moved_together
+
     for row in cat.files("made_from=?", (source_row["sha256"],)):
         path = ws.abs(row["path"])
         if not path.exists():

@@ -26,6 +26,9 @@ from datacurate.oserrors import disk_full, is_disk_full
 from datacurate.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
 
+# Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
+UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
+
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
 
@@ -55,6 +58,7 @@ class CleanResult:
     flags: dict[str, list[str]] = field(default_factory=dict)   # path -> quality flags
     moved: dict[str, str] = field(default_factory=dict)         # path before -> path after this run
     swept: list[str] = field(default_factory=list)              # stale .tmp-*.part files removed
+    overridden: list[Decision] = field(default_factory=list)    # not set aside: a person said keep (datacurate keep)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -83,7 +87,8 @@ class CleanResult:
         return {
             "dry_run": self.dry_run, "scanned": self.scanned, "kept": self.kept, "fixed": len(self.fixes),
             "set_aside": self.counts, "conflicts_reported": len(self.conflicts_reported), "flags": self.flag_counts,
-            "outside_class_folders": len(self.outside), "reports": self.reports, "seconds": round(self.seconds, 3),
+            "outside_class_folders": len(self.outside), "kept_by_you": len(self.overridden), "reports": self.reports,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -119,11 +124,11 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
             _store_flags(cat, rows, result.flags)
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
-                apply(ws, cat, result)
-            from datacurate.clean.report import write_reports
+                apply(ws, cat, result, [r["path"] for r in rows])
+        from datacurate.clean.report import write_reports
 
-            with phase("clean: writing reports", quiet=quiet), captured_noise():
-                result.reports = write_reports(ws, cat, result, rows)
+        with phase("clean: writing reports", quiet=quiet), captured_noise():
+            result.reports = write_reports(ws, cat, result, rows, quiet=quiet)  # a dry run's are marked as a plan
     result.seconds = time.perf_counter() - start
     return result
 
@@ -178,29 +183,48 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     all agree) take no part in the leak and near-duplicate searches.
     """
     from datacurate.clean.neardup import cluster, find_leaks
+    from datacurate.overrides import load as load_overrides
+
+    said = load_overrides(cat)
+    shas = {r["path"]: r["sha256"] for r in rows}
+
+    def apart(a: Item, b: Item) -> bool:
+        return said.apart(a.sha256, b.sha256)
+
+    def unless_kept(decisions: list[Decision]) -> list[Decision]:
+        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine."""
+        kept = [d for d in decisions if d.reason not in UNKEEPABLE and said.keeps(shas.get(d.path), d.reason)]
+        result.overridden += kept
+        return [d for d in decisions if d not in kept] if kept else decisions
 
     usable = []
     for row in rows:
         if row["problem"]:
-            result.decisions.append(Decision(row["path"], row["problem"], detail=row["detail"] or ""))
+            result.decisions += unless_kept([Decision(row["path"], row["problem"], detail=row["detail"] or "")])
         else:
             usable.append(row)
     hashes, metrics = cat.hashes(kind), cat.quality()
     gray_below = quality.thresholds["grayscale_below"]
     items = [_item(r, hashes, metrics, gray_below) for r in usable]
     result.flags, flagged = quality_decisions(items, metrics, quality)
+    flagged = unless_kept(flagged)
     result.decisions += flagged
     gone = {d.path for d in flagged}
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
     tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
-    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)
+    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind, apart)
+    leaks = unless_kept(leaks)
     gone |= {d.path for d in leaks}
-    exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone])
+    exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone], apart)
+    exact = unless_kept(exact)
     gone |= {d.path for d in exact}
-    near, near_pairs = cluster([i for i in searchable if i.path not in gone], threshold, kind)
+    near, near_pairs = cluster([i for i in searchable if i.path not in gone], threshold, kind, apart)
+    near = unless_kept(near)
     result.decisions += leaks + exact + near
-    result.pairs = _unique_pairs(leak_pairs + pairs + near_pairs)
+    overruled = {d.path for d in result.overridden}
+    result.pairs = [p for p in _unique_pairs(leak_pairs + pairs + near_pairs)
+                    if p.b not in overruled or p.kind == "conflict-reported"]
     moving = {d.path for d in result.decisions}
     result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits))]
 
@@ -280,8 +304,11 @@ def destination(path: Path) -> Path:
     return free_path(fit_name(path))
 
 
-def apply(ws: Workspace, cat: Catalog, result: CleanResult) -> None:
-    """Carry out the plan: fixes in place, then moves into quarantine; each step logged."""
+def apply(ws: Workspace, cat: Catalog, result: CleanResult, judged: Sequence[str] = ()) -> None:
+    """Carry out the plan: fixes in place, then moves into quarantine; each step logged.
+
+    `judged`: the files this run looked at; their pairs from earlier runs are replaced by this run's.
+    """
     moved = result.moved
     for fix in result.fixes:
         moved[fix.path] = _apply_fix(ws, cat, fix)
@@ -292,7 +319,7 @@ def apply(ws: Workspace, cat: Catalog, result: CleanResult) -> None:
             decision.of = moved.get(decision.of, decision.of)
     for pair in result.pairs:
         pair.a, pair.b = moved.get(pair.a, pair.a), moved.get(pair.b, pair.b)
-    _store_pairs(cat, result.pairs)
+    _store_pairs(cat, result.pairs, judged)
 
 
 @contextmanager
@@ -382,10 +409,12 @@ def _store_flags(cat: Catalog, rows, flags: dict[str, list[str]]) -> None:
             cat.db.executemany("UPDATE files SET flags=? WHERE path=?", changed)
 
 
-def _store_pairs(cat: Catalog, pairs: list[Pair]) -> None:
+def _store_pairs(cat: Catalog, pairs: list[Pair], judged: Sequence[str] = ()) -> None:
+    """This run's pairs replace those of the files it judged (`judged`: their paths before any move)."""
     present = {r[0] for r in cat.db.execute("SELECT path FROM files")}
     with cat.transaction():
         cat.db.execute("DELETE FROM pairs WHERE b NOT IN (SELECT path FROM files)")
+        cat.db.executemany("DELETE FROM pairs WHERE b=?", [(p,) for p in judged])
         cat.db.executemany(
             "INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?)",
             [(p.a, p.b, p.kind, p.distance, p.hash) for p in pairs if p.b in present],

@@ -54,14 +54,20 @@ def kept_images(ws: Workspace, cat: Catalog) -> list[dict]:
 def write_reports(ws: Workspace, cat: Catalog, result: ScrapeResult) -> dict[str, Path]:
     """Write reports/attribution.csv and reports/scrape.html; return their paths."""
     rows = kept_images(ws, cat)
+    csv_path = write_attribution(ws, cat, rows)
+    html_path = write_page(ws.reports / "scrape.html", "datacurate scrape", _body(result, rows))
+    return {"attribution": csv_path, "html": html_path}
+
+
+def write_attribution(ws: Workspace, cat: Catalog, rows: list[dict] | None = None) -> Path:
+    """reports/attribution.csv: every kept scraped image with its licence and author (also `datacurate report scrape`)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(kept_images(ws, cat) if rows is None else rows)
     csv_path = ws.reports / "attribution.csv"
     atomic_write_text(csv_path, buf.getvalue())
-    html_path = write_page(ws.reports / "scrape.html", "datacurate scrape", _body(result, rows))
-    return {"attribution": csv_path, "html": html_path}
+    return csv_path
 
 
 def _body(result: ScrapeResult, rows: list[dict]) -> str:

@@ -1,14 +1,12 @@
-"""CLI: `datacurate split`, `datacurate stats`, `datacurate report balance`."""
+"""CLI: `datacurate split` and `datacurate stats` (`datacurate report split` is in datacurate.report)."""
 
 from __future__ import annotations
 
 import click
 
-from datacurate.catalog import open_catalog
-from datacurate.clicommon import echo_json, echo_table, json_option, pass_ctx
+from datacurate.clicommon import json_option, pass_ctx
 from datacurate.errors import UserError
-from datacurate.split import balance as balance_mod
-from datacurate.split.options import CONVERT_FORMATS, LINK_MODES, MANIFEST_FORMATS, SplitOptions
+from datacurate.split.options import CONVERT_FORMATS, LINK_MODES, MANIFEST_FORMATS
 
 MAX_WARNINGS = 12
 
@@ -76,33 +74,4 @@ def stats(ctx, size, as_json):
     _warn(run.warnings())
 
 
-@click.group("report")
-def report():
-    """Render reports again from the catalog."""
-
-
-@report.command("balance")
-@click.option("--min-per-class", type=int, default=None, help="Flag classes with fewer train images (default 10).")
-@json_option
-@pass_ctx
-def report_balance(ctx, min_per_class, as_json):
-    """The class-balance table, CSV and HTML of the current split."""
-    ws = ctx.workspace()
-    opts = ws.options(SplitOptions, {"min_per_class": min_per_class})
-    with open_catalog(ws, create=False) as cat:
-        bal = balance_mod.from_catalog(cat, opts.min_per_class)
-    if not bal.classes:
-        raise UserError("the catalog records no split; run `datacurate split` first")
-    written = balance_mod.write(bal, ws.reports)
-    if as_json:
-        rows, _ = bal.table()
-        echo_json({"classes": rows, "summary": bal.summary(), "reports": {k: str(v) for k, v in written.items()}})
-        return
-    rows, cols = bal.table()
-    echo_table(rows, cols)
-    click.echo(bal.summary())
-    for path in written.values():
-        click.echo(f"report: {_show(ws, path)}")
-
-
-COMMANDS = [split, stats, report]
+COMMANDS = [split, stats]

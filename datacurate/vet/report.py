@@ -1,134 +1,149 @@
-"""reports/vet.html (jinja2) and reports/vet.csv: the evidence behind every flag.
+"""reports/vet.html (+ pages, jinja2) and reports/vet.csv: the evidence behind every flag.
 
-The page shows, per class, the flagged images sorted by score, each beside its nearest originals
-of its own class (and, for wrong-class, of the class it looks like), with score and threshold.
-Pictures are small JPEG thumbnails in reports/vet-thumbs/ named by content hash (written once,
-loaded lazily), so the page works offline and stays light at 10,000 images.
+Each flagged image is a card beside its nearest originals of its own class (and, for wrong-class,
+of the class it looks like), with score and threshold, the closest calls first, in pages of
+datacurate.report.review (filterable by class and reason, thumbnails as files). A dry run
+reports its plan (marked as such); a real run, and `datacurate report vet`, report from the
+catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from datacurate.fsutil import atomic_write_bytes, atomic_write_text
-from datacurate.vet.records import Score, VetResult
+from markupsafe import Markup
+
+from datacurate.catalog import Catalog
+from datacurate.fsutil import atomic_write_text
+from datacurate.report.review import Card, Pic, Pictures, environment, write_review
+from datacurate.vet.records import REASONS, Score, VetResult
 from datacurate.workspace import Workspace
 
-THUMB = 128
 CSV_COLUMNS = ("path", "class", "source", "distance", "threshold", "quality", "likeliest", "likeliest_prob", "flag",
                "looks_like", "sha256")
 
-TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>vet: off-topic and wrong-class images</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse} td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-.row{display:flex;gap:.5em;align-items:flex-start;margin:.5em 0;padding:.4em;border:1px solid #eee;flex-wrap:wrap}
-.card{width:{{ thumb + 8 }}px;font-size:.72em;word-break:break-all}
-.card img,.card .none{width:{{ thumb }}px;height:{{ thumb }}px;object-fit:contain;background:#f4f4f4;display:block}
-.flagged{border:2px solid #c33;padding:2px}
-.sep{align-self:center;color:#777;font-size:.8em;width:5em}
-.muted{color:#777}
-</style></head><body>
-<h1>vet: off-topic and wrong-class images</h1>
-<p>{{ model }}. {{ verb }} {{ moved }} scraped images{% if listed %}; {{ listed }} originals listed, not moved{% endif %}.
-Scores: off-topic = mean cosine distance to the nearest originals of the image's class (over the class threshold
-is off-topic); wrong-class = probability of the class it looks like (out of sample). Every image's scores: vet.csv.</p>
-<table><tr><th>class</th><th>originals</th><th>scraped</th><th>threshold</th><th>off-topic</th><th>wrong-class</th></tr>
-{% for name, c in classes.items() %}<tr><td>{{ name }}</td><td class="n">{{ c.originals }}</td><td class="n">{{ c.scraped }}</td>
-<td class="n">{{ "%.3f"|format(c.threshold) }}</td><td class="n">{{ c["off-topic"] }}</td><td class="n">{{ c["wrong-class"] }}</td></tr>
-{% endfor %}</table>
-{% if skipped %}<h2>Classes not vetted</h2><ul>{% for name, why in skipped.items() %}<li>{{ name }}: {{ why }}</li>{% endfor %}</ul>{% endif %}
-{% if notes %}<p class="muted">{% for n in notes %}{{ n }}<br>{% endfor %}</p>{% endif %}
-{% for name, rows in by_class.items() %}
-<h2>{{ name }}</h2>
-{% for r in rows %}<div class="row">
-{{ card(r.path, [r.reason ~ (" (original, not moved)" if not r.move else ""), r.detail], r.flagged) }}
-<span class="sep">nearest {{ r.klass }} originals</span>{% for p in r.own %}{{ card(p, [p.rsplit("/", 1)[-1]]) }}{% endfor %}
-{% if r.looks_like %}<span class="sep">nearest {{ r.looks_like }} originals</span>{% for p in r.other %}{{ card(p, [p.rsplit("/", 1)[-1]]) }}{% endfor %}{% endif %}
-</div>{% endfor %}
-{% endfor %}
-{% if kept %}<h2>Restored by you, not judged again</h2><ul>{% for p in kept %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
-</body></html>
-"""
+
+@dataclass
+class VetView:
+    """Everything vet's pages show."""
+
+    plan: bool
+    model: str
+    classes: dict[str, dict]
+    cards: list[Card]
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    moved: int = 0
+    listed: int = 0
 
 
-def write_reports(ws: Workspace, result: VetResult) -> dict[str, str]:
-    """Write vet.csv and vet.html under reports/; returns {name: workspace-relative path}."""
+def write_reports(ws: Workspace, result: VetResult, *, cat: Catalog | None = None, quiet: bool = True,
+                  page_size: int | None = None) -> dict[str, str]:
+    """Write vet.csv and vet.html (+ pages) under reports/; returns {name: workspace-relative path}.
+
+    With `cat` (a real run) they are written from the catalog; without (a dry run), from the plan.
+    """
+    if cat is not None:
+        return write_from_catalog(ws, cat, result=result, quiet=quiet, page_size=page_size)
     ws.reports.mkdir(parents=True, exist_ok=True)
+    rows = [_score_row(s) for s in result.scores]
+    return _write(ws, rows, _plan_view(result), quiet, page_size)
+
+
+def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None = None, quiet: bool = True,
+                       page_size: int | None = None) -> dict[str, str]:
+    """vet.csv and vet.html from the catalog's vet_scores (`datacurate report vet`)."""
+    scores = [dict(r) for r in cat.db.execute("SELECT * FROM vet_scores ORDER BY class, path")]
+    where = {}
+    for r in cat.db.execute("SELECT path, sha256, status, reason FROM files WHERE sha256 IS NOT NULL ORDER BY status='ok'"):
+        where[r["sha256"]] = (r["path"], r["status"], r["reason"])  # a quarantined copy wins over one in place
+    cards, classes = [], {}
+    for s in scores:
+        now, status, reason = where.get(s["sha256"], (None, None, None))
+        c = classes.setdefault(s["class"], {"originals": 0, "scraped": 0, "threshold": 0.0, "off-topic": 0,
+                                            "wrong-class": 0})
+        if s["source"] in ("original", "scraped") and now and (status == "ok" or reason in REASONS):
+            c["originals" if s["source"] == "original" else "scraped"] += 1
+            c["threshold"] = round(max(c["threshold"], s["threshold"]), 4)
+        moved = status == "quarantined" and reason in REASONS
+        listed = s["flag"] and s["source"] == "original" and status == "ok"
+        if now and (moved or listed):
+            if moved:
+                c[reason] += 1
+            cards.append(_card(now, s, moved))
+    view = VetView(False, result.model if result else (scores[0]["model"] if scores else ""), classes, cards,
+                   moved=sum(1 for c in cards if "not moved" not in c.lines[0]),
+                   listed=sum(1 for c in cards if "not moved" in c.lines[0]))
+    if result is not None:
+        view.skipped, view.notes, view.kept = result.skipped_classes, result.notes, result.kept_by_user
+    rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
+    return _write(ws, rows, view, quiet, page_size)
+
+
+def _score_row(s: Score) -> dict:
+    return {"path": s.path, "class": s.klass, "source": s.source, "distance": s.distance, "threshold": s.threshold,
+            "quality": s.quality, "likeliest": s.likeliest, "likeliest_prob": s.likeliest_prob, "flag": s.flag,
+            "looks_like": s.looks_like, "sha256": s.sha256, "detail": None,
+            "neighbours": json.dumps({"own": [[p, None] for p in s.own_neighbours],
+                                      "other": [[p, None] for p in s.other_neighbours]})}
+
+
+def _plan_view(result: VetResult) -> VetView:
+    scores = {s.path: s for s in result.scores}
+    shas = {s.path: s.sha256 for s in result.scores}
+    cards = []
+    for f in result.flags:
+        row = _score_row(scores[f.path])
+        row["detail"] = f.detail
+        row["neighbours"] = json.dumps({"own": [[p, shas.get(p)] for p in scores[f.path].own_neighbours],
+                                        "other": [[p, shas.get(p)] for p in scores[f.path].other_neighbours]})
+        cards.append(_card(f.dst or f.path, row, f.move))
+    return VetView(result.dry_run, result.model, result.classes, cards, result.skipped_classes, result.notes,
+                   result.kept_by_user, len(result.moved), len(result.listed))
+
+
+def _card(now: str, s: dict, moved: bool) -> Card:
+    near = json.loads(s["neighbours"] or "{}")
+    compared = [Pic(p, sha, f"nearest {s['class']} original") for p, sha in near.get("own", [])]
+    compared += [Pic(p, sha, f"nearest {s['looks_like']} original") for p, sha in near.get("other", [])]
+    if s["flag"] == "off-topic":
+        need = (s["distance"] - s["threshold"]) / max(s["threshold"], 1e-9)
+        score = f"distance {s['distance']:.3f} (threshold {s['threshold']:.3f})"
+    else:
+        need = s["likeliest_prob"] or 0.0
+        score = f"looks like {s['looks_like']} (p={need:.2f})"
+    head = s["flag"] + ("" if moved or s["source"] != "original" else " (original, not moved)")
+    lines = [head, s["path"] if now == s["path"] else f"{s['path']} (now at {now})", score, s.get("detail") or ""]
+    return Card(Pic(now, s["sha256"], s["source"]), s["class"], s["flag"], [x for x in lines if x], need, compared)
+
+
+def _write(ws: Workspace, rows: list[dict], view: VetView, quiet: bool, page_size: int | None) -> dict[str, str]:
     csv_path = ws.reports / "vet.csv"
-    _write_csv(csv_path, result.scores)
-    html_path = ws.reports / "vet.html"
-    _write_html(ws, html_path, result)
-    return {"csv": ws.rel(csv_path), "html": ws.rel(html_path)}
+    _write_csv(csv_path, rows)
+    pics = Pictures(ws, quiet)
+    pics.want(p for c in view.cards for p in [c.pic, *c.compared])
+    pics.make()
+    summary = Markup(environment().get_template("vet-summary.html.j2").render(v=view))
+    pages = write_review(ws, pics, "vet", "vet: off-topic and wrong-class images", view.cards, summary=summary,
+                         plan=view.plan, **({"page_size": page_size} if page_size else {}))
+    return {"csv": ws.rel(csv_path), "html": f"{ws.rel(ws.reports)}/{pages['html']}"}
 
 
-def _write_csv(path: Path, scores: list[Score]) -> None:
+def _write_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow(CSV_COLUMNS)
-    for s in scores:
-        out.writerow([s.path, s.klass, s.source, f"{s.distance:.5f}", f"{s.threshold:.5f}", _num(s.quality),
-                      s.likeliest or "", _num(s.likeliest_prob), s.flag, s.looks_like or "", s.sha256])
+    for s in rows:
+        out.writerow([s["path"], s["class"], s["source"], f"{s['distance']:.5f}", f"{s['threshold']:.5f}",
+                      _num(s["quality"]), s["likeliest"] or "", _num(s["likeliest_prob"]), s["flag"],
+                      s["looks_like"] or "", s["sha256"]])
     atomic_write_text(path, buf.getvalue())
 
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.5f}"
-
-
-def _write_html(ws: Workspace, path: Path, result: VetResult) -> None:
-    import jinja2
-    from markupsafe import Markup, escape
-
-    scores = {s.path: s for s in result.scores}
-    shas = {s.path: s.sha256 for s in result.scores}
-    thumbs = ws.reports / "vet-thumbs"
-
-    def card(p: str, lines: list[str], flagged: bool = False) -> Markup:
-        name = _thumbnail(ws, thumbs, p, shas.get(p))
-        img = (f'<img loading="lazy" src="vet-thumbs/{escape(name)}" alt="">' if name else '<div class="none">no preview</div>')
-        cls = "card flagged" if flagged else "card"
-        return Markup(f'<div class="{cls}">{img}{"<br>".join(str(escape(x)) for x in lines if x)}</div>')
-
-    by_class: dict[str, list[dict]] = {}
-    for f in result.flags:
-        s = scores.get(f.path)
-        where = f.dst or f.path
-        if f.dst:  # moved: the thumbnail comes from its new place
-            shas[where] = shas.get(f.path, "")
-        by_class.setdefault(f.klass, []).append({
-            "path": where, "reason": f.reason, "detail": f"{f.path} — {f.detail}", "move": f.move, "flagged": True,
-            "klass": f.klass, "looks_like": f.looks_like, "own": s.own_neighbours if s else [],
-            "other": s.other_neighbours if s else []})
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    html = env.from_string(TEMPLATE).render(
-        model=result.model, verb="Would set aside" if result.dry_run else "Set aside", moved=len(result.moved),
-        listed=len(result.listed), classes=result.classes, skipped=result.skipped_classes, notes=result.notes,
-        by_class=by_class, kept=result.kept_by_user, card=card, thumb=THUMB)
-    atomic_write_text(path, html)
-
-
-def _thumbnail(ws: Workspace, folder: Path, rel: str, sha: str | None) -> str | None:
-    """The file name of rel's thumbnail in `folder` (made once per content), or None when it does not decode."""
-    from datacurate.imageio import load_rgb
-
-    if not sha:
-        return None
-    name = f"{sha[:24]}.jpg"
-    if (folder / name).is_file():
-        return name
-    try:
-        im = load_rgb(ws.abs(rel), THUMB)
-        im.thumbnail((THUMB, THUMB))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=80)
-    except Exception:  # noqa: BLE001 - a preview is not worth failing the report for
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / name, buf.getvalue())
-    return name

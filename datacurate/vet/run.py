@@ -62,10 +62,11 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
         if not dry_run:
             with phase(f"vet: setting aside {len(result.moved)} files", quiet=quiet):
                 _move(ws, cat, result)
-    from datacurate.vet.report import write_reports
+            _store_scores(cat, result)
+        from datacurate.vet.report import write_reports
 
-    with phase("vet: writing reports", quiet=quiet):
-        result.reports = write_reports(ws, result)
+        with phase("vet: writing reports", quiet=quiet):
+            result.reports = write_reports(ws, result, cat=None if dry_run else cat, quiet=quiet)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -74,12 +75,17 @@ def _usable(row: sqlite3.Row) -> bool:
     return row["status"] == "ok" and bool(row["class"]) and bool(row["sha256"]) and row["problem"] is None
 
 
-def _restored_by_user(cat: Catalog) -> set[str]:
-    """Contents the user brought back from a vet quarantine: their judgement stands."""
+def _restored_by_user(cat: Catalog) -> Callable[[str, str], bool]:
+    """(sha256, reason) -> True for contents a person brought back from a vet quarantine or said to keep
+    (`datacurate keep`): their judgement stands."""
+    from datacurate.overrides import load
+
     found = cat.db.execute(
         "SELECT f.sha256 FROM events e JOIN files f ON f.path = e.dst WHERE e.action='restore' AND e.reason IN (?,?)",
         REASONS).fetchall()
-    return {r[0] for r in found if r[0]}
+    restored = {r[0] for r in found if r[0]}
+    said = load(cat)
+    return lambda sha, reason: sha in restored or said.keeps(sha, reason)
 
 
 def _vetted_classes(rows: list[sqlite3.Row], result: VetResult) -> list[str]:
@@ -100,7 +106,7 @@ def _vetted_classes(rows: list[sqlite3.Row], result: VetResult) -> list[str]:
     return classes
 
 
-def _judge(rows, raw: np.ndarray, classes: list[str], kept: set[str], opts: VetOptions, result: VetResult) -> None:
+def _judge(rows, raw: np.ndarray, classes: list[str], kept: Callable[[str, str], bool], opts: VetOptions, result: VetResult) -> None:
     from datacurate.vet.scoring import nearest_other, neighbourhood, normalise
     from datacurate.vet.wrongclass import class_probabilities, looks_like
 
@@ -127,7 +133,7 @@ def _judge(rows, raw: np.ndarray, classes: list[str], kept: set[str], opts: VetO
             best = int(np.argmax(cp.probs[i]))
             score.likeliest, score.likeliest_prob = classes[best], float(cp.probs[i, best])
         flag = _verdict(i, r, own, near, cp, classes, opts, nearest_other, looks_like)
-        if flag and r["sha256"] in kept:
+        if flag and kept(r["sha256"], flag.reason):
             result.kept_by_user.append(r["path"])
             flag = None
         if flag:
@@ -196,3 +202,23 @@ def _move(ws: Workspace, cat: Catalog, result: VetResult) -> None:
 
     for flag in result.moved:
         flag.dst = _quarantine(ws, cat, Decision(flag.path, flag.reason, detail=flag.detail))
+
+
+def _store_scores(cat: Catalog, result: VetResult) -> None:
+    """This run's scores (vet.csv, vet.html and `datacurate reason` read them back); the scores of files
+    vet holds in quarantine from earlier runs stay."""
+    import json
+
+    moved = {f.path: f.dst for f in result.flags if f.dst}
+    details = {f.path: f.detail for f in result.flags}
+    shas = {s.path: s.sha256 for s in result.scores}
+    now = time.time()
+    rows = [(s.sha256, moved.get(s.path, s.path), s.klass, s.source, s.distance, s.threshold, s.quality, s.likeliest,
+             s.likeliest_prob, s.flag, s.looks_like, details.get(s.path),
+             json.dumps({"own": [[p, shas.get(p)] for p in s.own_neighbours],
+                         "other": [[p, shas.get(p)] for p in s.other_neighbours]}, ensure_ascii=False),
+             result.model, now) for s in result.scores]
+    with cat.transaction():
+        cat.db.execute("DELETE FROM vet_scores WHERE sha256 NOT IN (SELECT sha256 FROM files WHERE status='quarantined' "
+                       "AND reason IN (?,?) AND sha256 IS NOT NULL)", REASONS)
+        cat.db.executemany(f"INSERT OR REPLACE INTO vet_scores VALUES ({','.join('?' * 15)})", rows)

@@ -1,0 +1,237 @@
+"""`datacurate keep` and `datacurate reason`: a person overrules clean and vet, and asks them why.
+
+keep PATH...                 restore PATH from quarantine if it is there, and remember (by content
+                             hash) that no clean or vet sets this content aside again: for every
+                             reason, or for the `reasons` named.
+keep A B --not-duplicates    remember that these contents are not duplicates (the exact, near-duplicate
+                             and leak searches never pair them); whichever was set aside as a copy of
+                             the other comes back.
+reason PATH                  why a file was set aside (stage, reason, score, when) and what it was
+                             compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Sequence
+
+from datacurate import overrides
+from datacurate.catalog import Catalog, open_catalog
+from datacurate.clean.restore import RestoreResult, restore_row
+from datacurate.errors import UserError
+from datacurate.workspace import Workspace
+
+VET_REASONS = ("off-topic", "wrong-class")
+COPY_REASONS = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
+
+
+def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
+    """The catalog row of the file at `raw` (relative to the current folder), or of the file that had
+    that path before clean or vet set it aside. One clear UserError otherwise."""
+    from datacurate.clean.scan import index_files, place
+
+    given = Path(raw).expanduser()
+    path = Path(os.path.abspath(Path(os.getcwd()) / given))
+    if not given.is_absolute() and not path.exists():  # the API also takes workspace-relative paths
+        inside = Path(os.path.abspath(ws.root / given))
+        path = inside if inside.exists() or _known(cat, ws.rel(inside)) else path
+    try:
+        rel = ws.rel(path)
+    except UserError:
+        raise UserError(f"{raw} is outside the workspace {ws.root}") from None
+    row = _known(cat, rel)
+    if row is None and path.is_file() and place(ws, str(path)):
+        index_files(ws, cat, roots=[path.parent])  # a file no command has seen yet
+        row = cat.file(rel)
+    if row is None:
+        if not path.exists():
+            raise UserError(f"{raw}: no such file (not on disk, and the catalog knows no file that was there)")
+        raise UserError(f"{raw} is not a file in the workspace's data folders (original, scraped, test, quarantine)")
+    return row
+
+
+def _known(cat: Catalog, rel: str):
+    """The row of the file at `rel`, or of the one whose home (or original name) was `rel`."""
+    return cat.file(rel) or cat.db.execute(
+        "SELECT * FROM files WHERE (home=? OR origin=?) ORDER BY status='quarantined' DESC, path LIMIT 1",
+        (rel, rel)).fetchone()
+
+
+@dataclass
+class KeepResult:
+    """What keep did (or, with dry_run, would do)."""
+
+    dry_run: bool
+    kept: list[str] = field(default_factory=list)                       # paths whose content is now kept
+    apart: list[tuple[str, str]] = field(default_factory=list)          # pairs said not to be duplicates
+    restored: RestoreResult = field(default_factory=lambda: RestoreResult(False))
+
+    def summary(self) -> dict:
+        return {"dry_run": self.dry_run, "kept": self.kept, "not_duplicates": [list(p) for p in self.apart],
+                "restored": [{"from": a, "to": b, "reason": r} for a, b, r in self.restored.moves]}
+
+
+def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence[str] = (),
+         not_duplicates: bool = False, dry_run: bool = False) -> KeepResult:
+    """Overrule clean and vet for the files at `paths` (see the module docstring); remembered by content."""
+    from datacurate.clean.run import UNKEEPABLE
+
+    if not paths:
+        raise UserError("name the files to keep")
+    if not_duplicates and len(paths) < 2:
+        raise UserError("--not-duplicates needs two or more files: the ones that are not copies of each other")
+    result = KeepResult(dry_run, restored=RestoreResult(dry_run))
+    with open_catalog(ws) as cat:
+        rows = [locate(ws, cat, p) for p in paths]
+        for raw, row in zip(paths, rows):
+            why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
+            if why in UNKEEPABLE or not row["sha256"]:
+                raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
+                                f"`datacurate restore {raw}` brings it back to look at")
+        unique = list({r["path"]: r for r in rows}.values())
+        if not_duplicates:
+            _not_duplicates(ws, cat, unique, result)
+        else:
+            for row in unique:
+                _keep_one(ws, cat, row, tuple(reasons), result)
+    return result
+
+
+def _keep_one(ws: Workspace, cat: Catalog, row, reasons: tuple[str, ...], result: KeepResult) -> None:
+    result.kept.append(row["path"])
+    wanted = row["status"] == "quarantined" and (not reasons or row["reason"] in reasons)
+    if result.dry_run:
+        if wanted:
+            restore_row(ws, cat, row, result.restored)
+        return
+    with cat.transaction():
+        overrides.add_keep(cat, row["sha256"], reasons, row["origin"] or row["home"])
+        cat.log("keep", row["path"], None, ",".join(reasons) or overrides.EVERY, "a person said keep")
+    if wanted:
+        restore_row(ws, cat, row, result.restored)
+
+
+def _not_duplicates(ws: Workspace, cat: Catalog, rows, result: KeepResult) -> None:
+    shas = {r["sha256"] for r in rows}
+    names = {r["path"] for r in rows} | {r["home"] for r in rows}
+    for a, b in combinations(rows, 2):
+        result.apart.append((a["path"], b["path"]))
+    if not result.dry_run:
+        with cat.transaction():
+            for a, b in combinations(rows, 2):
+                overrides.add_apart(cat, a["sha256"], b["sha256"], a["home"], b["home"])
+                cat.log("not-duplicates", a["path"], b["path"], None, "a person said these are not duplicates")
+            for a, b in combinations(names, 2):
+                cat.db.execute("DELETE FROM pairs WHERE (a=? AND b=?) OR (a=? AND b=?)", (a, b, b, a))
+    for row in rows:
+        if row["status"] != "quarantined" or row["reason"] not in COPY_REASONS:
+            continue
+        of = _copy_of(cat, row)
+        if of is None or of in shas:
+            restore_row(ws, cat, row, result.restored)
+
+
+def _copy_of(cat: Catalog, row) -> str | None:
+    """The content a quarantined copy was judged a copy of (from the pairs clean stored), if known."""
+    found = cat.db.execute("SELECT a FROM pairs WHERE b=? ORDER BY distance LIMIT 1", (row["path"],)).fetchone()
+    if not found:
+        return None
+    keeper = cat.db.execute("SELECT sha256 FROM files WHERE path=? OR home=? LIMIT 1", (found[0], found[0])).fetchone()
+    return keeper[0] if keeper else None
+
+
+# -- reason ---------------------------------------------------------------------------------------
+@dataclass
+class Reason:
+    """Why a file is where it is: what `datacurate reason PATH` prints."""
+
+    path: str                      # where it is now
+    home: str                      # where it belongs
+    status: str                    # ok | quarantined
+    stage: str | None = None       # clean | vet (None: not set aside)
+    reason: str | None = None
+    detail: str | None = None
+    when: float | None = None      # when it was set aside (Unix time)
+    distance: float | None = None  # clean: bits to the file it copies; vet: cosine distance to its class
+    threshold: float | None = None
+    looks_like: str | None = None
+    compared_with: list[dict] = field(default_factory=list)  # {"path", "kind", "distance"}
+    kept_by_you: list[str] = field(default_factory=list)     # reasons a person said keep against ('*': all)
+    not_duplicates_of: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        import time
+
+        if self.status == "quarantined":
+            head = f"{self.home}: set aside by {self.stage} as {self.reason}, now at {self.path}"
+        else:
+            head = f"{self.path}: in place (not set aside)"
+        out = [head]
+        if self.when:
+            out.append(f"  when: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.when))}")
+        if self.detail:
+            out.append(f"  why: {self.detail}")
+        if self.distance is not None:
+            unit = "bits" if self.stage == "clean" else "cosine distance"
+            out.append(f"  score: {unit} {self.distance:g}" + (f" (threshold {self.threshold:g})" if self.threshold is not None else ""))
+        if self.looks_like:
+            out.append(f"  looks like: {self.looks_like}")
+        out += [f"  compared with: {c['path']}  [{c['kind']}" + (f", distance {c['distance']:g}" if c.get('distance') is not None else "") + "]"
+                for c in self.compared_with]
+        if self.kept_by_you:
+            out.append("  kept by you against: " + ", ".join("every reason" if r == overrides.EVERY else r for r in self.kept_by_you))
+        out += [f"  not a duplicate of (you said): {p}" for p in self.not_duplicates_of]
+        return out
+
+
+def reason(ws: Workspace, path: str | os.PathLike) -> Reason:
+    """Why the file at `path` was set aside (or that it was not), and what it was compared with."""
+    with open_catalog(ws) as cat:
+        row = locate(ws, cat, path)
+        out = Reason(row["path"], row["origin"] or row["home"], row["status"])
+        if row["status"] == "quarantined":
+            out.reason, out.detail = row["reason"], row["detail"]
+            out.stage = "vet" if row["reason"] in VET_REASONS else "clean"
+            event = cat.db.execute("SELECT time, detail FROM events WHERE action='quarantine' AND dst=? ORDER BY id DESC "
+                                   "LIMIT 1", (row["path"],)).fetchone()
+            out.when = event["time"] if event else None
+        _compared(cat, row, out)
+        said = overrides.load(cat)
+        out.kept_by_you = sorted(said.kept.get(row["sha256"], ()))
+        for pair in said.pairs:
+            if row["sha256"] in pair:
+                other = next(iter(pair - {row["sha256"]}), row["sha256"])
+                found = cat.db.execute("SELECT path FROM files WHERE sha256=? ORDER BY path LIMIT 1", (other,)).fetchone()
+                out.not_duplicates_of.append(found[0] if found else other)
+    return out
+
+
+def _compared(cat: Catalog, row, out: Reason) -> None:
+    """Clean's pairs naming the file, and vet's nearest originals."""
+    names = (row["path"], row["home"])
+    for p in cat.db.execute("SELECT a, b, kind, distance FROM pairs WHERE b IN (?,?) OR a IN (?,?) ORDER BY distance",
+                            (*names, *names)):
+        other = p["a"] if p["b"] in names else p["b"]
+        now = cat.db.execute("SELECT path FROM files WHERE path=? OR home=? LIMIT 1", (other, other)).fetchone()
+        role = "the copy kept" if p["b"] in names and p["kind"] != "test-leak" else (
+            "test image" if p["kind"] == "test-leak" and p["b"] in names else "its copy")
+        out.compared_with.append({"path": now[0] if now else other, "kind": f"{p['kind']}: {role}",
+                                  "distance": p["distance"]})
+        if out.stage == "clean" and p["b"] in names and out.distance is None:
+            out.distance = p["distance"]
+    score = cat.db.execute("SELECT * FROM vet_scores WHERE sha256=?", (row["sha256"],)).fetchone()
+    if score is None:
+        return
+    if out.stage == "vet":
+        out.distance, out.threshold, out.looks_like = score["distance"], score["threshold"], score["looks_like"]
+    near = json.loads(score["neighbours"] or "{}")
+    for kind, label in (("own", f"nearest {score['class']} originals"), ("other", f"nearest {score['looks_like']} originals")):
+        for path, _sha in near.get(kind, []):
+            out.compared_with.append({"path": path, "kind": f"vet: {label}", "distance": None})

@@ -1,0 +1,58 @@
+"""A person's word on clean's and vet's decisions, remembered by content (sha256) in the catalog.
+
+Two kinds (table `overrides`): *keep* (this content is never set aside again, for every reason or
+for the reasons named) and *apart* (these two contents are not duplicates: the duplicate, leak
+and label-conflict searches never pair them). Because both are keyed by content, they follow a
+file that is renamed, moved, or scraped again under another name.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from datacurate.catalog import Catalog
+
+EVERY = "*"
+
+
+@dataclass
+class Overrides:
+    """What the catalog holds: kept contents (sha256 -> reasons, '*' for every one) and apart pairs."""
+
+    kept: dict[str, set[str]] = field(default_factory=dict)
+    pairs: set[frozenset] = field(default_factory=set)
+
+    def keeps(self, sha256: str | None, reason: str) -> bool:
+        """True when the person said to keep this content against `reason`."""
+        reasons = self.kept.get(sha256 or "")
+        return bool(reasons) and (EVERY in reasons or reason in reasons)
+
+    def apart(self, a: str | None, b: str | None) -> bool:
+        """True when the person said these two contents are not duplicates."""
+        return bool(self.pairs) and frozenset((a or "", b or "")) in self.pairs
+
+
+def load(cat: Catalog) -> Overrides:
+    """Every override the catalog holds."""
+    out = Overrides()
+    for kind, a, b, reason in cat.db.execute("SELECT kind, a, b, reason FROM overrides"):
+        if kind == "keep":
+            out.kept.setdefault(a, set()).add(reason)
+        elif kind == "apart":
+            out.pairs.add(frozenset((a, b)))
+    return out
+
+
+def add_keep(cat: Catalog, sha256: str, reasons: tuple[str, ...], path: str) -> None:
+    """Remember: keep this content against `reasons` (empty: every reason)."""
+    cat.db.executemany("INSERT OR REPLACE INTO overrides (kind, a, b, reason, time, path) VALUES ('keep',?,'',?,?,?)",
+                       [(sha256, r, time.time(), path) for r in (reasons or (EVERY,))])
+
+
+def add_apart(cat: Catalog, sha_a: str, sha_b: str, path_a: str, path_b: str) -> None:
+    """Remember: these two contents are not duplicates (stored once, a <= b)."""
+    if sha_b < sha_a:
+        sha_a, sha_b, path_a, path_b = sha_b, sha_a, path_b, path_a
+    cat.db.execute("INSERT OR REPLACE INTO overrides (kind, a, b, reason, time, path, other) VALUES ('apart',?,?,'*',?,?,?)",
+                   (sha_a, sha_b, time.time(), path_a, path_b))

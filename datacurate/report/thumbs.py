@@ -1,0 +1,86 @@
+"""Thumbnails for the HTML reports: small JPEG files under reports/thumbs/, one per content.
+
+Named by the file's sha256, a thumbnail is made once and shared by every report and every run
+(a moved or renamed file keeps it). Missing ones are made in worker processes (JPEGs draft-decoded
+near the thumbnail size), so a report of 10,000 images does not decode them one by one.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from datacurate.clicommon import progress
+from datacurate.fsutil import atomic_path, file_mode
+
+SIZE = 128
+FOLDER = "thumbs"
+
+
+def name_for(sha256: str) -> str:
+    """The thumbnail's file name for a content."""
+    return f"{sha256[:24]}.jpg"
+
+
+def make_thumbnails(folder: Path, wanted: Iterable[tuple[str | os.PathLike, str]], *, workers: int | None = None,
+                    quiet: bool = True) -> dict[str, str]:
+    """sha256 -> thumbnail file name in `folder`, for every (image path, sha256) that decodes.
+
+    Thumbnails already there are reused; the others are made in `workers` processes (default: all cores).
+    """
+    have = {p.name for p in folder.glob("*.jpg")} if folder.is_dir() else set()
+    mode = file_mode()
+    out: dict[str, str] = {}
+    jobs: dict[str, tuple[str, str, int]] = {}
+    for path, sha in wanted:
+        if not sha or sha in out or sha in jobs:
+            continue
+        name = name_for(sha)
+        if name in have:
+            out[sha] = name
+        else:
+            jobs[sha] = (str(path), str(folder / name), mode)
+    if jobs:
+        folder.mkdir(parents=True, exist_ok=True)
+        for sha, ok in zip(jobs, _run(list(jobs.values()), workers, quiet)):
+            if ok:
+                out[sha] = name_for(sha)
+    return out
+
+
+def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> list[bool]:
+    from datacurate.clean.scan import die_with_parent
+
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(jobs) < 16:
+        return [_make(j) for j in progress(jobs, total=len(jobs), desc="thumbnails", quiet=quiet)]
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    chunk = max(1, min(32, len(jobs) // (workers * 8)))
+    with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        return list(progress(pool.imap(_make, jobs, chunksize=chunk), total=len(jobs), desc="thumbnails", quiet=quiet))
+
+
+def _make(job: tuple[str, str, int]) -> bool:
+    """Write one thumbnail; False when the image does not decode (the report shows 'no preview')."""
+    import warnings
+
+    from datacurate.imageio import load_rgb
+
+    src, dst, mode = job
+    try:
+        with warnings.catch_warnings():  # these files passed clean's decode: nothing to report here
+            warnings.simplefilter("ignore")
+            im = load_rgb(src, SIZE)
+            im.thumbnail((SIZE, SIZE))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=80)
+    except Exception:  # noqa: BLE001 - a preview is not worth failing the report for
+        return False
+    with atomic_path(dst) as tmp:  # no fsync: a thumbnail is a cache, made again when missing
+        tmp.write_bytes(buf.getvalue())
+        os.chmod(tmp, mode)
+    return True

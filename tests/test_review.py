@@ -1,0 +1,221 @@
+"""A person in the loop: keep, not-duplicates, restore PATH, reason; dry-run reports; `datacurate report`;
+review pages that reach every card (checked without a browser by tests/htmlcheck.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import encode, photo, run_cli, write
+from htmlcheck import crawl
+from test_vet import VET_CONFIG, _make
+
+from datacurate.clean.keep import keep, reason
+from datacurate.clean.report import KEPT_FLAGGED
+from datacurate.clean.restore import restore
+from datacurate.clean.run import clean
+from datacurate.errors import UserError
+from datacurate.report.regenerate import report
+from datacurate.workspace import Workspace
+
+NEAR = "data/scraped/red/s0_small.jpg"
+NEAR_Q = "data/quarantine/near-duplicate/scraped/red/s0_small.jpg"
+
+
+def ok(*args: str) -> str:
+    return run_cli(*args, check=True).stdout
+
+
+def one_line_exit_2(*args: str) -> str:
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stdout, proc.stderr)
+    return proc.stderr
+
+
+def test_keep_a_near_duplicate_and_an_off_topic_image_for_good(tmp_path: Path):
+    ws = tmp_path / "ws"
+    _make(ws)
+    (ws / "datacurate.yaml").write_text(yaml.safe_dump({"vet": VET_CONFIG, "clean": {"keep_flags": True}}), "utf-8")
+    with Image.open(ws / "data/scraped/red/s0.jpg") as im:
+        write(ws / NEAR, encode(im.resize((48, 36)), "JPEG", quality=90))
+    w = ["-C", str(ws), "-q"]
+    assert json.loads(ok(*w, "clean", "--json"))["set_aside"] == {"near-duplicate": 1}
+    assert (ws / NEAR_Q).is_file() and not (ws / NEAR).exists()
+
+    why = json.loads(ok(*w, "reason", NEAR, "--json"))  # asked by the path it had
+    assert why["stage"] == "clean" and why["reason"] == "near-duplicate" and why["path"] == NEAR_Q
+    assert why["distance"] is not None and why["when"]
+    assert any(c["path"] == "data/scraped/red/s0.jpg" and "kept" in c["kind"] for c in why["compared_with"])
+    text = ok(*w, "reason", str(ws / NEAR_Q))
+    assert "set aside by clean as near-duplicate" in text and "compared with: data/scraped/red/s0.jpg" in text
+
+    out = ok(*w, "keep", "--dry-run", str(ws / NEAR_Q))
+    assert "would restore" in out and "dry run" in out and (ws / NEAR_Q).is_file()
+    assert json.loads(ok(*w, "reason", NEAR, "--json"))["kept_by_you"] == []
+    out = ok(*w, "keep", str(ws / NEAR_Q))
+    assert f"restored  {NEAR_Q} -> {NEAR}" in out and (ws / NEAR).is_file() and not (ws / NEAR_Q).exists()
+    for _ in range(2):  # clean twice: it stays
+        summary = json.loads(ok(*w, "clean", "--json"))
+        assert summary["set_aside"] == {} and summary["kept_by_you"] == 1 and (ws / NEAR).is_file()
+
+    first = json.loads(ok(*w, "vet", "--json"))
+    assert (ws / NEAR).is_file() and NEAR not in {f["path"] for f in first["flags"]}
+    chart = "data/scraped/green/chart.jpg"
+    why = json.loads(ok(*w, "reason", chart, "--json"))
+    assert why["stage"] == "vet" and why["reason"] == "off-topic" and why["distance"] > why["threshold"]
+    assert sum("nearest green originals" in c["kind"] for c in why["compared_with"]) == 5
+    ok(*w, "keep", chart)
+    again = json.loads(ok(*w, "vet", "--json"))
+    assert (ws / chart).is_file() and chart in again["kept_by_user"] and sum(again["set_aside"].values()) == 0
+
+    # by content: renamed, the near-duplicate is still kept
+    (ws / NEAR).rename(ws / "data/scraped/red/renamed.jpg")
+    assert json.loads(ok(*w, "clean", "--json"))["set_aside"] == {}
+    assert (ws / "data/scraped/red/renamed.jpg").is_file()
+
+    # the reports, again from the catalog alone
+    shutil.rmtree(ws / "reports")
+    out = ok(*w, "report")
+    assert "report: reports/clean.html" in out and "report: reports/vet.html" in out
+    pages = crawl(ws / "reports" / "clean.html")
+    kept_cards = [c for p in pages.values() for c in p.cards if c["reason"] == "kept, with quality flags"]
+    assert not [c for p in pages.values() for c in p.cards if c["reason"] == "near-duplicate"]
+    assert kept_cards == [] or all(c["file"] for c in kept_cards)
+    vet_pages = crawl(ws / "reports" / "vet.html")
+    vet_cards = {c["file"] for c in vet_pages[(ws / "reports/vet.html").resolve()].cards}
+    assert not any("chart" in f and "green" in f for f in vet_cards), "kept: no longer set aside"
+    assert sum(1 for f in vet_cards if "quarantine/off-topic" in f) == 2  # red and blue charts
+
+
+def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path):
+    ws = tmp_path / "ws"
+    write(ws / "data/original/a/x.jpg", encode(photo(seed=1), "JPEG"))
+    outside = write(tmp_path / "elsewhere.jpg", encode(photo(seed=2), "JPEG"))
+    w = ["-C", str(ws)]
+    for cmd in (["keep"], ["restore"], ["reason"]):
+        assert "no such file" in one_line_exit_2(*w, *cmd, str(ws / "data/original/a/nope.jpg"))
+        assert "outside the workspace" in one_line_exit_2(*w, *cmd, str(outside))
+    assert "not in quarantine" in one_line_exit_2(*w, "restore", str(ws / "data/original/a/x.jpg"))
+    assert "two or more" in one_line_exit_2(*w, "keep", "--not-duplicates", str(ws / "data/original/a/x.jpg"))
+    # keep on a file in place only records the override
+    assert "kept  data/original/a/x.jpg" in ok(*w, "keep", str(ws / "data/original/a/x.jpg"))
+    assert json.loads(ok(*w, "reason", str(ws / "data/original/a/x.jpg"), "--json"))["kept_by_you"] == ["*"]
+    write(ws / "data/original/a/broken.jpg", encode(photo(seed=3), "JPEG")[:300])
+    ok(*w, "clean")
+    (broken,) = (ws / "data/quarantine").rglob("broken.jpg")
+    err = one_line_exit_2(*w, "keep", str(broken))
+    assert "cannot be kept" in err and broken.parts[-4] in err  # its reason: truncated or corrupt
+
+
+def test_not_duplicates_through_the_api(ws: Path):
+    """Two near-identical originals and a test image: the person says they differ; clean never pairs them again."""
+    im = photo(200, 150, seed=5)
+    write(ws / "data/original/cat/a.png", encode(im, "PNG"))
+    write(ws / "data/original/cat/b.jpg", encode(im.resize((150, 112)), "JPEG", quality=80))
+    write(ws / "data/original/cat/c.png", encode(photo(200, 150, seed=6), "PNG"))
+    write(ws / "data/test/cat/t.png", encode(photo(200, 150, seed=6), "PNG"))
+    w = Workspace.open(ws)
+    first = clean(w)
+    assert {(Path(d.path).name, d.reason) for d in first.decisions} == {("b.jpg", "near-duplicate"), ("c.png", "test-leak")}
+    plan = keep(w, ["data/quarantine/near-duplicate/original/cat/b.jpg", "data/original/cat/a.png"],
+                not_duplicates=True, dry_run=True)
+    assert plan.restored.moves and (ws / "data/quarantine/near-duplicate/original/cat/b.jpg").is_file()
+    done = keep(w, [str(ws / "data/quarantine/near-duplicate/original/cat/b.jpg"), str(ws / "data/original/cat/a.png")],
+                not_duplicates=True)
+    assert [m[1] for m in done.restored.moves] == ["data/original/cat/b.jpg"]
+    keep(w, ["data/quarantine/test-leak/original/cat/c.png", "data/test/cat/t.png"], not_duplicates=True)
+    assert (ws / "data/original/cat/c.png").is_file()
+    for _ in range(2):
+        again = clean(w)
+        assert again.decisions == [] and again.pairs == []
+    (ws / "data/original/cat/b.jpg").rename(ws / "data/original/cat/b2.jpg")
+    assert clean(w).decisions == []
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM overrides WHERE kind='apart'").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 0
+    db.close()
+    why = reason(w, "data/original/cat/b2.jpg")
+    assert why.status == "ok" and why.not_duplicates_of == ["data/original/cat/a.png"]
+
+
+def test_restore_single_files_and_reason_still_works(ws: Path):
+    im = photo(seed=7)
+    for name in ("k.png", "d1.png", "d2.png"):
+        write(ws / "data/original/x" / name, encode(im, "PNG"))
+    w = Workspace.open(ws)
+    clean(w)
+    quarantined = sorted(p.name for p in (ws / "data/quarantine/duplicate").rglob("*.png"))
+    assert len(quarantined) == 2
+    plan = restore(w, paths=[f"data/original/x/{quarantined[0]}"], dry_run=True)  # by the path it had
+    assert len(plan.moves) == 1 and not (ws / "data/original/x" / quarantined[0]).exists()
+    restore(w, paths=[f"data/original/x/{quarantined[0]}"])
+    assert (ws / "data/original/x" / quarantined[0]).exists()
+    assert len(list((ws / "data/quarantine/duplicate").rglob("*.png"))) == 1
+    with pytest.raises(UserError, match="not in quarantine"):
+        restore(w, paths=[f"data/original/x/{quarantined[0]}"])
+    assert len(restore(w, ("duplicate",)).moves) == 1  # --reason as before
+
+
+def _planted(ws: Path, n: int) -> None:
+    """n near-duplicate pairs over three classes (one Chinese), a leak, and broken files."""
+    classes = ["cat", "dog", "猫"]
+    for i in range(n):
+        im = photo(80, 60, seed=100 + i)
+        c = classes[i % 3]
+        write(ws / f"data/original/{c}/p{i:03d}.png", encode(im, "PNG"))
+        write(ws / f"data/scraped/{c}/p{i:03d}-copy.jpg", encode(im.resize((64, 48)), "JPEG", quality=70))
+    write(ws / "data/original/cat/empty.jpg", b"")
+    write(ws / "data/original/dog/page.jpg", b"<html>not found</html>")
+
+
+def _cards(pages) -> list[dict]:
+    return [c for p in pages.values() for c in p.cards]
+
+
+def test_dry_run_reports_a_plan_then_the_real_run_replaces_it_and_pages_reach_every_card(ws: Path):
+    _planted(ws, 13)
+    w = Workspace.open(ws)
+    plan = clean(w, dry_run=True)
+    index = ws / "reports/clean.html"
+    pages = crawl(index)
+    assert all("[plan]" in p.title for p in pages.values()) and "plan — nothing was moved" in pages[index.resolve()].text
+    flagged = sum(1 for p, f in plan.flags.items() if f and p not in {d.path for d in plan.decisions})
+    cards = pages[index.resolve()].cards  # one page: fewer than 200
+    assert len([c for c in cards if c["reason"] != KEPT_FLAGGED]) == len(plan.decisions) == 15
+    assert len(cards) == 15 + flagged and all(c["file"].startswith("../data/") for c in cards)
+    assert not (ws / "data/quarantine").exists()
+    assert "plan — nothing was moved" in (ws / "reports/clean-duplicates.html").read_text("utf-8")
+
+    done = clean(w)
+    pages = crawl(index)
+    assert not any("[plan]" in p.title or "nothing was moved" in p.text for p in pages.values())
+    # the catalog's counts, card for card, in every view; pages of 4 reach every file exactly once
+    report(w, ["clean"], page_size=4)
+    pages = crawl(index)
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    catalog = dict(db.execute("SELECT reason, COUNT(*) FROM files WHERE status='quarantined' GROUP BY reason"))
+    db.close()
+    assert catalog == done.counts == {"near-duplicate": 13, "empty": 1, "not-an-image": 1}
+    first = pages[index.resolve()]
+    everything = [c for p in pages.values() if p.path.name.startswith("0-0-") or p.path == index.resolve() for c in p.cards]
+    assert len(everything) == 15 + flagged
+    assert Counter(c["reason"] for c in everything if c["reason"] != KEPT_FLAGGED) == Counter(catalog)
+    assert len({c["file"] for c in everything if c["file"]}) == 15 + flagged, "each file once, linked to it"
+    assert sum(1 for p in pages.values() if p.path.name.startswith("0-0-")) == -(-(15 + flagged) // 4) - 1
+    assert all((ws / "reports" / url).resolve() in pages for url in first.views.values()), "every filter view was reached"
+    by_class = [p for p in pages.values() if p.path.name.startswith("0-3-")]  # 猫: 4 near-duplicates, flagged ones
+    assert {c["class"] for p in by_class for c in p.cards} == {"猫"}
+    assert sum(c["reason"] == "near-duplicate" for p in by_class for c in p.cards) == 4
+    near = [c for c in everything if c["reason"] == "near-duplicate"]
+    assert all("quarantine/near-duplicate" in c["file"] for c in near)
+    in_order = first.cards + [c for n in range(2, 9) if (ws / f"reports/clean-pages/0-0-{n}.html").resolve() in pages
+                              for c in pages[(ws / f"reports/clean-pages/0-0-{n}.html").resolve()].cards]
+    reasons = [c["reason"] for c in in_order]
+    assert reasons.index("not-an-image") > max(i for i, r in enumerate(reasons) if r == "near-duplicate"), "closest calls first"
