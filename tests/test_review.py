@@ -101,7 +101,7 @@ def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path):
     w = ["-C", str(ws)]
     for cmd in (["keep"], ["restore"], ["reason"]):
         assert "no such file" in one_line_exit_2(*w, *cmd, str(ws / "data/original/a/nope.jpg"))
-        assert "outside the workspace" in one_line_exit_2(*w, *cmd, str(outside))
+        assert "not a file in the workspace's data folders" in one_line_exit_2(*w, *cmd, str(outside))
     assert "not in quarantine" in one_line_exit_2(*w, "restore", str(ws / "data/original/a/x.jpg"))
     assert "two or more" in one_line_exit_2(*w, "keep", "--not-duplicates", str(ws / "data/original/a/x.jpg"))
     # keep on a file in place only records the override
