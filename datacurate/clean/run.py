@@ -106,7 +106,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
     roots = _roots(ws, paths)
     start = time.perf_counter()
     with disk_full_is_a_user_error(ws), open_catalog(ws) as cat, \
-            cluster_for(ws, ray, [ws.state_dir, *roots, *_against(ws, opts["against"])], quiet=quiet) as cluster:
+            cluster_for(ws, ray, [ws.state_dir, *roots, _against(ws, opts["against"])], quiet=quiet) as cluster:
         decoder = None
         if cluster is not None:
             from datacurate.cluster.tasks import decoder as cluster_decoder
@@ -139,12 +139,12 @@ def limits_of(opts: dict) -> Limits:
     return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
 
 
-def _against(ws: Workspace, against) -> list[Path]:
-    """The leak reference folder the workers read: --against DIR, else data/test."""
+def _against(ws: Workspace, against) -> Path:
+    """The leak reference folder: --against DIR (relative to the current folder), else data/test."""
     if against is None:
-        return [ws.test]
+        return ws.test
     folder = Path(against).expanduser()
-    return [folder if folder.is_absolute() else Path(os.getcwd()) / folder]
+    return folder if folder.is_absolute() else Path(os.getcwd()) / folder
 
 
 def _roots(ws: Workspace, paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -259,15 +259,11 @@ def _unique_pairs(pairs: list[Pair]) -> list[Pair]:
 def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits, quality: QualityOptions,
                 quiet: bool, decoder=None) -> list[Item]:
     """The leak reference set (low-information pictures left out): the test folder (cached) or --against DIR."""
-    if against is None:
-        if not ws.test.is_dir():
+    folder = _against(ws, against)
+    if not folder.is_dir():
+        if against is None:
             return []
-        folder = ws.test
-    else:
-        folder = Path(against).expanduser()
-        folder = folder if folder.is_absolute() else Path(os.getcwd()) / folder
-        if not folder.is_dir():
-            raise UserError(f"--against {against}: no such folder")
+        raise UserError(f"--against {against}: no such folder")
     folder = Path(os.path.abspath(folder))
     low = quality.thresholds["low_information_below"]
     if folder == ws.test or (ws.source_of(folder) or ("",))[0] == "test":
