@@ -7,7 +7,6 @@ near the thumbnail size), so a report of 10,000 images does not decode them one 
 
 from __future__ import annotations
 
-import io
 import multiprocessing as mp
 import os
 import sys
@@ -68,19 +67,15 @@ def _make(job: tuple[str, str, int]) -> bool:
     """Write one thumbnail; False when the image does not decode (the report shows 'no preview')."""
     import warnings
 
-    from datacurate.imageio import load_rgb
+    from datacurate.report.html import thumbnail_jpeg
 
     src, dst, mode = job
-    try:
-        with warnings.catch_warnings():  # these files passed clean's decode: nothing to report here
-            warnings.simplefilter("ignore")
-            im = load_rgb(src, SIZE)
-            im.thumbnail((SIZE, SIZE))
-            buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=80)
-    except Exception:  # noqa: BLE001 - a preview is not worth failing the report for
+    with warnings.catch_warnings():  # these files passed clean's decode: nothing to report here
+        warnings.simplefilter("ignore")
+        data = thumbnail_jpeg(src, SIZE)  # None when it does not decode: a preview is not worth failing for
+    if data is None:
         return False
     with atomic_path(dst) as tmp:  # no fsync: a thumbnail is a cache, made again when missing
-        tmp.write_bytes(buf.getvalue())
+        tmp.write_bytes(data)
         os.chmod(tmp, mode)
     return True
