@@ -197,10 +197,6 @@ class Workspace:
         return sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
 
     # -- options --------------------------------------------------------------------------------
-    def resolve(self, section: str, flags: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """Options for a stage: a flag that is not None wins, then datacurate.yaml's `section:`, then default."""
-        return resolve_options(self.config.get(section) or {}, flags, defaults, section)
-
     def options(self, model: type[M], flags: Mapping[str, Any] | None = None) -> M:
         """A stage's validated options (a datacurate.options model): flag > datacurate.yaml > default."""
         return model.resolve(self.config.get(model.SECTION), flags)
@@ -214,24 +210,6 @@ def device(path: Path) -> int | None:
         except OSError:
             continue
     return None
-
-
-def resolve_options(
-    config: Mapping[str, Any], flags: Mapping[str, Any], defaults: Mapping[str, Any], section: str = ""
-) -> dict[str, Any]:
-    """Merge flag > config > default for every key in `defaults`; unknown config keys are an error."""
-    if not isinstance(config, Mapping):
-        raise UserError(f"{CONFIG_NAME}: `{section}` must be a mapping of options")
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise UserError(f"{CONFIG_NAME}: unknown option {section}.{unknown[0]}; known: {', '.join(sorted(defaults))}")
-    out = dict(defaults)
-    for key in defaults:
-        if key in config and config[key] is not None:
-            out[key] = config[key]
-        if flags.get(key) is not None and flags.get(key) != ():
-            out[key] = flags[key]
-    return out
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -292,8 +292,7 @@ def test_config_supplies_options_and_flags_win(tmp_path):
     populate(tmp_path, {"a": 10})
     (tmp_path / "datacurate.yaml").write_text("split:\n  valid: 0.5\n  link: copy\n")
     ws = Workspace.open(tmp_path)
-    from datacurate.split.options import DEFAULTS
-    opts = SplitOptions.from_mapping(ws.resolve("split", {"valid": 0.3, "link": None}, DEFAULTS))
+    opts = ws.options(SplitOptions, {"valid": 0.3, "link": None})
     assert opts.valid == 0.3 and opts.link == "copy"
 
 

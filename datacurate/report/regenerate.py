@@ -62,9 +62,9 @@ def _vet(ws: Workspace, cat: Catalog, *, page_size, quiet, **_) -> dict[str, str
 
 def _split(ws: Workspace, cat: Catalog, *, min_per_class, **_) -> dict[str, str]:
     from datacurate.split import balance
-    from datacurate.split.options import DEFAULTS, SECTION, SplitOptions
+    from datacurate.split.options import SplitOptions
 
-    opts = SplitOptions.from_mapping(ws.resolve(SECTION, {"min_per_class": min_per_class}, DEFAULTS))
+    opts = ws.options(SplitOptions, {"min_per_class": min_per_class})
     bal = balance.from_catalog(cat, opts.min_per_class)
     if not bal.classes:
         raise UserError("the catalog records no split; run `datacurate split` first")
