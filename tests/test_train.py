@@ -292,6 +292,23 @@ def test_plan_cli_resnext(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_plan_default_freeze_every_architecture(tmp_path, capsys, monkeypatch):
+    """`train --arch A --plan` alone plans every torchvision classifier; the default depth is the seed's."""
+    import warnings
+
+    from datacurate.train.models import architectures
+
+    warnings.simplefilter("ignore", FutureWarning)  # googlenet/inception's init notice
+    picked = {}
+    for arch in architectures():
+        code, out, err = _cli(["-C", str(tmp_path), "-q", "train", "--arch", arch, "--plan"], capsys, monkeypatch)
+        assert code == 0, (arch, err)
+        picked[arch] = out.split("freeze_until ", 1)[1].split(":", 1)[0]
+        assert f"freeze until {picked[arch]}," in out
+    assert picked["resnext101_32x8d"] == "layer3.18" and picked["resnet50"] == "layer4.1"
+    assert picked["vit_b_16"] == "encoder.layers.encoder_layer_6" and picked["squeezenet1_1"] == "features.11"
+
+
 def test_plan_cli_errors(tmp_path, capsys, monkeypatch):
     _make_split(tmp_path)
     (tmp_path / "datacurate.yaml").write_text("train:\n  stages:\n    - {freeze_until: layer9, epochs: 1}\n", encoding="utf-8")

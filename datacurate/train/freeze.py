@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 
 from torch import nn
@@ -68,6 +69,43 @@ def frozen_before(model: nn.Module, until: str) -> set[str]:
         if order.get(owner, -1) < cut and not _under(pname, target):
             out.add(pname)
     return out
+
+
+TRAIN_SHARE = 0.47  # the seed's layer3.18 of resnext101_32x8d trains the last 47% of the body's parameters
+
+
+def default_freeze_until(model: nn.Module) -> str:
+    """The default freeze_until of any architecture: the earliest block from which at most TRAIN_SHARE of
+    the body's (non-head) parameters train, the same depth as the seed's layer3.18 of resnext101_32x8d.
+
+    Blocks are the numbered (or named) members of the model's Sequential/ModuleList/ModuleDict containers
+    and the model's own children, so the cut never falls inside a block.
+    """
+    head = head_name(model)
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    mods = dict(model.named_modules())
+    total = sum(p.numel() for n, p in model.named_parameters() if not _under(n, head)) or 1
+    frozen, best, best_gap = 0, "head", math.inf  # frozen: parameters before this module, which it would freeze
+    for name, mod in mods.items():
+        if name and name != head and not _under(head, name) and _block(mods, name, containers) \
+                and next(mod.parameters(), None) is not None:
+            gap = abs(total - frozen - TRAIN_SHARE * total)
+            if gap < best_gap:
+                best, best_gap = name, gap
+        frozen += sum(p.numel() for p in mod.parameters(recurse=False))
+    return best
+
+
+def _block(mods: dict[str, nn.Module], name: str, containers: tuple) -> bool:
+    """A child of the model or of containers all the way down (layer3.18, features.5), or one of a run of
+    same-kind blocks (encoder.layers.encoder_layer_7); never a layer inside a block (layer3.18.conv1)."""
+    parts = name.split(".")
+    if all(isinstance(mods[".".join(parts[:i])], containers) for i in range(1, len(parts))):
+        return True
+    parent = mods[".".join(parts[:-1])]
+    kinds = {type(m) for m in parent.children() if next(m.parameters(), None) is not None}
+    return isinstance(parent, containers) and len(kinds) == 1 and len(list(parent.children())) > 1 \
+        and next(mods[name].children(), None) is not None
 
 
 def apply_trainable(model: nn.Module, trainable: set[str]) -> None:

@@ -151,6 +151,8 @@ def install_head(model: nn.Module, arch: str, num_classes: int, options: Mapping
         return head_name(model)
     if kind == "mlp":
         name = head_name(model)
+        if not isinstance(model.get_submodule(name), nn.Linear):
+            raise UserError(f"--head mlp: {arch} classifies with a convolution ({name}), not a Linear layer; use --head linear")
         hidden = int(options.get("head_hidden", 512))
         swap_module(model, name, lambda old: MLPHead(old.in_features, num_classes, hidden, dropout))
         return name

@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -26,18 +27,21 @@ def architectures() -> list[str]:
 
 
 def head_name(model: nn.Module) -> str:
-    """Qualified name of the classifier: a datacurate head, else the last Linear layer (fc, classifier.N, heads.head...)."""
+    """Qualified name of the classifier: a datacurate head, else the last Linear layer (fc, classifier.N, heads.head...),
+    else, in a model with none (SqueezeNet), its last 1x1 Conv2d."""
     from datacurate.train.heads import Head
 
-    last = None
+    last = last_conv = None
     for name, mod in model.named_modules():
         if isinstance(mod, Head):
             return name
         if isinstance(mod, nn.Linear):
             last = name
-    if last is None:
+        elif isinstance(mod, nn.Conv2d) and mod.kernel_size == (1, 1):
+            last_conv = name
+    if last is None and last_conv is None:
         raise UserError(f"{type(model).__name__} has no Linear classifier layer to replace")
-    return last
+    return last or str(last_conv)
 
 
 def swap_module(model: nn.Module, name: str, make) -> nn.Module:
@@ -54,9 +58,15 @@ def swap_module(model: nn.Module, name: str, make) -> nn.Module:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> str:
-    """Swap the last Linear for Linear(in_features, num_classes); returns its name."""
+    """Swap the classifier for a fresh Linear(in_features, num_classes) (a 1x1 Conv2d for SqueezeNet); returns its name."""
     name = head_name(model)
-    swap_module(model, name, lambda old: nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+
+    def fresh(old: nn.Module) -> nn.Module:
+        if isinstance(old, nn.Conv2d):  # SqueezeNet: a 1x1 convolution classifies every position, then pooling
+            return nn.Conv2d(old.in_channels, num_classes, 1, bias=old.bias is not None)
+        return nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+
+    swap_module(model, name, fresh)
     return name
 
 
@@ -98,6 +108,32 @@ def create_model(arch: str, num_classes: int, weights: str = "none", *, quiet: b
     if pretrained and not weights.startswith("imagenet"):
         load_weights_file(model, weights)
     return model
+
+
+@contextmanager
+def empty_weights() -> Iterator[None]:
+    """Models built inside keep their parameters and buffers on the meta device: names and shapes, no memory.
+
+    What `--plan` needs, in milliseconds even for the largest architecture (their constructors' own
+    arithmetic, e.g. RegNet's widths, still runs on real tensors).
+    """
+    reg_param, reg_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def param(self: nn.Module, name: str, value: Any) -> None:
+        reg_param(self, name, value)
+        if value is not None:
+            self._parameters[name] = nn.Parameter(value.to("meta"), requires_grad=value.requires_grad)
+
+    def buffer(self: nn.Module, name: str, value: Any, persistent: bool = True) -> None:
+        reg_buffer(self, name, value, persistent)
+        if value is not None:
+            self._buffers[name] = value.to("meta")
+
+    nn.Module.register_parameter, nn.Module.register_buffer = param, buffer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = reg_param, reg_buffer  # type: ignore[method-assign]
 
 
 def group_norm(channels: int, *_, **__) -> nn.GroupNorm:

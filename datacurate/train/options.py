@@ -228,7 +228,8 @@ class TrainOptions(StageOptions):
     SECTION = "train"
     arch: str = opt("resnext101_32x8d", "any torchvision classification architecture", min_length=1)
     weights: str = opt("imagenet", "imagenet | imagenet:IMAGENET1K_V1 | none | PATH to a state dict or checkpoint", min_length=1)
-    freeze_until: str = opt("layer3.18", "stage 2 trains this module and everything after it", min_length=1)
+    freeze_until: str | None = opt(None, "stage 2 trains this module and everything after it (None: by architecture, "
+                                   "layer3.18 for resnext101_32x8d; --plan names it)", min_length=1)
     head_epochs: int = opt(2, "stage 1: epochs training the new head alone", ge=0)
     epochs: int = opt(8, "stage 2: epochs unfrozen from freeze_until", ge=0)
     milestones: list[int] = opt([3, 6], "stage-2 epochs where the learning rate drops")

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from datacurate.errors import UserError
-from datacurate.train.freeze import frozen_before, summarize
+from datacurate.train.freeze import TRAIN_SHARE, default_freeze_until, frozen_before, summarize
 from datacurate.train.groups import assign, default_groups, param_count
 from datacurate.train.options import GroupSpec, StageSpec, default_stages, parse_groups, parse_stages
 
@@ -41,6 +41,11 @@ def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
     """Resolve groups and stages against the model; every mistake is a UserError naming it."""
     from datacurate.train.models import head_name
 
+    notes = []
+    if not opts.get("stages") and opts.get("freeze_until") is None:
+        opts = {**opts, "freeze_until": default_freeze_until(model)}
+        notes.append(f"freeze_until {opts['freeze_until']}: the default for this architecture (the last {TRAIN_SHARE:.0%} of "
+                     "the body's parameters train, as from layer3.18 of resnext101_32x8d); --freeze-until picks another module")
     groups = parse_groups(opts["groups"]) if opts.get("groups") else default_groups(model)
     stage_specs = parse_stages(opts["stages"]) if opts.get("stages") else default_stages(opts)
     members = assign(model, groups)
@@ -61,7 +66,7 @@ def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
                             "add a group for them in train.groups or freeze more")
         lrs = {g.name: st.lr.get(g.name, g.lr) for g in groups}
         stages.append(StagePlan(st, set(free), lrs))
-    return Plan(groups, members, stages, head_name(model), param_count(model, all_params))
+    return Plan(groups, members, stages, head_name(model), param_count(model, all_params), notes)
 
 
 def describe(model: nn.Module, plan: Plan, arch: str = "") -> list[str]:
@@ -95,7 +100,7 @@ def describe(model: nn.Module, plan: Plan, arch: str = "") -> list[str]:
             state = f"{n:,} parameters train" if n else "frozen"
             lr = " -> ".join(f"{st.lrs[g.name] * f:.3g}" for f in factors)
             lines.append(f"  group {g.name}: {g.optimizer} lr {lr} weight_decay {g.weight_decay:g}, {state}")
-    return lines
+    return lines + plan.notes
 
 
 def _factors(st: StagePlan) -> list[float]:

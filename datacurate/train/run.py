@@ -18,7 +18,7 @@ from datacurate.train.augment import parse_policy
 from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
 from datacurate.train.groups import build_optimizers
 from datacurate.train.loop import Loop, pick_device
-from datacurate.train.models import create_model
+from datacurate.train.models import create_model, empty_weights
 from datacurate.train.options import DEFAULTS, TrainOptions, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
 from datacurate.train.plan import build_plan, describe
@@ -156,8 +156,8 @@ def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], clas
         else:
             classes = ["class0", "class1"]
             echo(f"{ws.split_dir / 'train'} does not exist yet: the plan assumes 2 classes")
-    torch.manual_seed(opts["seed"])
-    model = create_model(opts["arch"], len(classes), "none", options=opts)
+    with empty_weights():  # names and shapes only: the plan of the largest model takes milliseconds
+        model = create_model(opts["arch"], len(classes), "none", options=opts)
     plan = build_plan(model, opts)
     return plan, describe(model, plan, opts["arch"]) + summary(opts, processes)
 
