@@ -11,8 +11,6 @@ from datacurate.errors import UserError
 from datacurate.fsutil import atomic_write_text
 from datacurate.workspace import CONFIG_NAME, Workspace
 
-TEMPLATE = Path(__file__).with_name("data") / "datacurate.yaml"
-
 
 def init_workspace(root: Path) -> list[str]:
     """Make the workspace layout and a commented datacurate.yaml (kept if present); return what was made."""
@@ -25,7 +23,9 @@ def init_workspace(root: Path) -> list[str]:
             made.append(ws.rel(folder) + "/")
     config = root / CONFIG_NAME
     if not config.exists():
-        atomic_write_text(config, TEMPLATE.read_text(encoding="utf-8"))
+        from datacurate.template import render
+
+        atomic_write_text(config, render())
         made.append(CONFIG_NAME)
     return made
 
@@ -40,6 +40,7 @@ def init(ctx, as_json):
     if as_json:
         return echo_json({"workspace": str(ws.root), "made": made})
     click.echo(f"workspace {ws.root}: " + (", ".join(made) if made else "already set up"))
+    click.echo(f"next: copy labeled images into {ws.rel(ws.original)}/<class>/, then datacurate -C {ws.root} clean")
 
 
 @click.command("demo-data")

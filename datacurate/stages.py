@@ -106,3 +106,30 @@ def _model(spec: str) -> type[StageOptions]:
 def options_model(section: str) -> type[StageOptions]:
     """The options model of a datacurate.yaml section (a stage's or paths/predict)."""
     return _model(OTHER_SECTIONS.get(section) or BY_NAME[section].check)
+
+
+# -- which flag sets a key ----------------------------------------------------------------------
+# Every key of a section is its command's flag `--key-with-dashes`, except these: "COMMAND --FLAG"
+# (or "COMMAND ARG", an argument) where the flag is named otherwise or sits on another command, None where the key lives in
+# datacurate.yaml (or a pipeline file) alone. "section.*" covers the section's other keys.
+FLAGS_ELSEWHERE: dict[str, str | None] = {
+    "paths.*": None,                  # the layout is the workspace's: -C picks the workspace, its file moves folders
+    "ray.address": "clean --ray",     # and vet --ray, scrape --ray
+    "ray.*": None,                    # tuning of the cluster's tasks
+    "scrape.classes": "scrape --class",
+    "evaluate.run": "evaluate RUN",   # the command's arguments
+    "evaluate.data": "evaluate DATA",
+    "split.stats_size": "stats --size",
+    "train.groups": None,             # structured: a list of mappings
+    "train.stages": None,             # structured: a list of mappings
+    "train.brightness": None,         # the older key, kept working: train.augment's brightness
+}
+
+
+def flag_of(section: str, key: str) -> tuple[str, str] | None:
+    """(command, flag) that sets `section.key`, or None when only datacurate.yaml does."""
+    for name in (f"{section}.{key}", f"{section}.*"):
+        if name in FLAGS_ELSEWHERE:
+            where = FLAGS_ELSEWHERE[name]
+            return None if where is None else (where.split()[0], where.split()[1])
+    return section, "--" + key.replace("_", "-")

@@ -16,7 +16,6 @@ import yaml
 from asuser import cli, demo_workspace
 from conftest import ROOT
 
-TEMPLATE = ROOT / "datacurate" / "data" / "datacurate.yaml"
 
 
 def one_line(err: str) -> bool:
@@ -27,7 +26,9 @@ def one_line(err: str) -> bool:
 def template_values() -> dict[tuple[str, str], object]:
     """(section, key) -> the value each commented option line of the template states (first one wins)."""
     out, section = {}, None
-    for line in TEMPLATE.read_text(encoding="utf-8").splitlines():
+    from datacurate.template import render
+
+    for line in render().splitlines():
         head = re.match(r"^#? ?(\w+):\s*(#.*)?$", line)
         if head and not line.startswith("#   "):
             section = head.group(1)
@@ -58,8 +59,34 @@ def test_the_init_template_states_the_code_defaults():
             default = list(default)
         assert value == default, f"the template says {section}.{key}: {value!r}; the code's default is {default!r}"
         model.resolve({key: value})  # and it is a valid value
-    text = TEMPLATE.read_text(encoding="utf-8")
-    assert "CPUs - 1, at most 16" in text and "min(8, CPUs))" not in text
+    from datacurate.stages import sections
+
+    every = {(s, k) for s in sections() for k in options_model(s).model_fields}
+    assert every - set(stated) == set(), "keys the template leaves out"
+
+
+def test_every_key_is_a_flag_unless_yaml_only():
+    """Each option is its command's --flag, or the one FLAGS_ELSEWHERE table says where (or that it is yaml only)."""
+    import click
+
+    from datacurate.cli import main
+    from datacurate.stages import FLAGS_ELSEWHERE, flag_of, options_model, sections
+    from datacurate.template import render
+
+    ctx = click.Context(main)
+    flags = {}
+    for section in sections():
+        for key in options_model(section).model_fields:
+            where = flag_of(section, key)
+            if where is None:
+                assert section in ("paths", "ray") or f"{key}: " in render() and "(yaml only)" in render()
+                continue
+            command = main.get_command(ctx, where[0])
+            assert command is not None, where
+            opts = flags.setdefault(where[0], {o for p in command.params for o in p.opts + p.secondary_opts}
+                                    | {p.name.upper() for p in command.params if isinstance(p, click.Argument)})
+            assert where[1] in opts, f"{section}.{key}: `datacurate {where[0]}` has no {where[1]}"
+    assert all(k.split(".")[0] in sections() for k in FLAGS_ELSEWHERE)
 
 
 # -- point 7: the API -------------------------------------------------------------------------------

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 
 import click
 
 from datacurate.clicommon import echo_json, echo_result, json_option, pass_ctx
 from datacurate.errors import UserError
-from datacurate.train.options import TTA_MODES
+from datacurate.train.options import TTA_MODES, Metric
 from datacurate.train.submission import FORMATS
 
 _OPT = dict(default=None)
+
+
+def _numbers(kind: type, single: bool = False):
+    """A click callback: '3,6' -> [3, 6] (one number alone stays a number where `single`); one line when not numbers."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None):
+        if value is None:
+            return None
+        try:
+            out = [kind(v) for v in value.split(",")]
+        except ValueError:
+            raise UserError(f"{param.opts[0]} must be {'whole ' if kind is int else ''}numbers separated by commas, got {value!r}") from None
+        return out[0] if single and len(out) == 1 else out
+    return parse
 
 
 @click.command()
@@ -21,16 +35,24 @@ _OPT = dict(default=None)
 @click.option("--freeze-until", metavar="MODULE", help="Stage 2 trains MODULE and everything after it (default: by architecture, layer3.18 for resnext101_32x8d; --plan names it).", **_OPT)
 @click.option("--head-epochs", type=int, help="Stage 1: epochs training the head alone (default 2).", **_OPT)
 @click.option("--epochs", type=int, help="Stage 2: epochs unfrozen from --freeze-until (default 8).", **_OPT)
+@click.option("--milestones", metavar="E1,E2", callback=_numbers(int), help="Stage-2 epochs where the learning rate drops (default 3,6).", **_OPT)
+@click.option("--gamma", metavar="G[,G2]", callback=_numbers(float, single=True),
+              help="The factor of each drop: one, or one per milestone (default 0.2,0.1).", **_OPT)
 @click.option("--img-size", type=int, help="Crop size; images are resized to img_size*255/224 first (default 224).", **_OPT)
+@click.option("--resize", type=int, metavar="PIXELS", help="Resize the short side to this before the crop (default img_size*255/224).", **_OPT)
+@click.option("--normalize", type=click.Choice(["auto", "split", "imagenet"]),
+              help="Mean/std: split (data/split/stats.json), imagenet, or auto: split when stats.json exists (default auto).", **_OPT)
 @click.option("--batch-size", type=int, help="Batch size (default 32).", **_OPT)
 @click.option("--workers", type=int, help="DataLoader worker processes (default CPUs - 1, at most 16).", **_OPT)
 @click.option("--seed", type=int, help="Random seed (default 0).", **_OPT)
 @click.option("--label-smoothing", type=float, help="Cross-entropy label smoothing (default 0).", **_OPT)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).", **_OPT)
 @click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA: bf16 where supported, else fp16 (default on).")
+@click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format on CUDA (default on).")
+@click.option("--restore-best/--no-restore-best", default=None, help="End with best.pt's weights (default on).")
 @click.option("--bn-update/--no-bn-update", default=None, help="Let frozen BatchNorm layers update running statistics (default off).")
-@click.option("--early-stop", type=click.Choice(["valid_acc", "valid_loss", "train_acc", "train_loss"]),
-              help="Metric for best.pt and early stopping (default valid_acc).", **_OPT)
+@click.option("--early-stop", type=click.Choice(typing.get_args(Metric)),
+              help="Metric for best.pt and early stopping; the _ema ones need --ema (default valid_acc).", **_OPT)
 @click.option("--patience", type=int, help="Stop a stage after N epochs without improvement (default 0: never).", **_OPT)
 @click.option("--augment", metavar="PRESET", help="Augmentation preset: none, characters (default: brightness 0.05 only), garbage, "
               "fine-grained, strong; train.augment in datacurate.yaml overrides it key by key (see `augment-preview`).", **_OPT)
@@ -38,6 +60,7 @@ _OPT = dict(default=None)
 @click.option("--head-hidden", type=int, help="mlp head: hidden units (default 512).", **_OPT)
 @click.option("--head-dropout", type=float, help="Dropout before the head's last Linear (default 0).", **_OPT)
 @click.option("--bilinear", type=click.Choice(["compact", "full"]), help="bilinear head: compact (tensor sketch) or full (default compact).", **_OPT)
+@click.option("--bilinear-dim", type=int, help="bilinear head: sketch size (compact, default 8192) or channels after a 1x1 reduction (full, default 256).", **_OPT)
 @click.option("--norm", type=click.Choice(["batch", "group"]), help="group: GroupNorm in place of BatchNorm, for small batches (default batch).", **_OPT)
 @click.option("--zero-gamma", is_flag=True, default=None, help="Zero the last norm weight of each residual block (fresh weights only).")
 @click.option("--mixup", type=float, metavar="ALPHA", help="Mixup with Beta(ALPHA, ALPHA) (default 0: off).", **_OPT)
@@ -60,7 +83,8 @@ _OPT = dict(default=None)
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @json_option
 @pass_ctx
-def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, sync_bn, gpus, processes, **flags):
+def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, sync_bn, channels_last, restore_best, gpus,
+          processes, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
     from datacurate import api
     from datacurate.train import launch
@@ -72,7 +96,8 @@ def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_d
     if follower:
         ctx.skip_lock()
     ws = ctx.workspace()
-    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay, sync_bn=sync_bn)
+    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay, sync_bn=sync_bn,
+                 channels_last=channels_last, restore_best=restore_best)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
     if nproc and not plan_only:
         from datacurate.train.run import preflight
@@ -128,7 +153,7 @@ def _child_argv(click_ctx: click.Context, ctx, ws) -> list[str]:
         if p.is_flag:
             argv.append(p.opts[0] if value else p.secondary_opts[0])
         else:
-            argv += [p.opts[0], str(value)]
+            argv += [p.opts[0], ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return argv
 
 

@@ -223,7 +223,7 @@ PROBABILITY = dict(ge=0, le=1)
 
 
 class TrainOptions(StageOptions):
-    """Validated train options (the characters seed's recipe by default); every key is also a flag."""
+    """Validated train options (the characters seed's recipe by default); keys are flags (stages.FLAGS_ELSEWHERE: the exceptions)."""
 
     SECTION = "train"
     arch: str = opt("resnext101_32x8d", "any torchvision classification architecture", min_length=1)
