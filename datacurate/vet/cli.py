@@ -37,8 +37,9 @@ def vet(ctx, dry_run, as_json, ray, no_ray, **flags):
     """Set aside scraped images that are off-topic or look like another class (originals are only listed)."""
     from datacurate import api
 
-    run = api.vet(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json,
-                  echo=click.echo if not as_json else (lambda s: None), ray=ray_flag(ray, no_ray), **flags)
+    quiet = ctx.quiet or as_json  # progress, like train's epoch lines, goes to stderr; -q silences it
+    run = api.vet(ctx.workspace(), dry_run=dry_run, quiet=quiet, echo=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)),
+                  ray=ray_flag(ray, no_ray), **flags)
     echo_result(run, as_json)
 
 
