@@ -41,6 +41,9 @@ def test_report_numbers(tmp_path, capsys):
     assert read_csv(tmp_path / "reports/balance.csv")[CAN]["under_min"] == "0"
     assert {c: r["total"] for c, r in read_csv(tmp_path / "reports/balance.csv").items()} == {c: r["total"] for c, r in rows.items()}
     assert "1 class(es) under 3 train images: small" in out2
+    table = out2.splitlines()  # the class table first, as `split` prints it (docs/split.md shows it)
+    assert table[0].split()[:3] == ["class", "train", "original"] and any(l.startswith("TOTAL") for l in table)
+    assert any(l.startswith("small") and l.rstrip().endswith("under 3") for l in table)
 
 
 def test_report_balance_without_split_exit_2(tmp_path, capsys):

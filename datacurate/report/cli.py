@@ -28,10 +28,11 @@ def report(ctx, stages, min_per_class, page_size, as_json):
     if not out:
         click.echo("nothing to report: the catalog holds no stage's results yet")
     for stage, paths in out.items():
-        if "summary" in paths:
-            click.echo(paths["summary"])
+        for name in ("table", "summary"):  # split: the class table, as `split` prints it, then its summary line
+            if name in paths:
+                click.echo(paths[name])
         for name, path in paths.items():
-            if name != "summary":
+            if name not in ("table", "summary"):
                 click.echo(f"report: {path}")
 
 

@@ -61,6 +61,7 @@ def _vet(ws: Workspace, cat: Catalog, *, page_size, quiet, **_) -> dict[str, str
 
 
 def _split(ws: Workspace, cat: Catalog, *, min_per_class, **_) -> dict[str, str]:
+    from datacurate.clicommon import table_lines
     from datacurate.split import balance
     from datacurate.split.options import SplitOptions
 
@@ -69,7 +70,8 @@ def _split(ws: Workspace, cat: Catalog, *, min_per_class, **_) -> dict[str, str]
     if not bal.classes:
         raise UserError("the catalog records no split; run `datacurate split` first")
     paths = balance.write(bal, ws.reports)
-    return {name: ws.rel(p) for name, p in paths.items()} | {"summary": bal.summary()}
+    rows, cols = bal.table()
+    return {name: ws.rel(p) for name, p in paths.items()} | {"table": "\n".join(table_lines(rows, cols)), "summary": bal.summary()}
 
 
 def _scrape(ws: Workspace, cat: Catalog, **_) -> dict[str, str]:
