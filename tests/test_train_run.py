@@ -146,7 +146,11 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, capsys, monkeypatch):
     assert r.returncode == -signal.SIGKILL, r.stderr
     killed = tmp_path / "runs" / "killed"
     assert checkpoint.load(killed / "last.pt")["state"]["epoch"] == 1 and len(history(killed)) == 1
-    code, out, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "killed"], capsys, monkeypatch)
+    code, out, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "killed", "--epochs", "5", "--batch-size", "8"],
+                         capsys, monkeypatch)  # a changed recipe cannot be honoured mid-run: refused, nothing touched
+    assert code == 2 and err.count("\n") == 1 and "--epochs 5 differs from its 2" in err and "--device" in err
+    assert checkpoint.load(killed / "last.pt")["state"]["epoch"] == 1
+    code, out, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "killed", "--workers", "0"], capsys, monkeypatch)
     assert code == 0, err
     assert "resuming killed at epoch 2 (stage finetune)" in err
     a, b = checkpoint.load(full.run_dir / "last.pt"), checkpoint.load(killed / "last.pt")

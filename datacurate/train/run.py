@@ -120,6 +120,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
             raise UserError(f"run {name!r} already finished; start a new one with another --name")
         if ck.get("done"):
             echo(f"run {name} finished training before it was interrupted: writing its outputs")
+        _same_flags(flags, ck["config"], name)
         opts = {**DEFAULTS, **ck["config"], **{k: opts[k] for k in RESUME_KEEP if flags.get(k) is not None}}
     if opts["tensorboard"] and not plan_only:
         tblog.require()  # a missing extra stops here, before anything is written
@@ -136,6 +137,19 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         return _train(ws, opts, ck, name, run_dir, d, device_name, quiet=quiet, echo=echo, on_step=on_step)
     finally:
         distributed.teardown(d)
+
+
+def _same_flags(flags: dict[str, Any], config: dict[str, Any], name: str) -> None:
+    """--resume continues a run as configured: a flag that would change anything but RESUME_KEEP is refused."""
+    for key, value in flags.items():
+        if value is None or key in RESUME_KEEP or key == "name":
+            continue
+        was = config.get(key, DEFAULTS.get(key))
+        if to_jsonable(value) != to_jsonable(was):
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"--resume continues run {name!r} as it started: {flag} {value!r} differs from its {was!r} "
+                            f"(a resumed run may change only {', '.join('--' + k.replace('_', '-') for k in RESUME_KEEP)}); "
+                            "drop the flag, or train a new run with another --name")
 
 
 def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
