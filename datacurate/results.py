@@ -280,7 +280,9 @@ class ScrapeRun(Result):
         return out
 
     def warnings(self) -> list[str]:
-        out = []
+        out: list[str] = []
+        if self.raw.dry_run:  # a plan fetches nothing: "no new image" would be noise
+            return out
         for klass, need in self.raw.need.items():
             got = self.raw.saved(klass)
             if need and not got:

@@ -190,6 +190,7 @@ def test_dry_run_prints_queries_and_pages_and_fetches_nothing(ws):
     assert f"{fe.base_url}/images/async?q=tin+can+shirt+doll&first=35&count=35" in proc.stdout
     assert "word=tin%20can%20shirt%20doll&pn=30&rn=30" in proc.stdout
     assert "first=70" not in proc.stdout and "/v1/images/" not in proc.stdout  # 40 wanted: 2 pages; no openverse
+    assert "no new image" not in proc.stderr and "tin_can: have 0, want 40 more" in proc.stdout  # a plan, not a shortfall
     assert not (ws / "data" / "scraped").exists() and not (ws / ".datacurate").exists()
 
 
