@@ -38,7 +38,10 @@ COMMANDS = {
 
 # Commands that write in the workspace: each holds the workspace lock (datacurate/lock.py) while it
 # runs; a second one waits --wait seconds, then refuses naming the holder. Add a writing command here.
-LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep"}
+# report and augment-preview rewrite reports/, which the writing stages also write. evaluate, predict, fit-head
+# and export take no lock: they write only inside one run's folder, every file atomically (a temporary file
+# renamed), never a checkpoint or history a running `train` reads, so a train meanwhile sees whole files.
+LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep", "report", "augment-preview"}
 
 
 class LazyGroup(click.Group):

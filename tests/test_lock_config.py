@@ -37,7 +37,10 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path: Path):
         assert f"pid {os.getpid()}" in proc.stderr and "`datacurate clean`" in proc.stderr and "--wait" in proc.stderr
         assert time.monotonic() - t0 >= 0.5
         assert not (ws / "data" / "split").exists()
-        # a command that only reads does not need the lock
+        for args in (["report", "balance"], ["augment-preview"]):  # they rewrite reports/: they wait for the lock too
+            proc = run_cli("-C", str(ws), "--wait", "0", *args)
+            assert proc.returncode == 2 and "`datacurate clean`" in proc.stderr and one_line(proc.stderr), (args, proc.stderr)
+        # evaluate writes only inside its run's folder, atomically: it does not need the lock
         code, out, err = cli("-C", str(ws), "evaluate", "nope")
         assert code == 2 and "no run 'nope'" in err
     assert holder(ws) is None
