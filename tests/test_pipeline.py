@@ -151,6 +151,9 @@ def test_demo_end_to_end(tmp_path: Path):
     db.close()
     assert any(rank in (7, 8, 9) for (rank,) in vetted) and (demo / "reports" / "vet.html").exists()
     assert (demo / "runs" / "trusted" / "best.pt").exists()
-    again = run_cli("-q", "demo", str(demo), timeout=600, check=True)  # resumes: nothing left to do
+    assert "epoch" not in out + proc.stderr  # -q: not even the trusted run's epoch lines (vet --train-first)
+    again = run_cli("-q", "demo", str(demo), "--json", timeout=600, check=True)  # resumes: nothing left to do
     for stage in ("scrape", "clean", "vet", "split", "train", "evaluate"):
-        assert f"{stage}: up to date, skipped" in again.stdout, again.stdout
+        assert f"{stage}: up to date, skipped" in again.stderr, again.stderr
+    summary = json.loads(again.stdout)  # stdout: the JSON summary alone
+    assert summary["ran"] == [] and "vet" in summary["up_to_date"] and summary["run_report"].endswith("report.html")

@@ -42,6 +42,8 @@ def test_refusals_are_named_in_the_engines_words_with_their_exit_code(ws, engine
     assert words in proc.stderr.strip().splitlines()[-1] and f"refused: {words}" in proc.stdout
     assert "page format may have changed" not in proc.stderr or fault == "changed"
     assert pages <= 2  # a refused engine is asked no further
+    advice = proc.stderr.strip().splitlines()[-1].rpartition("use another engine (")[2]
+    assert code != 3 or (advice and f"{engine}," not in advice and f"{engine})" not in advice)  # never the one that refused
 
 
 def test_google_s_javascript_wall_is_a_refusal_and_google_is_not_offered(ws):

@@ -70,8 +70,8 @@ def _prepare_run(ws: Workspace, name: str, interrupted: bool) -> bool | None:
 
 
 def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=None, force=False,
-            extra: dict | None = None, as_json: bool = False) -> None:
-    """Run a pipeline in the context's workspace; a failing stage stops it with its message.
+            extra: dict | None = None, as_json: bool = False) -> dict:
+    """Run a pipeline in the context's workspace (returns its summary); a failing stage stops it with its message.
 
     Every section (datacurate.yaml with the pipeline's laid over it) is checked before the first
     stage. `extra` holds options laid over the pipeline's that do not count as a change of options
@@ -99,11 +99,14 @@ def execute(click_ctx: click.Context, ctx, pipeline: Pipeline, start=None, stop=
         raise
     ran = [o.stage for o in result.outcomes if o.status == "ran"]
     skipped = [o.stage for o in result.outcomes if o.status == "skipped"]
+    summary = {"pipeline": pipeline.path.name, "ran": ran, "up_to_date": skipped,
+               "stages": [{"stage": o.stage, "status": o.status} for o in result.outcomes]}
     if as_json:
-        return echo_json({"pipeline": pipeline.path.name, "ran": ran, "up_to_date": skipped,
-                          "stages": [{"stage": o.stage, "status": o.status} for o in result.outcomes]})
+        echo_json(summary)
+        return summary
     click.echo(f"pipeline {pipeline.path.name}: ran {', '.join(ran) or 'nothing'}"
                + (f"; up to date: {', '.join(skipped)}" if skipped else ""))
+    return summary
 
 
 def _text(exc: BaseException) -> str:
@@ -126,7 +129,7 @@ class _StageError(click.ClickException):
 @pass_ctx
 @click.pass_context
 def run(click_ctx, ctx, pipeline_file, start, stop, force, as_json):
-    """Run scrape, clean, split, train and evaluate with the options in PIPELINE.yaml (resumable)."""
+    """Run scrape, clean, vet, split, train and evaluate with the options in PIPELINE.yaml (resumable)."""
     execute(click_ctx, ctx, load_pipeline(pipeline_file), start, stop, force, as_json=as_json)
 
 
@@ -134,13 +137,14 @@ def run(click_ctx, ctx, pipeline_file, start, stop, force, as_json):
 @click.argument("directory", default="datacurate-demo", required=False)
 @click.option("--per-class", type=click.IntRange(4, 500), default=40, show_default=True, help="Original images per class.")
 @click.option("--force", is_flag=True, help="Run every stage again.")
+@json_option
 @pass_ctx
 @click.pass_context
-def demo(click_ctx, ctx, directory, per_class, force):
-    """The whole job on built-in data, offline: scrape a loopback image search, clean, split, train, evaluate, predict."""
+def demo(click_ctx, ctx, directory, per_class, force, as_json):
+    """The whole job on built-in data, offline: scrape a loopback image search, clean, vet, split, train, evaluate, predict."""
     from datacurate.pipeline.demo import run_demo
 
-    run_demo(click_ctx, ctx, Path(directory), per_class=per_class, force=force)
+    run_demo(click_ctx, ctx, Path(directory), per_class=per_class, force=force, as_json=as_json)
 
 
 COMMANDS = [run, demo]

@@ -9,8 +9,10 @@ split, train a small CNN on the kept set, evaluate, predict.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import sys
 from pathlib import Path
 
 import click
@@ -92,7 +94,10 @@ def prepare(root: Path, per_class: int) -> None:
     marker.write_text(json.dumps({"per_class": per_class}), encoding="utf-8")
 
 
-def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force: bool) -> None:
+def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force: bool, as_json: bool = False) -> None:
+    """Make the demo workspace, run its pipeline against a loopback engine, predict; with as_json every
+    stage's output goes to stderr and stdout gets one JSON summary (the pipeline's, the reports, the run)."""
+    from datacurate.clicommon import echo_json
     from datacurate.pipeline.cli import execute, run_name
     from datacurate.scrape.fakeengine import FakeEngine
     from datacurate.scrape.queries import plan_queries
@@ -102,15 +107,21 @@ def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force
     pipeline = load_pipeline(PIPELINE)
     scrape = pipeline.config["scrape"]
     queries = plan_queries(list(CLASSES), scrape["template"], scrape["suffix"], {})
-    with FakeEngine(search_results(root, queries)) as engine:
-        click.echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
-        execute(click_ctx, ctx, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
-    _predict(click_ctx, root, run_name(pipeline))
-    click.echo("reports:")
-    for name in ("clean.html", "clean-duplicates.html", "vet.html", "balance.html"):
-        if (root / "reports" / name).exists():
-            click.echo(f"  {root / 'reports' / name}")
-    click.echo(f"  {root / 'runs' / run_name(pipeline)}/ (history.png, eval/)")
+    reports = [root / "reports" / name for name in ("clean.html", "clean-duplicates.html", "vet.html", "balance.html")]
+    run_dir = root / "runs" / run_name(pipeline)
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        with FakeEngine(search_results(root, queries)) as engine:
+            click.echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
+            summary = execute(click_ctx, ctx, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
+        _predict(click_ctx, root, run_name(pipeline))
+        click.echo("reports:")
+        for path in reports:
+            if path.exists():
+                click.echo(f"  {path}")
+        click.echo(f"  {run_dir}/ (history.png, eval/)")
+    if as_json:
+        echo_json({"workspace": str(root), **summary, "reports": [str(p) for p in reports if p.exists()],
+                   "run": str(run_dir), "run_report": str(run_dir / "report.html")})
 
 
 def _predict(click_ctx: click.Context, root: Path, run: str) -> None:

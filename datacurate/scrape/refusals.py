@@ -21,11 +21,20 @@ KINDS = ("blocked", "bad-key", "engine-error")
 # What a user can do, per kind (the summary prints it after the engine's words).
 ADVICE = {
     "blocked": "datacurate does not disguise itself as a browser to get past a refusal: use another engine "
-               "(bing, wikimedia, openverse), or list one after it with --fallback",
+               "({others}), or list one after it with --fallback",
     "bad-key": "check the key (--flickr-key / $FLICKR_APIKEY; new Flickr keys need a Pro account; "
                "--openverse-token / $OPENVERSE_TOKEN)",
     "engine-error": "the engine reported an error of its own; try again later or use another engine",
 }
+ALTERNATIVES = ("bing", "wikimedia", "openverse", "baidu")  # engines "blocked" suggests, less the ones that refused
+
+
+def advice(kind: str, refused: list[str]) -> str:
+    """What to do about a refusal of `kind`, never suggesting an engine among `refused`."""
+    others = ", ".join(e for e in ALTERNATIVES if e not in refused)
+    return ADVICE[kind].format(others=others) if kind in ADVICE else ""
+
+
 _CAPTCHA = re.compile(rb"captcha|cf-chl-|challenge-platform|/sorry/index|unusual traffic", re.I)
 _JS_WALL = re.compile(rb"/httpservice/retry/enablejs", re.I)
 

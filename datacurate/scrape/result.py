@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from datacurate.scrape.refusals import ADVICE, Refusal
+from datacurate.scrape.refusals import ADVICE, Refusal, advice
 
 # Exit codes when no class got a single image, by what stopped the engines (the first that applies).
 EXIT_CODES = {"bad-key": 4, "blocked": 3, "format-changed": 5}
@@ -90,10 +90,10 @@ class ScrapeResult:
                 hint = ("; the results for these queries are used up: add queries (--queries), another --engine "
                         "or more --max-pages") if used * 2 >= cands else ""
                 parts.append(f"{engine}: {cands} candidates, all rejected ({_counts(rejected)}){hint}")
-        advice = [ADVICE[k] for k in dict.fromkeys(kinds) if k in ADVICE]
+        hints = [advice(k, list(self.refused)) for k in dict.fromkeys(kinds) if k in ADVICE]
         code = next((EXIT_CODES[k] for k in EXIT_CODES if k in kinds), 1)
         text = "no class got a single image: " + ("; ".join(parts) or "no engine produced anything")
-        return text + (f" ({'; '.join(advice)})" if advice else ""), code
+        return text + (f" ({'; '.join(hints)})" if hints else ""), code
 
 
 def _counts(c: Counter) -> str:
