@@ -286,7 +286,7 @@ def fit_head(ctx, run, classifier, backbone, backbone_weights, c, batch_size, wo
 @json_option
 @pass_ctx
 def export(ctx, run, fmt, output, label_map, ema, check, as_json):
-    """Write RUN as ONNX or TorchScript with FILE.json (classes, label map, preprocessing) and check it on real images."""
+    """Write RUN as ONNX or TorchScript, with a .json of the same name (classes, label map, preprocessing), and check it on real images."""
     from datacurate.train.export import TOLERANCE
     from datacurate.train.export import export as run_export
 

@@ -1,7 +1,7 @@
 """`export`: a run's network as ONNX or TorchScript, its description beside it, checked against PyTorch.
 
 The exported model takes float32 NCHW images normalised with the run's mean and std (any batch size)
-and returns logits. FILE.json beside it holds the classes, the label map and the preprocessing
+and returns logits. The same name with .json (model.onnx: model.json) holds the classes, the label map and the preprocessing
 (resize, crop, mean, std), so `datacurate predict --model FILE` needs nothing else. The check runs real
 images of the split through both and reports the largest difference of the logits.
 """
@@ -55,7 +55,7 @@ def onnx_session(path: Path):
 
 def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None, label_map: str | None = None,
            ema: bool = False, check: int = 16) -> ExportResult:
-    """Write run `run` as `fmt` to `out` (default: the run folder), FILE.json beside it, and check it on split images."""
+    """Write run `run` as `fmt` to `out` (default: the run folder), its .json beside it, and check it on split images."""
     from datacurate.train.predict import read_label_map
     from datacurate.train.run import load_run
 
@@ -65,7 +65,7 @@ def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None
     names = read_label_map(label_map, lr.classes) if label_map else {}
     path = Path(out) if out else lr.run_dir / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     if path.suffix == ".json":
-        raise UserError(f"-o {path}: the description is written to FILE.json beside the model; pick another name")
+        raise UserError(f"-o {path}: the description is written beside the model under its name with .json; pick another name")
     if path.is_dir():
         raise UserError(f"-o {path} is a folder; give a file name")
     if fmt == "onnx" and lr.config.get("head") == "bilinear" and lr.config.get("bilinear", "compact") == "compact":
