@@ -6,6 +6,9 @@ cannot drift from the code; a few structured keys get an example below their lin
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -72,3 +75,43 @@ def render() -> str:
     for section in ORDER:
         parts.append("\n".join(section_lines(section)) + "\n")
     return "\n".join(parts)
+
+
+# -- the docs' options tables -------------------------------------------------------------------
+TABLE = re.compile(r"(<!-- options: (\w+) -->\n).*?(<!-- /options -->)", re.S)
+
+
+def options_table(section: str) -> str:
+    """The options of a section as the docs show them: flag, yaml key, default, meaning (a markdown table)."""
+    model = options_model(section)
+    rows = ["| flag | yaml key | default | meaning |", "|---|---|---|---|"]
+    for key, field in model.model_fields.items():
+        where = flag_of(section, key)
+        flag = "yaml only" if where is None else f"`{where[1]}`" if where[0] == section else f"`{where[0]} {where[1]}`"
+        default = DEFAULT_PATHS[key] if section == "paths" else field.get_default(call_default_factory=True)
+        doc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| {flag} | `{section}.{key}` | `{value_text(default).replace('|', chr(92) + '|')}` | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def refresh_tables(text: str) -> str:
+    """`text` with every `<!-- options: SECTION -->` ... `<!-- /options -->` block regenerated."""
+    return TABLE.sub(lambda m: m.group(1) + options_table(m.group(2)) + m.group(3), text)
+
+
+def main(paths: list[str]) -> int:
+    """`python -m datacurate.template docs/*.md README.md`: rewrite the options tables in place; 1 when one changed."""
+    changed = 0
+    for name in paths:
+        path = Path(name)
+        text = path.read_text(encoding="utf-8")
+        new = refresh_tables(text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print(f"updated {path}")
+            changed += 1
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

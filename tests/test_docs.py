@@ -59,3 +59,16 @@ def test_every_key_the_docs_name_exists():
             if section in known and key not in FILE_SUFFIXES and key not in options_model(section).model_fields:
                 missing.append(f"{page.name}: {section}.{key}")
     assert sorted(missing) == []
+
+
+def test_every_options_table_is_the_models():
+    """Each `<!-- options: SECTION -->` table is what the option model gives (regenerate with
+    `python -m datacurate.template README.md docs/*.md`), and every section has one."""
+    from datacurate.template import ORDER, TABLE, refresh_tables
+
+    shown = set()
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert refresh_tables(text) == text, f"{page.name}: an options table drifted; run python -m datacurate.template {page.name}"
+        shown |= {m.group(2) for m in TABLE.finditer(text)}
+    assert shown == set(ORDER)
