@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_demo_end_to_end(tmp_path: Path):
     db.close()
     assert any(rank in (7, 8, 9) for (rank,) in vetted) and (demo / "reports" / "vet.html").exists()
     assert (demo / "runs" / "trusted" / "best.pt").exists()
-    assert "epoch" not in out + proc.stderr  # -q: not even the trusted run's epoch lines (vet --train-first)
+    assert not re.search(r"^epoch \d", out + proc.stderr, re.M)  # -q: not even the trusted run's epoch lines (vet --train-first)
     again = run_cli("-q", "demo", str(demo), "--json", timeout=600, check=True)  # resumes: nothing left to do
     for stage in ("scrape", "clean", "vet", "split", "train", "evaluate"):
         assert f"{stage}: up to date, skipped" in again.stderr, again.stderr

@@ -70,7 +70,7 @@ class SplitResult:
 
 def split_dataset(ws: Workspace, opts: SplitOptions, *, fresh: bool = False, dry_run: bool = False,
                   quiet: bool = True) -> SplitResult:
-    """Split the workspace's eligible images into data/split/<split>/<class>/ (see the README)."""
+    """Split the workspace's eligible images into data/split/<split>/<class>/ (see docs/split.md)."""
     start = time.perf_counter()
     if not ws.original.is_dir() and not ws.scraped.is_dir():
         raise UserError(f"nothing to split: {ws.original} does not exist (put labeled images in <class>/ folders there)")

@@ -14,7 +14,7 @@ from torch import nn
 
 from datacurate.errors import UserError
 
-# Environment switches for the ImageNet weights (documented in the README):
+# Environment switches for the ImageNet weights (documented in README.md and docs/workspace.md):
 OFFLINE_ENV = "DATACURATE_OFFLINE"  # "1": never download, use torchvision's cache only
 WEIGHTS_URL_ENV = "DATACURATE_WEIGHTS_URL"  # a mirror base URL; the file name is torchvision's
 

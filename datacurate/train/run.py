@@ -103,7 +103,7 @@ def run_state(run_dir: Path) -> str:
 def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resume: bool = False, quiet: bool = False,
           echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None,
           processes: int | None = None) -> TrainResult:
-    """Fine-tune on data/split/train, validating on data/split/valid; see the README's train section.
+    """Fine-tune on data/split/train, validating on data/split/valid; see docs/train.md.
 
     Under torchrun (RANK, WORLD_SIZE, ... in the environment) every process calls this: they join one process
     group, train one model with DistributedDataParallel, and rank 0 alone writes the run folder and prints.
