@@ -23,6 +23,7 @@ from datacurate import overrides
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.restore import RestoreResult, restore_row
 from datacurate.errors import UserError
+from datacurate.fsutil import shown
 from datacurate.workspace import Workspace
 
 VET_REASONS = ("off-topic", "wrong-class")
@@ -78,27 +79,59 @@ class KeepResult:
 def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence[str] = (),
          not_duplicates: bool = False, dry_run: bool = False) -> KeepResult:
     """Overrule clean and vet for the files at `paths` (see the module docstring); remembered by content."""
-    from datacurate.clean.run import UNKEEPABLE
-
     if not paths:
         raise UserError("name the files to keep")
     if not_duplicates and len(paths) < 2:
         raise UserError("--not-duplicates needs two or more files: the ones that are not copies of each other")
+    if "test-leak" in reasons:
+        raise UserError(f"--reason test-leak: {NO_LEAK_OVERRIDE}")
     result = KeepResult(dry_run, restored=RestoreResult(dry_run))
     with open_catalog(ws) as cat:
         rows = [locate(ws, cat, p) for p in paths]
         for raw, row in zip(paths, rows):
-            why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
-            if why in UNKEEPABLE or not row["sha256"]:
-                raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
-                                f"`datacurate restore {raw}` brings it back to look at")
+            _check_keepable(ws, raw, row)
         unique = list({r["path"]: r for r in rows}.values())
         if not_duplicates:
+            _check_apart(unique)
             _not_duplicates(ws, cat, unique, result)
         else:
             for row in unique:
                 _keep_one(ws, cat, row, tuple(reasons), result)
     return result
+
+
+NO_LEAK_OVERRIDE = "no override exempts a test leak (training on a copy of a test image makes the test score a lie)"
+
+
+def _check_keepable(ws: Workspace, raw, row) -> None:
+    """One clear UserError for a file keep has nothing to do with, or must not bring back."""
+    from datacurate.clean.run import UNKEEPABLE
+
+    why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
+    if why in UNKEEPABLE or not row["sha256"]:
+        raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
+                        f"`datacurate restore {raw}` brings it back to look at")
+    found = ws.source_of(ws.abs(row["origin"] or row["home"] or row["path"]))
+    if found and found[0] == "test":
+        raise UserError(f"{raw} is a test image: test images are never set aside, so there is nothing to keep "
+                        f"(and {NO_LEAK_OVERRIDE})")
+    if row["status"] == "quarantined" and row["reason"] == "test-leak":
+        raise UserError(f"{raw} was set aside as a test leak (a copy of a test image): {NO_LEAK_OVERRIDE}")
+    if row["status"] == "quarantined" and row["reason"] == "duplicate":
+        raise UserError(f"{raw} has the same bytes as a file clean kept in its class: identical bytes are one "
+                        f"picture, and one copy per class stays (`datacurate reason {raw}` names it)")
+
+
+def _check_apart(rows) -> None:
+    """--not-duplicates needs two different files, and files with identical bytes are one picture."""
+    if len(rows) < 2:
+        raise UserError("--not-duplicates needs two or more different files: the ones that are not copies of each other")
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["sha256"] in seen:
+            raise UserError(f"--not-duplicates: {shown(seen[row['sha256']])} and {shown(row['path'])} have identical bytes: "
+                            f"they are one picture, and one copy per class stays")
+        seen[row["sha256"]] = row["path"]
 
 
 def _keep_one(ws: Workspace, cat: Catalog, row, reasons: tuple[str, ...], result: KeepResult) -> None:

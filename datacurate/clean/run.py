@@ -28,6 +28,7 @@ from datacurate.workspace import Workspace
 
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
+NO_OVERRIDE = UNKEEPABLE | {"test-leak", "duplicate"}  # `keep` never overrules these (duplicate: identical bytes, same class)
 
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
@@ -192,8 +193,11 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
         return said.apart(a.sha256, b.sha256)
 
     def unless_kept(decisions: list[Decision]) -> list[Decision]:
-        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine."""
-        kept = [d for d in decisions if d.reason not in UNKEEPABLE and said.keeps(shas.get(d.path), d.reason)]
+        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine.
+
+        Never a test leak, nor a byte-identical copy in its own class (one picture: one copy per class stays).
+        """
+        kept = [d for d in decisions if d.reason not in NO_OVERRIDE and said.keeps(shas.get(d.path), d.reason)]
         result.overridden += kept
         return [d for d in decisions if d not in kept] if kept else decisions
 
@@ -213,8 +217,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
     tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
-    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind, apart)
-    leaks = unless_kept(leaks)
+    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)  # no override exempts a test leak
     gone |= {d.path for d in leaks}
     exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone], apart)
     exact = unless_kept(exact)
