@@ -77,7 +77,11 @@ class Workspace:
             paths = self.config.get("paths") or {}
             if not isinstance(paths, Mapping) or name not in DEFAULT_PATHS:
                 raise UserError(f"{CONFIG_NAME}: `paths` must map names among {', '.join(DEFAULT_PATHS)} to folders")
-            rel = os.path.expanduser(str(paths.get(name, DEFAULT_PATHS[name])))
+            value = DEFAULT_PATHS[name] if paths.get(name) is None else paths[name]
+            if isinstance(value, (bool, list, dict)) or "\0" in str(value) or not str(value).strip():
+                raise UserError(f"{CONFIG_NAME}: paths.{name} must be a folder name"
+                                + (" (it holds a NUL byte)" if "\0" in str(value) else f", not {_shown(value)!r}"))
+            rel = os.path.expanduser(str(value))
             # not resolved: a symlinked folder keeps its name in the workspace (and the catalog's keys with it)
             cache[name] = Path(os.path.abspath(os.path.join(self.root, rel)))
         return cache[name]
@@ -89,27 +93,50 @@ class Workspace:
         self.check_paths()
 
     def check_paths(self) -> None:
-        """Every folder datacurate.yaml's `paths:` names must be usable: UserError (one line) when not.
+        """Every layout folder (a `paths:` entry or its default) and .datacurate must be usable: UserError
+        (one line) when not.
 
-        An input (original, test) must exist; an output folder may be made later, but its parent must
-        exist when it lies outside the workspace (an unmounted disk); no entry may be a file or a
-        symbolic link to nothing.
+        An input given in `paths:` (original, test) must exist; an output folder may be made later, but
+        its parent must exist when it lies outside the workspace (an unmounted disk); no folder may be a
+        file or a symbolic link to nothing, and no two may be one folder or nest (check_overlap).
         """
         given = self.config.get("paths") or {}
-        for name in given if isinstance(given, Mapping) else ():
-            if name not in DEFAULT_PATHS or given[name] is None:
-                continue
-            folder, what = self.path(name), f"{CONFIG_NAME}: paths.{name} {given[name]}"
-            if os.path.islink(folder) and not folder.exists():
-                raise UserError(f"{what} is a symbolic link to {os.readlink(folder)}, which does not exist")
-            if folder.exists() and not folder.is_dir():
-                raise UserError(f"{what} is a file, not a folder")
-            if folder.exists():
+        given = given if isinstance(given, Mapping) else {}
+        for name in DEFAULT_PATHS:
+            folder = self.path(name)
+            if name in given and given[name] is not None:
+                what = f"{CONFIG_NAME}: paths.{name} {_shown(given[name])}"
+            else:
+                what = f"the {name} folder {self.rel(folder)}"
+            _check_folder(folder, what)
+            if folder.exists() or not (name in given and given[name] is not None):
                 continue
             if name in INPUTS:
                 raise UserError(f"{what}: no such folder ({folder})")
             if not self.inside(folder) and not folder.parent.is_dir():
                 raise UserError(f"{what}: neither the folder nor {folder.parent} exists (is the disk mounted?)")
+        _check_folder(self.state_dir, f"the workspace's state folder {STATE_DIR}")
+        self.check_overlap()
+
+    def check_overlap(self) -> None:
+        """No two layout folders may be one folder or lie one inside the other (symbolic links followed):
+        a test folder inside the originals would set every original aside, a split inside them mix its
+        copies into the data."""
+        given = self.config.get("paths") or {}
+
+        def named(n: str) -> str:
+            return f"paths.{n} ({_shown(given.get(n, DEFAULT_PATHS[n]))})"
+
+        real = {name: os.path.realpath(self.path(name)) for name in DEFAULT_PATHS}
+        names = list(DEFAULT_PATHS)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if real[a] == real[b]:
+                    raise UserError(f"{CONFIG_NAME}: {named(a)} and {named(b)} are the same folder; each needs its own")
+                for inner, outer in ((a, b), (b, a)):
+                    if real[inner].startswith(real[outer].rstrip(os.sep) + os.sep):
+                        raise UserError(f"{CONFIG_NAME}: {named(inner)} lies inside {named(outer)}; "
+                                        f"each needs a folder of its own, apart from the others")
 
     def inside(self, path: str | os.PathLike) -> bool:
         """Whether `path` (absolute, not resolved) lies inside the workspace folder."""
@@ -200,6 +227,20 @@ class Workspace:
     def options(self, model: type[M], flags: Mapping[str, Any] | None = None) -> M:
         """A stage's validated options (a datacurate.options model): flag > datacurate.yaml > default."""
         return model.resolve(self.config.get(model.SECTION), flags)
+
+
+def _check_folder(folder: Path, what: str) -> None:
+    """UserError when `folder` is a file, or a symbolic link to nothing (a missing folder is fine)."""
+    if os.path.islink(folder) and not folder.exists():
+        raise UserError(f"{what} is a symbolic link to {os.readlink(folder)}, which does not exist")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} is a file, not a folder; move it away")
+
+
+def _shown(value: Any) -> str:
+    """A `paths:` value for an error line (cut when long)."""
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def device(path: Path) -> int | None:
