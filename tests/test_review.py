@@ -260,3 +260,23 @@ def test_no_override_opens_the_test_set_or_readmits_identical_bytes(ws: Path):
     again = clean(w)
     assert sorted((Path(d.path).name, d.reason) for d in again.decisions) == [("b.png", "duplicate"), ("leak.png", "test-leak")]
     assert not again.overridden
+
+
+def test_a_quarantined_file_deleted_by_hand(ws: Path):
+    """Issue 21 item 5: restore and keep name it (one line, exit 2) and record nothing; reason says it is gone."""
+    write(ws / "data/original/x/a.png", encode(photo(seed=7), "PNG"))
+    write(ws / "data/original/x/b.png", encode(photo(seed=7).resize((60, 45)), "PNG"))
+    w = Workspace.open(ws)
+    (moved,) = [d for d in clean(w).decisions]
+    (q,) = list((ws / "data/quarantine").rglob("*.png"))
+    q.unlink()
+    for cmd in (["restore"], ["keep"]):
+        err = one_line_exit_2("-C", str(ws), *cmd, str(q))
+        assert "no longer there" in err and "internal error" not in err
+    with pytest.raises(UserError, match="no longer there"):
+        keep(w, [f"data/original/x/{Path(moved.path).name}"])  # by the path it had
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 0
+    db.close()
+    why = reason(w, f"data/original/x/{Path(moved.path).name}")
+    assert why.status == "missing" and "no longer there" in why.lines()[0]

@@ -55,6 +55,18 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
     return row
 
 
+def gone(ws: Workspace, row) -> bool:
+    """A file the catalog has in quarantine that is no longer there (deleted by hand)."""
+    return row["status"] == "quarantined" and not os.path.lexists(ws.abs(row["path"]))
+
+
+def check_present(ws: Workspace, raw, row) -> None:
+    """UserError (before anything is recorded or moved) for a quarantined file deleted by hand."""
+    if gone(ws, row):
+        raise UserError(f"{raw}: clean or vet set it aside at {shown(row['path'])}, but that file is no longer there "
+                        f"(deleted by hand?); nothing to bring back")
+
+
 def _known(cat: Catalog, rel: str):
     """The row of the file at `rel`, or of the one whose home (or original name) was `rel`."""
     return cat.file(rel) or cat.db.execute(
@@ -107,6 +119,7 @@ def _check_keepable(ws: Workspace, raw, row) -> None:
     """One clear UserError for a file keep has nothing to do with, or must not bring back."""
     from datacurate.clean.run import UNKEEPABLE
 
+    check_present(ws, raw, row)
     why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
     if why in UNKEEPABLE or not row["sha256"]:
         raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
@@ -137,15 +150,13 @@ def _check_apart(rows) -> None:
 def _keep_one(ws: Workspace, cat: Catalog, row, reasons: tuple[str, ...], result: KeepResult) -> None:
     result.kept.append(row["path"])
     wanted = row["status"] == "quarantined" and (not reasons or row["reason"] in reasons)
+    if wanted:  # first the move (it can fail), then the override: never an override for a file left behind
+        restore_row(ws, cat, row, result.restored)
     if result.dry_run:
-        if wanted:
-            restore_row(ws, cat, row, result.restored)
         return
     with cat.transaction():
         overrides.add_keep(cat, row["sha256"], reasons, row["origin"] or row["home"])
         cat.log("keep", row["path"], None, ",".join(reasons) or overrides.EVERY, "a person said keep")
-    if wanted:
-        restore_row(ws, cat, row, result.restored)
 
 
 def _not_duplicates(ws: Workspace, cat: Catalog, rows, result: KeepResult) -> None:
@@ -184,7 +195,7 @@ class Reason:
 
     path: str                      # where it is now
     home: str                      # where it belongs
-    status: str                    # ok | quarantined
+    status: str                    # ok | quarantined | missing (set aside, then deleted by hand)
     stage: str | None = None       # clean | vet (None: not set aside)
     reason: str | None = None
     detail: str | None = None
@@ -202,7 +213,10 @@ class Reason:
     def lines(self) -> list[str]:
         import time
 
-        if self.status == "quarantined":
+        if self.status == "missing":
+            head = (f"{self.home}: set aside by {self.stage} as {self.reason} to {self.path}, but that file is no longer "
+                    f"there (deleted by hand?)")
+        elif self.status == "quarantined":
             head = f"{self.home}: set aside by {self.stage} as {self.reason}, now at {self.path}"
         else:
             head = f"{self.path}: in place (not set aside)"
@@ -235,6 +249,8 @@ def reason(ws: Workspace, path: str | os.PathLike) -> Reason:
             event = cat.db.execute("SELECT time, detail FROM events WHERE action='quarantine' AND dst=? ORDER BY id DESC "
                                    "LIMIT 1", (row["path"],)).fetchone()
             out.when = event["time"] if event else None
+            if gone(ws, row):
+                out.status = "missing"
         _compared(cat, row, out)
         said = overrides.load(cat)
         out.kept_by_you = sorted(said.kept.get(row["sha256"], ()))

@@ -43,12 +43,13 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
         if paths:
-            from datacurate.clean.keep import locate
+            from datacurate.clean.keep import check_present, locate
 
             rows = [locate(ws, cat, p) for p in paths]
             for raw, row in zip(paths, rows):
                 if row["status"] != "quarantined":
                     raise UserError(f"{raw} is not in quarantine (it is at {row['path']}); nothing to restore")
+                check_present(ws, raw, row)
             for row in {r["path"]: r for r in rows}.values():
                 restore_row(ws, cat, row, result)
             return result
