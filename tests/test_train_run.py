@@ -249,3 +249,17 @@ def test_predict_cli(trained, capsys, monkeypatch):
     assert "1 images could not be decoded" in err
     code, _, err = cli(["-C", str(root), "predict", "tiny", str(one), "--label-map", str(root / "missing.json")], capsys, monkeypatch)
     assert code == 2 and "missing.json: no such file" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--arch", "vit_b_16", "--weights", "none", "--img-size", "64"], "vit_b_16 takes images of exactly 224 pixels"),
+    (["train", "--arch", "inception_v3", "--weights", "none", "--img-size", "64"], "inception_v3 needs images of at least 75"),
+    (["vet", "--backbone", "maxvit_t", "--weights", "none", "--img-size", "64"], "maxvit_t takes images of exactly 224"),
+])
+def test_an_input_size_the_architecture_cannot_take_is_named_before_anything_is_written(tmp_path, capsys, monkeypatch,
+                                                                                       args, needle):
+    """Issue 21 item 7: one line, exit 2, no run folder holding only config.yaml and plan.txt."""
+    root = make_split(tmp_path)
+    code, _, err = cli(["-C", str(root), *args], capsys, monkeypatch)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (root / "runs").exists()
