@@ -55,6 +55,10 @@ class Workspace:
     @classmethod
     def open(cls, root: str | os.PathLike | None = None, *, must_exist: bool = True) -> "Workspace":
         """Open the workspace at `root` (default: the current directory)."""
+        if isinstance(root, bytes):
+            root = os.fsdecode(root)
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise UserError(f"a workspace is a folder (str or os.PathLike), got {str(repr(root))[:80]}")
         path = Path(root if root is not None else os.getcwd()).expanduser()
         if must_exist and not path.is_dir():
             if path.exists():
