@@ -154,3 +154,23 @@ def test_two_formats_of_one_stem_keep_their_own_description(done, tmp_path, caps
     for path in (pt, onnx):
         code, out, err = cli(["-C", str(done), "predict", "--model", str(path), str(image)], capsys, monkeypatch)
         assert code == 0 and '"result"' in out, err
+
+
+def test_no_quiet_success_without_output(done, tmp_path, capsys, monkeypatch):
+    """Issue 21 item 12: predict on a folder with no image (jsonl and csv: not even the header) and `report
+    clean` where clean never ran are one line and exit 2."""
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no picture here", encoding="utf-8")
+    for fmt in ([], ["--format", "csv"]):
+        code, out, err = cli(["-C", str(done), "predict", "tiny", str(empty), *fmt], capsys, monkeypatch)
+        assert code == 2 and out == "" and "no image to predict in" in err and err.count("\n") == 1, (out, err)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    make_demo_data(fresh, per_class=3, test_per_class=1)
+    api.split(fresh, dry_run=True)  # indexes the files: the catalog exists, clean never ran
+    code, out, err = cli(["-C", str(fresh), "report", "clean"], capsys, monkeypatch)
+    assert code == 2 and "run `datacurate clean` first" in err and not (fresh / "reports" / "clean.html").exists(), err
+    api.clean(fresh)
+    code, out, err = cli(["-C", str(fresh), "report", "clean"], capsys, monkeypatch)
+    assert code == 0 and "report: reports/clean.html" in out, err

@@ -28,6 +28,7 @@ from datacurate.workspace import Workspace
 
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
+CLEANED = "cleaned"  # catalog meta key: when a clean (not a dry run) last finished setting aside
 NO_OVERRIDE = UNKEEPABLE | {"test-leak", "duplicate"}  # `keep` never overrules these (duplicate: identical bytes, same class)
 
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
@@ -113,7 +114,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
             from datacurate.cluster.tasks import decoder as cluster_decoder
 
             decoder = cluster_decoder(cluster)
-        swept = [] if dry_run else sweep_partials(roots)
+        swept = [] if dry_run else sweep_partials([*roots, ws.reports])  # a kill -9 mid-write leaves .tmp-*.part
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet, decoder=decoder)
         rows = [r for r in rows if r["status"] == "ok"]
@@ -126,6 +127,8 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
                 apply(ws, cat, result, [r["path"] for r in rows])
+            with cat.transaction():  # `report clean` writes a cleaned workspace's reports, not an indexed one's
+                cat.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLEANED, str(time.time())))
         from datacurate.clean.report import write_reports
 
         with phase("clean: writing reports", quiet=quiet), captured_noise():
