@@ -280,3 +280,39 @@ def test_a_quarantined_file_deleted_by_hand(ws: Path):
     db.close()
     why = reason(w, f"data/original/x/{Path(moved.path).name}")
     assert why.status == "missing" and "no longer there" in why.lines()[0]
+
+
+def test_reason_after_keep_json_names_and_a_busy_catalog(ws: Path):
+    """Issue 21 item 13: reason follows a restored twin, shows undecodable names as \\xNN, writes nothing and
+    does not wait on a writer; clean sweeps partial reports a kill -9 left."""
+    import os
+    import time as _time
+
+    im = photo(200, 150, seed=5)
+    write(ws / "data/original/cat/a.png", encode(im, "PNG"))
+    write(ws / "data/original/cat/b.jpg", encode(im.resize((150, 112)), "JPEG", quality=80))
+    odd = os.fsdecode(os.fsencode(str(ws / "data/original/cat")) + b"/\xff.png")
+    write(Path(odd), encode(photo(seed=9), "PNG"))
+    stale = write(ws / "reports" / ".tmp-abc.part", b"half a report")
+    os.utime(stale, (_time.time() - 3600, _time.time() - 3600))
+    w = Workspace.open(ws)
+    clean(w)
+    assert not stale.exists()
+    keep(w, ["data/quarantine/near-duplicate/original/cat/b.jpg"])
+    twin = reason(w, "data/original/cat/a.png")
+    assert [c["path"] for c in twin.compared_with] == ["data/original/cat/b.jpg"]
+    assert reason(w, odd).to_dict()["path"] == "data/original/cat/\\xff.png"
+    new = write(ws / "data/original/cat/new.png", encode(photo(seed=10), "PNG"))
+    writer = sqlite3.connect(ws / ".datacurate/catalog.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT OR REPLACE INTO meta VALUES ('busy', '1')")
+    start = _time.monotonic()
+    try:
+        why = reason(w, str(new))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert _time.monotonic() - start < 3 and why.status == "ok" and why.path == "data/original/cat/new.png"
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM files WHERE path='data/original/cat/new.png'").fetchone()[0] == 0
+    db.close()

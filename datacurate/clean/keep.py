@@ -30,9 +30,10 @@ VET_REASONS = ("off-topic", "wrong-class")
 COPY_REASONS = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
 
 
-def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
+def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike, *, index: bool = True):
     """The catalog row of the file at `raw` (relative to the current folder), or of the file that had
-    that path before clean or vet set it aside. One clear UserError otherwise."""
+    that path before clean or vet set it aside. One clear UserError otherwise. A file of the data
+    folders no command has seen yet is indexed (a write), or with index=False its path is returned."""
     from datacurate.clean.scan import index_files, place
 
     given = Path(raw).expanduser()
@@ -45,6 +46,8 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
     except UserError:
         raise UserError(f"{raw} is outside the workspace {ws.root}") from None
     row = _known(cat, rel)
+    if row is None and path.is_file() and place(ws, str(path)) and not index:
+        return rel
     if row is None and path.is_file() and place(ws, str(path)):
         index_files(ws, cat, roots=[path.parent])  # a file no command has seen yet
         row = cat.file(rel)
@@ -112,6 +115,7 @@ def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence
     return result
 
 
+READ_WAIT = 5.0  # seconds `reason` waits for a writer holding the catalog
 NO_LEAK_OVERRIDE = "no override exempts a test leak (training on a copy of a test image makes the test score a lie)"
 
 
@@ -208,7 +212,13 @@ class Reason:
     not_duplicates_of: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, paths as people read them (undecodable bytes as \\xNN, as everywhere else)."""
+        out = asdict(self)
+        for key in ("path", "home"):
+            out[key] = shown(out[key])
+        out["not_duplicates_of"] = [shown(p) for p in out["not_duplicates_of"]]
+        out["compared_with"] = [{**c, "path": shown(c["path"])} for c in out["compared_with"]]
+        return out
 
     def lines(self) -> list[str]:
         import time
@@ -239,9 +249,14 @@ class Reason:
 
 
 def reason(ws: Workspace, path: str | os.PathLike) -> Reason:
-    """Why the file at `path` was set aside (or that it was not), and what it was compared with."""
-    with open_catalog(ws) as cat:
-        row = locate(ws, cat, path)
+    """Why the file at `path` was set aside (or that it was not), and what it was compared with.
+
+    Read only: it writes nothing to the catalog, so it needs no workspace lock and waits little on a writer.
+    """
+    with open_catalog(ws, timeout=READ_WAIT) as cat:
+        row = locate(ws, cat, path, index=False)
+        if isinstance(row, str):  # in a data folder, seen by no command yet: in place
+            return Reason(row, row, "ok")
         out = Reason(row["path"], row["origin"] or row["home"], row["status"])
         if row["status"] == "quarantined":
             out.reason, out.detail = row["reason"], row["detail"]

@@ -77,6 +77,8 @@ def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
         cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
+        for end in ("a", "b"):  # clean's pairs follow the file (reason on its twin names where it is now)
+            cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (ws.rel(dst), row["path"]))
         cat.log("restore", row["path"], ws.rel(dst), row["reason"])
     return ws.rel(dst)
 
