@@ -17,7 +17,7 @@ from datacurate.fsutil import atomic_path, atomic_write_text
 from datacurate.workspace import Workspace
 from test_train_run import TINY, _threads, cli  # noqa: F401 (_threads: autouse)
 
-KINDS = ("device", "fifo", "symlink")
+KINDS = ("device", "fifo", "symlink", "folder")
 ROOT_ONLY = "os.mknod of a device node needs root (CAP_MKNOD)"
 
 
@@ -53,12 +53,17 @@ def make_special(path: Path, kind: str, outside: Path) -> None:
         os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
     elif kind == "fifo":
         os.mkfifo(path)
+    elif kind == "folder":  # e.g. reports/clean.html made a folder by hand
+        path.mkdir()
+        (path / "inside.txt").write_text("mine\n", encoding="utf-8")
     else:
         os.symlink(outside, path)
 
 
 def same_special(path: Path, kind: str, outside: Path) -> bool:
     mode = os.lstat(path).st_mode
+    if kind == "folder":
+        return stat.S_ISDIR(mode) and (path / "inside.txt").read_text(encoding="utf-8") == "mine\n"
     return {"device": stat.S_ISCHR, "fifo": stat.S_ISFIFO, "symlink": stat.S_ISLNK}[kind](mode) and \
         outside.read_text(encoding="utf-8") == "precious\n"
 
@@ -92,6 +97,8 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_writing_commands_never_replace_a_special_file(done, tmp_path, capsys, monkeypatch, case, kind):
     args, rel = CASES[case]
+    if kind == "folder" and case == "split-folder":
+        pytest.skip("a folder is what data/split/valid should be")
     outside = tmp_path / "outside.txt"
     outside.write_text("precious\n", encoding="utf-8")
     target = done / rel
@@ -100,7 +107,7 @@ def test_writing_commands_never_replace_a_special_file(done, tmp_path, capsys, m
     try:
         code, _, err = cli(["-C", str(done), *(a.format(ws=done) for a in args)], capsys, monkeypatch)
         assert code == 2, err
-        assert err.count("\n") == 1 and ("not a regular file" in err or "should be a folder" in err), err
+        assert err.count("\n") == 1 and any(w in err for w in ("not a regular file", "should be a folder", "is a folder;")), err
         assert same_special(target, kind, outside)
         assert set(partials(done)) == before
         if case == "export-onnx-sidecar":  # refused before the model is written
@@ -108,12 +115,17 @@ def test_writing_commands_never_replace_a_special_file(done, tmp_path, capsys, m
         if case == "export-onnx":  # and no description beside a refused export
             assert not os.path.lexists(done / "out" / "t.onnx.json")
     finally:
-        target.unlink()
+        if kind == "folder":
+            import shutil
+
+            shutil.rmtree(target)
+        else:
+            target.unlink()
         if case == "split-folder":
             api.split(done)  # the folder the case took away
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS[:3])
 def test_api_writers_refuse_special_files(done, tmp_path, kind):
     """The Python API's submission writer and the shared atomic writers refuse the same way."""
     from datacurate.train.submission import write_submission
