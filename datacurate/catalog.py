@@ -159,7 +159,7 @@ FILE_COLUMNS = (
 class Catalog:
     """A connection to the workspace catalog; use as a context manager or call close()."""
 
-    def __init__(self, path: Path, *, create: bool = True):
+    def __init__(self, path: Path, *, create: bool = True, timeout: float = 30):
         self.path = Path(path)
         _opened[:] = [self.path]
         if not create and not self.path.exists():
@@ -171,7 +171,7 @@ class Catalog:
             raise UserError(f"cannot make {self.path.parent} for the catalog ({exc.strerror})") from None
         new = not self.path.exists()
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -312,9 +312,9 @@ class Catalog:
         return pd.read_sql_query(sql, self.db, params=tuple(params))
 
 
-def open_catalog(workspace, *, create: bool = True) -> Catalog:
-    """The catalog of a Workspace."""
-    return Catalog(workspace.catalog_path, create=create)
+def open_catalog(workspace, *, create: bool = True, timeout: float = 30) -> Catalog:
+    """The catalog of a Workspace (`timeout`: seconds to wait for a writer's lock)."""
+    return Catalog(workspace.catalog_path, create=create, timeout=timeout)
 
 
 # -- damage ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import click
 
 from datacurate import __version__
 from datacurate.clicommon import Context
-from datacurate.errors import UserError
+from datacurate.errors import UserError, cut
 
 # Command name -> module defining it (in its COMMANDS list). Modules load only when their command
 # runs, so `datacurate clean` does not pay for importing torch or icrawler.
@@ -87,7 +87,7 @@ def _report(exc: BaseException, debug: bool) -> int:
     if isinstance(exc, UserError):
         if debug:
             traceback.print_exception(exc)
-        click.echo(f"datacurate: error: {exc}", err=True)
+        click.echo(f"datacurate: error: {cut(str(exc), 2000)}", err=True)  # one line, whatever it echoes
         return 2
     if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):  # Abort is click's form of Ctrl-C
         click.echo("datacurate: interrupted", err=True)

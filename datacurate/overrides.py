@@ -1,7 +1,7 @@
 """A person's word on clean's and vet's decisions, remembered by content (sha256) in the catalog.
 
 Two kinds (table `overrides`): *keep* (this content is never set aside again, for every reason or
-for the reasons named) and *apart* (these two contents are not duplicates: the duplicate, leak
+for the reasons named; never as a test leak, nor as a byte-identical copy in its own class) and *apart* (these two contents are not duplicates: the duplicate, leak
 and label-conflict searches never pair them). Because both are keyed by content, they follow a
 file that is renamed, moved, or scraped again under another name.
 """
@@ -29,8 +29,8 @@ class Overrides:
         return bool(reasons) and (EVERY in reasons or reason in reasons)
 
     def apart(self, a: str | None, b: str | None) -> bool:
-        """True when the person said these two contents are not duplicates."""
-        return bool(self.pairs) and frozenset((a or "", b or "")) in self.pairs
+        """True when the person said these two contents are not duplicates (identical bytes never are: one picture)."""
+        return bool(self.pairs) and a != b and frozenset((a or "", b or "")) in self.pairs
 
 
 def load(cat: Catalog) -> Overrides:

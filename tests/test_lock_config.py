@@ -191,3 +191,22 @@ def test_read_only_workspace_and_unreadable_files_are_one_line_errors():
         assert code == 2 and f"cannot read {cfg}" in err and "permission denied" in err and one_line(err), err
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_huge_config_is_refused_and_a_huge_bad_value_is_cut(tmp_path: Path, monkeypatch):
+    """Issue 21 item 11: libyaml's loader where PyYAML has it, a size limit, errors cut to one short line."""
+    from datacurate import workspace as wsmod
+
+    assert wsmod.SAFE_LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    (tmp_path / "data" / "original").mkdir(parents=True)
+    config = tmp_path / "datacurate.yaml"
+    config.write_text("clean:\n  threshold: '" + "x" * (2 << 20) + "'\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"is 2\.0 MB; a datacurate.yaml over 1 MB is refused"):
+        Workspace.open(tmp_path)
+    config.write_text("clean:\n  threshold: '" + "x" * 900_000 + "'\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        Workspace.open(tmp_path)
+    assert "clean: threshold must be" in str(err.value)
+    proc = run_cli("-C", str(tmp_path), "split", "--dry-run")
+    assert proc.returncode == 2 and len(proc.stderr) < 400 and proc.stderr.count("\n") == 1, proc.stderr[:500]
+    assert "(900002 characters)" in proc.stderr

@@ -249,3 +249,33 @@ def test_predict_cli(trained, capsys, monkeypatch):
     assert "1 images could not be decoded" in err
     code, _, err = cli(["-C", str(root), "predict", "tiny", str(one), "--label-map", str(root / "missing.json")], capsys, monkeypatch)
     assert code == 2 and "missing.json: no such file" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--arch", "vit_b_16", "--weights", "none", "--img-size", "64"], "vit_b_16 takes images of exactly 224 pixels"),
+    (["train", "--arch", "inception_v3", "--weights", "none", "--img-size", "64"], "inception_v3 needs images of at least 75"),
+    (["vet", "--backbone", "maxvit_t", "--weights", "none", "--img-size", "64"], "maxvit_t takes images of exactly 224"),
+])
+def test_an_input_size_the_architecture_cannot_take_is_named_before_anything_is_written(tmp_path, capsys, monkeypatch,
+                                                                                       args, needle):
+    """Issue 21 item 7: one line, exit 2, no run folder holding only config.yaml and plan.txt."""
+    root = make_split(tmp_path)
+    code, _, err = cli(["-C", str(root), *args], capsys, monkeypatch)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (root / "runs").exists()
+
+
+def test_gpus_0_and_a_torchscript_weights_file_are_named_as_such(tmp_path, capsys, monkeypatch, recwarn):
+    """Issue 21 item 13: --gpus 0 names --gpus; a TorchScript file as --weights is one line, no torch warning."""
+    from datacurate.errors import UserError
+    from datacurate.train.models import read_weights_file
+
+    root = make_split(tmp_path)
+    code, _, err = cli(["-C", str(root), "train", "--gpus", "0", "--plan"], capsys, monkeypatch)
+    assert code == 2 and "--gpus must be at least 1, got 0" in err, err
+    ts = tmp_path / "ts.pt"
+    torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)).save(str(ts))
+    recwarn.clear()
+    with pytest.raises(UserError, match=r"is not a loadable PyTorch weights file: it is a TorchScript program") as exc:
+        read_weights_file(ts)
+    assert not [w for w in recwarn.list if "torch" in str(w.filename)] and "\n" not in str(exc.value)

@@ -13,7 +13,7 @@ from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
-KEEPABLE = ("too-small", "odd-aspect", "duplicate", "near-duplicate", "label-conflict", "test-leak") + FLAGS + ("off-topic", "wrong-class")
+KEEPABLE = ("too-small", "odd-aspect", "near-duplicate", "label-conflict") + FLAGS + ("off-topic", "wrong-class")
 SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
 
 

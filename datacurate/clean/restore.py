@@ -43,12 +43,13 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
         if paths:
-            from datacurate.clean.keep import locate
+            from datacurate.clean.keep import check_present, locate
 
             rows = [locate(ws, cat, p) for p in paths]
             for raw, row in zip(paths, rows):
                 if row["status"] != "quarantined":
                     raise UserError(f"{raw} is not in quarantine (it is at {row['path']}); nothing to restore")
+                check_present(ws, raw, row)
             for row in {r["path"]: r for r in rows}.values():
                 restore_row(ws, cat, row, result)
             return result
@@ -76,6 +77,8 @@ def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
         cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
+        for end in ("a", "b"):  # clean's pairs follow the file (reason on its twin names where it is now)
+            cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (ws.rel(dst), row["path"]))
         cat.log("restore", row["path"], ws.rel(dst), row["reason"])
     return ws.rel(dst)
 

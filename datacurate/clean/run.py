@@ -28,6 +28,8 @@ from datacurate.workspace import Workspace
 
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
+CLEANED = "cleaned"  # catalog meta key: when a clean (not a dry run) last finished setting aside
+NO_OVERRIDE = UNKEEPABLE | {"test-leak", "duplicate"}  # `keep` never overrules these (duplicate: identical bytes, same class)
 
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
@@ -112,7 +114,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
             from datacurate.cluster.tasks import decoder as cluster_decoder
 
             decoder = cluster_decoder(cluster)
-        swept = [] if dry_run else sweep_partials(roots)
+        swept = [] if dry_run else sweep_partials([*roots, ws.reports])  # a kill -9 mid-write leaves .tmp-*.part
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet, decoder=decoder)
         rows = [r for r in rows if r["status"] == "ok"]
@@ -125,6 +127,8 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
                 apply(ws, cat, result, [r["path"] for r in rows])
+            with cat.transaction():  # `report clean` writes a cleaned workspace's reports, not an indexed one's
+                cat.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLEANED, str(time.time())))
         from datacurate.clean.report import write_reports
 
         with phase("clean: writing reports", quiet=quiet), captured_noise():
@@ -192,8 +196,11 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
         return said.apart(a.sha256, b.sha256)
 
     def unless_kept(decisions: list[Decision]) -> list[Decision]:
-        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine."""
-        kept = [d for d in decisions if d.reason not in UNKEEPABLE and said.keeps(shas.get(d.path), d.reason)]
+        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine.
+
+        Never a test leak, nor a byte-identical copy in its own class (one picture: one copy per class stays).
+        """
+        kept = [d for d in decisions if d.reason not in NO_OVERRIDE and said.keeps(shas.get(d.path), d.reason)]
         result.overridden += kept
         return [d for d in decisions if d not in kept] if kept else decisions
 
@@ -213,8 +220,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
     tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
-    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind, apart)
-    leaks = unless_kept(leaks)
+    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)  # no override exempts a test leak
     gone |= {d.path for d in leaks}
     exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone], apart)
     exact = unless_kept(exact)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from datacurate.fsutil import atomic_write_text
+from datacurate.fsutil import atomic_write_text, remove_file
 from datacurate.workspace import Workspace
 
 PAGE_SIZE = 200
@@ -165,4 +165,4 @@ def _sweep(folder: Path, written: set[Path]) -> None:
     if folder.is_dir():
         for old in folder.glob("*.html"):
             if old not in written:
-                old.unlink(missing_ok=True)
+                remove_file(old)

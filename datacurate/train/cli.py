@@ -95,7 +95,7 @@ def _processes(gpus: int | None, processes: int | None, flags: dict, plan_only: 
     if gpus is not None:
         if flags.get("device") not in (None, "auto", "cuda"):
             raise UserError(f"--gpus with --device {flags['device']}: GPUs train on CUDA; for the CPU use --processes N --device cpu")
-        launch.check_processes(gpus)
+        launch.check_processes(gpus, "--gpus")
         if not plan_only:
             launch.check_gpus(gpus)
             flags["device"] = "cuda"

@@ -292,6 +292,9 @@ class TrainOptions(StageOptions):
             raise UserError(f"train: early_stop {self.early_stop} needs ema (a decay such as 0.999)")
         if self.resize is not None and self.resize < self.img_size:
             raise UserError(f"train: resize must be at least img_size ({self.img_size}), got {self.resize}")
+        from datacurate.train.sizes import check_input_size
+
+        check_input_size(self.arch, self.img_size, "train: img_size")
         return self
 
 
