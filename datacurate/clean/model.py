@@ -100,7 +100,28 @@ def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, h
             for m in ms:
                 if not apart(ref, m):
                     _verdict(ref, m, distance(ref, m), hash_kind, decisions, pairs)
+    if hash_kind == "sha256":
+        _two_labels(members, decisions, pairs)
     return decisions, pairs
+
+
+def _two_labels(members: list[Item], decisions: list[Decision], pairs: list[Pair]) -> None:
+    """The same bytes as originals under two or more classes: every class keeper is set aside as a
+    `label-conflict` too (one picture must not train under two labels); a person brings back the
+    right one with `datacurate keep`. Their pairs are recorded as label conflicts."""
+    conflicts = [p for p in pairs if p.kind == "conflict-reported"]
+    if not conflicts:
+        return
+    by_path = {m.path: m for m in members}
+    involved = list(dict.fromkeys(path for p in conflicts for path in (p.a, p.b)))
+    classes = " and ".join(sorted({by_path[p].klass for p in involved}))
+    for p in conflicts:
+        p.kind = "label-conflict"
+    for path in involved:
+        other = next(q for q in involved if by_path[q].klass != by_path[path].klass)
+        decisions.append(Decision(path, "label-conflict", of=other, detail=(
+            f"same bytes as {other}: one picture filed under {classes} (originals); "
+            "bring back the right one with `datacurate keep`")))
 
 
 def _verdict(keeper: Item, other: Item, d: int, hash_kind: str, decisions: list, pairs: list) -> None:
