@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import struct
+import threading
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -45,3 +48,70 @@ def test_identical_originals_under_two_classes_are_both_set_aside(ws: Path):
     assert (orig / "cat" / "x.jpg").exists()
     again = clean(w)
     assert again.decisions == [] and (orig / "cat" / "x.jpg").exists() and not (orig / "dog" / "x-again.jpg").exists()
+
+
+# -- 3 and 6. damaged TIFFs: the same verdict whatever the workers and threads, nothing on the terminal --
+def fax_tiff(seed: int = 0) -> bytes:
+    return encode(photo(400, 300, seed, "L").convert("1"), "TIFF", compression="group4", dpi=(200, 200))
+
+
+def odd_files() -> dict[str, bytes]:
+    """Damaged TIFFs (fuzzed fax data, fuzzed directory entries, cut short) and a few good files, made
+    deterministically: libtiff prints 'Fax4Decode: Bad code word' and 'TIFFFetchNormalTag' lines for them."""
+    base = fax_tiff()
+    ifd = struct.unpack("<I", base[4:8])[0] + 2
+    files = {"good.tif": fax_tiff(1), "good.jpg": encode(sharp(96, 72, 4), "JPEG", quality=90),
+             "cut.tif": base[: len(base) * 2 // 3]}
+    for seed in range(8):
+        data, r = bytearray(base), random.Random(seed)
+        for _ in range(3):
+            data[r.randrange(100, len(data) - 300)] = r.randrange(256)
+        files[f"crash-{seed}.tif"] = bytes(data)
+    for entry, byte, value in ((0, 4, 7), (0, 8, 7), (0, 9, 64), (1, 8, 64)):
+        data = bytearray(base)
+        data[ifd + 12 * entry + byte] = value
+        files[f"tag-{entry}-{byte}-{value}.tif"] = bytes(data)
+    return files
+
+
+def _odd_workspace(root: Path) -> Path:
+    for name, data in odd_files().items():
+        write(root / "data" / "original" / "a" / name, data)
+    return root
+
+
+def _decisions(ws: Path) -> dict[str, tuple[str, str]]:
+    with open(ws / "reports" / "clean-decisions.csv", encoding="utf-8") as fh:
+        return {r["path"]: (r["decision"], r["reason"]) for r in csv.DictReader(fh)}
+
+
+def test_damaged_tiffs_same_verdict_with_one_worker_and_the_default(tmp_path: Path):
+    one, default = _odd_workspace(tmp_path / "one"), _odd_workspace(tmp_path / "default")
+    first = run_cli("-C", str(one), "clean", "--dry-run", "--json", "--workers", "1")
+    second = run_cli("-C", str(default), "-q", "clean", "--dry-run", "--json")  # all cores
+    assert first.returncode == second.returncode == 0, (first.stderr, second.stderr)
+    assert first.stderr == "" and second.stderr == "", second.stderr[:2000]
+    assert json.loads(first.stdout)["set_aside"] == json.loads(second.stdout)["set_aside"]
+    assert _decisions(one) == _decisions(default)
+    assert _decisions(one)["data/original/a/crash-0.tif"] == ("set-aside", "corrupt")
+    assert _decisions(one)["data/original/a/good.tif"][0] == "keep"
+    real = run_cli("-C", str(default), "clean", "--workers", "3")  # a pool even on one core
+    again = run_cli("-C", str(default), "report", "clean")
+    assert real.returncode == again.returncode == 0 and real.stderr == "" and again.stderr == "", again.stderr[:2000]
+
+
+def test_a_caller_thread_does_not_change_the_verdict(tmp_path: Path, capfd):
+    alone, threaded = _odd_workspace(tmp_path / "alone"), _odd_workspace(tmp_path / "threaded")
+    plain = clean(Workspace.open(alone), dry_run=True, workers=1)
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, name="a notebook's scrape")
+    busy.start()
+    try:
+        with_thread = clean(Workspace.open(threaded), dry_run=True, workers=1)
+    finally:
+        stop.set()
+        busy.join()
+    assert {(Path(d.path).name, d.reason) for d in with_thread.decisions} == {(Path(d.path).name, d.reason) for d in plain.decisions}
+    assert ("crash-0.tif", "corrupt") in {(Path(d.path).name, d.reason) for d in plain.decisions}
+    err = capfd.readouterr().err
+    assert "Bad code word" not in err and "TIFF" not in err, err[:2000]
