@@ -9,7 +9,7 @@ import struct
 import threading
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageEnhance
 
 from conftest import encode, photo, run_cli, write
 from datacurate.clean.keep import keep
@@ -115,3 +115,32 @@ def test_a_caller_thread_does_not_change_the_verdict(tmp_path: Path, capfd):
     assert ("crash-0.tif", "corrupt") in {(Path(d.path).name, d.reason) for d in plain.decisions}
     err = capfd.readouterr().err
     assert "Bad code word" not in err and "TIFF" not in err, err[:2000]
+
+
+# -- 15. the keeper is never the washed-out copy --------------------------------------------------
+def washed_out(im: Image.Image) -> Image.Image:
+    """Brightened and flattened: what an over-exposed re-upload looks like."""
+    return ImageEnhance.Brightness(ImageEnhance.Contrast(im, ).enhance(0.45)).enhance(1.35)
+
+
+def test_keeper_is_the_clean_copy_not_its_washed_out_twin(ws: Path):
+    cls = ws / "data" / "original" / "a"
+    pic = sharp(400, 300, 11)
+    write(cls / "photo.jpg", encode(pic, "JPEG", quality=70))
+    write(cls / "photo-washed.jpg", encode(washed_out(pic), "JPEG", quality=97))  # more bytes per pixel
+    write(cls / "other.jpg", encode(sharp(400, 300, 12), "JPEG", quality=80))
+    result = clean(Workspace.open(ws))
+    assert [(Path(d.path).name, d.reason, Path(d.of or "").name) for d in result.decisions] == [
+        ("photo-washed.jpg", "near-duplicate", "photo.jpg")]
+    assert sorted(p.name for p in cls.iterdir()) == ["other.jpg", "photo.jpg"]
+
+
+def test_keeper_is_never_a_flagged_copy(ws: Path):
+    cls = ws / "data" / "original" / "a"
+    pic = sharp(400, 300, 13)
+    dark = ImageEnhance.Brightness(pic).enhance(0.3)   # under-exposed: the `dark` flag
+    write(cls / "photo.jpg", encode(pic, "JPEG", quality=60))
+    write(cls / "photo-dark.png", encode(dark, "PNG"))   # lossless: far more bytes per pixel
+    result = clean(Workspace.open(ws), dry_run=True)
+    assert "dark" in result.flags["data/original/a/photo-dark.png"] and not result.flags["data/original/a/photo.jpg"]
+    assert [(Path(d.path).name, Path(d.of or "").name) for d in result.decisions] == [("photo-dark.png", "photo.jpg")]

@@ -22,6 +22,8 @@ class Item:
     hash: str | None     # hex perceptual hash of the chosen kind (None when unknown)
     mode: str | None = "RGB"  # Pillow mode (bit depth; "1" is bilevel)
     gray: bool = False   # a grayscale picture, whatever its mode (the grayscale flag)
+    flagged: bool = False  # raised a quality flag about the picture (dark, light, blurry, ...)
+    tonal_range: float | None = None  # brightest 1% minus darkest 5% of luminance (0..1; None: not measured)
 
 
 @dataclass
@@ -46,6 +48,25 @@ class Pair:
     hash: str            # sha256 | phash | dhash | whash | ahash
 
 
+# A copy whose tonal range is this much under its best twin's is visibly washed out (or dark):
+# a brightened x1.3 copy loses under 0.05, a washed-out re-upload 0.3 and more.
+VISIBLY_WORSE_RANGE = 0.15
+
+
+def by_picture_quality(members: list[Item]) -> list[Item]:
+    """`members` (in keeper order) with the copies a quality flag marks, or whose tonal range is visibly
+    under the best copy's, moved behind the others: a washed-out or flagged copy never wins over a clean
+    twin, however little it is compressed. Otherwise the keeper order stands (a stable sort)."""
+    ranges = [m.tonal_range for m in members if m.tonal_range is not None and m.mode != "1"]  # a fax is all 0 or 1
+    best = max(ranges, default=None)
+
+    def worse(m: Item) -> bool:
+        return (best is not None and m.tonal_range is not None and m.mode != "1"
+                and m.tonal_range < best - VISIBLY_WORSE_RANGE)
+
+    return sorted(members, key=lambda m: (m.flagged, worse(m)))
+
+
 def keeper_key(item: Item) -> tuple:
     """Which copy is kept, best first: colour over grayscale over 1-bit, higher bit depth, larger
     resolution, least compressed (bytes per pixel), original over scraped, larger file, path order."""
@@ -64,7 +85,8 @@ def never_apart(a: Item, b: Item) -> bool:
 
 def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, hash_kind: str,
            apart: Apart = never_apart) -> tuple[list[Decision], list[Pair]]:
-    """Verdicts on one cluster of copies (`members` in keeper order, each within k of the first).
+    """Verdicts on one cluster of copies (`members` in keeper order, each within k of the first;
+    flagged and visibly washed-out copies go behind the clean ones: by_picture_quality).
 
     Classes holding an original in the cluster are its labels (none: the keeper's class). Inside
     each such class one copy is kept per group of copies within k of it (best first); the others
@@ -73,6 +95,7 @@ def settle(members: list[Item], distance: Callable[[Item, Item], int], k: int, h
     original (scraped copies under another label) is a label conflict. Two members `apart` (a
     person said they are not duplicates) are never paired.
     """
+    members = by_picture_quality(members)
     by_class: dict[str, list[Item]] = {}
     for m in members:
         by_class.setdefault(m.klass, []).append(m)

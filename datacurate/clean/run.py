@@ -29,6 +29,9 @@ from datacurate.workspace import Workspace
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
 
+# Quality flags that do not make one copy worse than its twin: the keeper rule weighs colour and size itself.
+NOT_ABOUT_THE_COPY = frozenset({"grayscale", "odd-size"})
+
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
 
@@ -171,7 +174,8 @@ def _item(row, hashes: dict[str, str], metrics: dict[str, dict] | None = None, g
     m = (metrics or {}).get(row["sha256"])
     gray = row["mode"] in GRAY_MODES or bool(m and m["colour"] < gray_below)
     return Item(row["path"], row["class"], row["source"], row["width"] or 0, row["height"] or 0, row["size"],
-                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray)
+                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray,
+                tonal_range=m["bright"] - m["shadow"] if m else None)
 
 
 def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult,
@@ -207,6 +211,8 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     gray_below = quality.thresholds["grayscale_below"]
     items = [_item(r, hashes, metrics, gray_below) for r in usable]
     result.flags, flagged = quality_decisions(items, metrics, quality)
+    for it in items:  # a flagged copy is never kept over a clean twin (model.by_picture_quality)
+        it.flagged = any(f not in NOT_ABOUT_THE_COPY for f in result.flags.get(it.path, ()))
     flagged = unless_kept(flagged)
     result.decisions += flagged
     gone = {d.path for d in flagged}
