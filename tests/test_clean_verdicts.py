@@ -144,3 +144,36 @@ def test_keeper_is_never_a_flagged_copy(ws: Path):
     result = clean(Workspace.open(ws), dry_run=True)
     assert "dark" in result.flags["data/original/a/photo-dark.png"] and not result.flags["data/original/a/photo.jpg"]
     assert [(Path(d.path).name, Path(d.of or "").name) for d in result.decisions] == [("photo-dark.png", "photo.jpg")]
+
+
+# -- 2. animated GIFs sharing their first frame -------------------------------------------------
+def animation(seed: int) -> bytes:
+    """A small animation whose first frame is the same flat picture for every seed (Pillow's dispose_*.gif)."""
+    first = Image.new("RGB", (64, 64), (255, 255, 255))
+    ImageDraw.Draw(first).rectangle((8, 8, 24, 24), fill=(0, 0, 255))
+    later = [sharp(64, 64, seed + n) for n in range(2)]
+    return encode(first, "GIF", save_all=True, append_images=later, duration=100, loop=0, disposal=seed % 3)
+
+
+def test_gifs_with_the_same_first_frame_are_settled_in_one_run(ws: Path):
+    cls = ws / "data" / "original" / "a"
+    for n, name in enumerate(("dispose_bgnd.gif", "dispose_none.gif", "dispose_prev.gif")):
+        write(cls / name, animation(20 + n))
+    write(cls / "other.jpg", encode(sharp(96, 72, 5), "JPEG", quality=90))
+    w = Workspace.open(ws)
+    plan = clean(w, dry_run=True)
+    assert [f.path for f in plan.fixes] == ["data/original/a/dispose_bgnd.gif"]
+    assert {(Path(d.path).name, d.reason, d.of) for d in plan.decisions} == {
+        ("dispose_none.gif", "duplicate", "data/original/a/dispose_bgnd.gif"),
+        ("dispose_prev.gif", "duplicate", "data/original/a/dispose_bgnd.gif")}
+    result = clean(w)
+    assert sorted(p.name for p in cls.iterdir()) == ["dispose_bgnd.png", "other.jpg"]
+    assert {d.of for d in result.decisions} == {"data/original/a/dispose_bgnd.png"}
+    assert "first frame" in result.decisions[0].detail
+    second = clean(w)
+    assert second.decisions == [] and second.fixes == [] and second.moved == {}
+    # a fourth copy arriving later goes as a duplicate of the PNG already there
+    write(cls / "dispose_again.gif", animation(40))
+    third = clean(w)
+    assert [(Path(d.path).name, d.of) for d in third.decisions] == [("dispose_again.gif", "data/original/a/dispose_bgnd.png")]
+    assert third.fixes == [] and sorted(p.name for p in cls.iterdir()) == ["dispose_bgnd.png", "other.jpg"]

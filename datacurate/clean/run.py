@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -16,7 +17,7 @@ from PIL import Image
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clicommon import phase
 from datacurate.clean.exact import find_exact_duplicates
-from datacurate.clean.model import Decision, Item, Pair
+from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
 from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
@@ -43,6 +44,7 @@ class Fix:
     action: str                # rename | convert
     dst: str
     detail: str
+    data: bytes | None = field(default=None, repr=False)  # convert: the PNG's bytes, made while planning
 
 
 @dataclass
@@ -233,6 +235,46 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
                     if p.b not in overruled or p.kind == "conflict-reported"]
     moving = {d.path for d in result.decisions}
     result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits))]
+    same, same_pairs = _converted_copies(ws, result.fixes, [i for i in items if i.path not in moving], apart)
+    same = unless_kept(same)
+    result.decisions += same
+    result.pairs += [p for p in same_pairs if p.b in {d.path for d in same}]
+    settled = {d.path for d in same}
+    result.fixes = [f for f in result.fixes if f.path not in settled]
+
+
+def _converted_copies(ws: Workspace, fixes: list[Fix], items: list[Item], apart) -> tuple[list[Decision], list[Pair]]:
+    """Files to convert whose PNG would be byte for byte a file kept here or another conversion's PNG
+    (animated GIFs sharing their first frame): set aside now, as copies, so one run settles them.
+
+    The PNG is made here, in memory (the conversion writes these bytes); files already in place come
+    before conversions, and between conversions the keeper rule decides.
+    """
+    converts = {f.path: f for f in fixes if f.action == "convert"}
+    if not converts:
+        return [], []
+    planned = {}
+    for it in items:
+        fix = converts.get(it.path)
+        if fix is None:
+            continue
+        fix.data = converted_png(ws.abs(it.path))
+        planned[it.path] = replace(it, sha256=hashlib.sha256(fix.data).hexdigest(), size=len(fix.data), mode="RGB")
+    groups: dict[str, list[Item]] = {}
+    for it in [planned.get(i.path, i) for i in items]:
+        groups.setdefault(it.sha256, []).append(it)
+    decisions, pairs = [], []
+    for members in groups.values():
+        if len(members) < 2 or not any(m.path in planned for m in members):
+            continue
+        members.sort(key=lambda m: (m.path in planned, keeper_key(m)))
+        found, found_pairs = settle(members, lambda a, b: 0, 0, "sha256", apart)
+        pairs += found_pairs
+        for d in found:
+            d.detail = d.detail.replace("same bytes as", "its first frame as PNG is the same bytes as" if d.path in planned
+                                        else "same bytes as the PNG converted from")
+        decisions += [d for d in found if d.path in planned]
+    return decisions, pairs
 
 
 def _fix_for(row, limits: Limits) -> Fix | None:
@@ -369,14 +411,22 @@ def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
             cat.update_file(fix.path, path=new, home=new, detail=fix.detail, origin=row["origin"] or fix.path)
             cat.log("rename", fix.path, new, "fixed", fix.detail)
         return new
-    with captured_noise(), Image.open(src) as im, atomic_path(dst) as tmp:
-        first_frame(im).save(tmp, "PNG")
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(fix.data if fix.data is not None else converted_png(src))
     try:
         _convert_done(ws, cat, fix, row, dst)
     except BaseException:
         dst.unlink(missing_ok=True)  # our own output, not yet in the catalog
         raise
     return new
+
+
+def converted_png(path: Path) -> bytes:
+    """The PNG a conversion writes: the first frame (transparency kept) of the file at `path`."""
+    buf = io.BytesIO()
+    with captured_noise(), Image.open(path) as im:
+        first_frame(im).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None:
