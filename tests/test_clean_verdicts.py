@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import shutil
 import struct
 import threading
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from conftest import encode, photo, run_cli, write
 from datacurate.clean.keep import keep
+from datacurate.clean.restore import restore
 from datacurate.clean.run import clean
 from datacurate.workspace import Workspace
 
@@ -177,3 +181,48 @@ def test_gifs_with_the_same_first_frame_are_settled_in_one_run(ws: Path):
     third = clean(w)
     assert [(Path(d.path).name, d.of) for d in third.decisions] == [("dispose_again.gif", "data/original/a/dispose_bgnd.png")]
     assert third.fixes == [] and sorted(p.name for p in cls.iterdir()) == ["dispose_bgnd.png", "other.jpg"]
+
+
+# -- 5. restore across disks, class folders that are symbolic links ------------------------------
+@pytest.fixture
+def other_disk(tmp_path: Path):
+    """A folder on another file system than tmp_path (/dev/shm) when the machine has one."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(tmp_path).st_dev):
+        pytest.skip("no second file system to move a folder to")
+    folder = Path(os.path.realpath(shm)) / f"datacurate-test-{os.getpid()}-{tmp_path.name}"
+    folder.mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_restore_after_the_source_folder_moved_to_another_disk(ws: Path, other_disk: Path):
+    scraped = ws / "data" / "scraped"
+    data = encode(sharp(96, 72, 6), "JPEG", quality=90)
+    write(ws / "data" / "original" / "cat" / "a.jpg", data)
+    write(scraped / "cat" / "copy.jpg", data)
+    write(scraped / "cat" / "b.jpg", encode(sharp(96, 72, 7), "JPEG", quality=90))
+    w = Workspace.open(ws)
+    assert [d.path for d in clean(w).decisions] == ["data/scraped/cat/copy.jpg"]
+    shutil.move(str(scraped), str(other_disk / "scraped"))     # the user moves scraped/ to a bigger disk
+    scraped.symlink_to(other_disk / "scraped", target_is_directory=True)
+    proc = run_cli("-C", str(ws), "restore")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert (other_disk / "scraped" / "cat" / "copy.jpg").read_bytes() == data
+    assert not list((ws / "data" / "quarantine").rglob("*.jpg"))
+    assert [d.path for d in clean(Workspace.open(ws)).decisions] == ["data/scraped/cat/copy.jpg"]  # and back again
+    assert (other_disk / ".datacurate-quarantine" / "duplicate" / "scraped" / "cat" / "copy.jpg").exists()
+
+
+def test_a_class_folder_that_is_a_symbolic_link_is_walked(ws: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere" / "狗"
+    write(elsewhere / "dog1.jpg", encode(sharp(96, 72, 8), "JPEG", quality=90))
+    write(elsewhere / "dog1-copy.jpg", encode(sharp(96, 72, 8), "JPEG", quality=90))
+    write(ws / "data" / "original" / "cat" / "cat1.jpg", encode(sharp(96, 72, 9), "JPEG", quality=90))
+    (ws / "data" / "original" / "狗").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)  # a loop is walked once
+    result = clean(Workspace.open(ws))
+    assert result.scanned == 3 and [d.path for d in result.decisions] == ["data/original/狗/dog1.jpg"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["dog1-copy.jpg", "loop"]
+    restore(Workspace.open(ws))
+    assert (elsewhere / "dog1.jpg").exists()

@@ -22,7 +22,7 @@ from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
 from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, deferred_signals, free_path
+from datacurate.fsutil import atomic_path, deferred_signals, free_path, replace_or_copy
 from datacurate.oserrors import disk_full, is_disk_full
 from datacurate.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
@@ -371,15 +371,22 @@ def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
     """os.replace(src, dst) and the catalog transaction of the block land together, or neither does.
 
     Signals are held for the instant; when the catalog write fails (a full disk) the file moves back.
+    Across file systems (a source folder moved to another disk) the file is copied, and the source
+    removed once the catalog agrees.
     """
     with deferred_signals():
-        os.replace(src, dst)
+        copied = replace_or_copy(src, dst)
         try:
             with cat.transaction():
                 yield
         except BaseException:
-            os.replace(dst, src)
+            if copied:
+                os.unlink(dst)
+            else:
+                os.replace(dst, src)
             raise
+        if copied:
+            os.unlink(src)
 
 
 def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
