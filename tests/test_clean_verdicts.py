@@ -8,13 +8,16 @@ import os
 import random
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
-from conftest import encode, photo, run_cli, write
+from conftest import ROOT, encode, photo, run_cli, write
+from datacurate.catalog import Catalog
 from datacurate.clean.keep import keep
 from datacurate.clean.restore import restore
 from datacurate.clean.run import clean
@@ -226,3 +229,43 @@ def test_a_class_folder_that_is_a_symbolic_link_is_walked(ws: Path, tmp_path: Pa
     assert sorted(p.name for p in elsewhere.iterdir()) == ["dog1-copy.jpg", "loop"]
     restore(Workspace.open(ws))
     assert (elsewhere / "dog1.jpg").exists()
+
+
+# -- 4. kill -9 between a write and its catalog row ----------------------------------------------
+KILLED_AT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import {module} as target
+def killed(*args, **kwargs):
+    {before}
+    os.kill(os.getpid(), signal.SIGKILL)
+target.{name} = killed
+from datacurate.cli import main
+sys.argv = ["datacurate", *{args!r}]
+main()
+"""
+
+
+def run_killed_at(module: str, name: str, args: list[str], before: str = "pass") -> subprocess.CompletedProcess:
+    """The CLI with `module.name` replaced by a kill -9 of itself (the moment between a write and its catalog row)."""
+    code = KILLED_AT.format(root=str(ROOT), module=module, name=name, args=args, before=before)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_kill_9_between_a_converted_png_and_its_catalog_row(ws: Path):
+    cls = ws / "data" / "original" / "a"
+    write(cls / "anim.gif", encode(sharp(64, 64, 3), "GIF", save_all=True, append_images=[sharp(64, 64, 4)], duration=90))
+    write(cls / "other.jpg", encode(sharp(96, 72, 5), "JPEG", quality=90))
+    proc = run_killed_at("datacurate.clean.run", "_convert_done", ["-C", str(ws), "clean", "--workers", "1"])
+    assert proc.returncode == -9
+    assert sorted(p.name for p in cls.iterdir()) == ["anim.gif", "anim.png", "other.jpg"]  # the PNG, uncatalogued
+    result = clean(Workspace.open(ws))
+    assert result.decisions == [] and [(f.path, f.dst) for f in result.fixes] == [
+        ("data/original/a/anim.gif", "data/original/a/anim.png")]
+    assert "recognised" in result.fixes[0].detail
+    assert sorted(p.name for p in cls.iterdir()) == ["anim.png", "other.jpg"]
+    assert (ws / "data" / "quarantine" / "converted" / "original" / "a" / "anim.gif").exists()
+    with Catalog(ws / ".datacurate" / "catalog.sqlite") as cat:
+        assert cat.file("data/original/a/anim.png")["made_from"] == cat.file(
+            "data/quarantine/converted/original/a/anim.gif")["sha256"]
+    assert clean(Workspace.open(ws)).decisions == []

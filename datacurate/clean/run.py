@@ -45,6 +45,7 @@ class Fix:
     dst: str
     detail: str
     data: bytes | None = field(default=None, repr=False)  # convert: the PNG's bytes, made while planning
+    adopt: bool = False        # convert: the PNG is already at dst (a killed run wrote it): record it only
 
 
 @dataclass
@@ -209,6 +210,8 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
             result.decisions += unless_kept([Decision(row["path"], row["problem"], detail=row["detail"] or "")])
         else:
             usable.append(row)
+    orphans = _orphan_conversions(ws, usable, limits)
+    usable = [r for r in usable if r["path"] not in orphans.values()]
     hashes, metrics = cat.hashes(kind), cat.quality()
     gray_below = quality.thresholds["grayscale_below"]
     items = [_item(r, hashes, metrics, gray_below) for r in usable]
@@ -234,7 +237,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     result.pairs = [p for p in _unique_pairs(leak_pairs + pairs + near_pairs)
                     if p.b not in overruled or p.kind == "conflict-reported"]
     moving = {d.path for d in result.decisions}
-    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits))]
+    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits, orphans))]
     same, same_pairs = _converted_copies(ws, result.fixes, [i for i in items if i.path not in moving], apart)
     same = unless_kept(same)
     result.decisions += same
@@ -277,11 +280,33 @@ def _converted_copies(ws: Workspace, fixes: list[Fix], items: list[Item], apart)
     return decisions, pairs
 
 
-def _fix_for(row, limits: Limits) -> Fix | None:
+def _orphan_conversions(ws: Workspace, rows, limits: Limits) -> dict[str, str]:
+    """source path -> PNG path, for PNGs a killed clean wrote beside their source without cataloguing them.
+
+    Such a PNG lies at the name the conversion gives, carries no `made_from`, and is byte for byte what
+    converting its source makes: it is recorded as that conversion (not judged a copy of its own source).
+    """
+    by_path = {r["path"]: r for r in rows}
+    found = {}
+    for row in rows:
+        if not limits.converts(row["format"]):
+            continue
+        png = by_path.get(ws.rel(fit_name(ws.abs(row["path"]).with_suffix(".png"))))
+        if png is None or png["made_from"] or png["format"] != "PNG":
+            continue
+        if hashlib.sha256(converted_png(ws.abs(row["path"]))).hexdigest() == png["sha256"]:
+            found[row["path"]] = png["path"]
+    return found
+
+
+def _fix_for(row, limits: Limits, orphans: dict[str, str] | None = None) -> Fix | None:
     """A rename to the true extension, or a conversion to PNG for formats ImageFolder skips."""
     from datacurate.imageio import TRAINABLE_EXTENSIONS
 
     name = Path(row["path"])
+    if row["path"] in (orphans or {}):
+        return Fix(row["path"], "convert", orphans[row["path"]], f"{row['format']} converted to PNG (first frame) by a "
+                   "clean that was killed before it recorded it; the PNG is recognised and recorded now", adopt=True)
     if limits.converts(row["format"]):
         return Fix(row["path"], "convert", name.with_suffix(".png").as_posix(),
                    f"{row['format']} converted to PNG (first frame); ImageFolder skips {name.suffix or 'files without an extension'}")
@@ -410,9 +435,12 @@ def _origin(row, wanted: Path, dst: Path) -> str | None:
 
 def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
     src = ws.abs(fix.path)
-    dst = destination(ws.abs(fix.dst))
+    dst = ws.abs(fix.dst) if fix.adopt else destination(ws.abs(fix.dst))
     new = ws.rel(dst)
     row = cat.file(fix.path)
+    if fix.adopt:
+        _convert_done(ws, cat, fix, row, dst)
+        return new
     if fix.action == "rename":
         with moved_together(cat, src, dst):
             cat.update_file(fix.path, path=new, home=new, detail=fix.detail, origin=row["origin"] or fix.path)
