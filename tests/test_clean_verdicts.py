@@ -269,3 +269,44 @@ def test_kill_9_between_a_converted_png_and_its_catalog_row(ws: Path):
         assert cat.file("data/original/a/anim.png")["made_from"] == cat.file(
             "data/quarantine/converted/original/a/anim.gif")["sha256"]
     assert clean(Workspace.open(ws)).decisions == []
+
+
+KILLED_AT_RECORD = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import datacurate.scrape.run as run
+original = run.record
+def record(cat, entries):
+    if any(row is not None for _, row, _ in entries):
+        os.kill(os.getpid(), signal.SIGKILL)  # the files are in their class folder, their rows not yet written
+    original(cat, entries)
+run.record = record
+from datacurate.cli import main
+sys.argv = ["datacurate", *{args!r}]
+main()
+"""
+
+
+def test_kill_9_between_a_scraped_file_and_its_catalog_rows(ws: Path):
+    from datacurate.scrape.fakeengine import FakeEngine, make_image
+
+    (ws / "data" / "original" / "cat").mkdir(parents=True)
+    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(6)]}) as fe:
+        args = ["-C", str(ws), "-q", "scrape", "--allow-private", "--delay", "0", "--timeout", "2", "--retries", "1",
+                "-n", "3", "--base-url", f"bing={fe.base_url}"]
+        proc = subprocess.run([sys.executable, "-c", KILLED_AT_RECORD.format(root=str(ROOT), args=args)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == -9, proc.stderr
+        saved = sorted((ws / "data" / "scraped" / "cat").iterdir())
+        assert saved
+        again = run_cli("-C", str(ws), "-q", "scrape", "--allow-private", "--delay", "0", "-n", str(len(saved)),
+                        "--base-url", f"bing={fe.base_url}")
+    assert again.returncode == 0, again.stderr
+    with Catalog(ws / ".datacurate" / "catalog.sqlite") as cat:
+        for path in saved:
+            rel = f"data/scraped/cat/{path.name}"
+            prov = cat.db.execute("SELECT image_url, engine FROM provenance WHERE path=?", (rel,)).fetchall()
+            assert len(prov) == 1 and prov[0]["engine"] == "bing" and prov[0]["image_url"].startswith(fe.base_url), rel
+            assert cat.file(rel)["source"] == "scraped"
+        assert cat.db.execute("SELECT count(*) FROM events WHERE action='recover'").fetchone()[0] == len(saved)
+    assert not list((ws / ".datacurate" / "scrape-journal").iterdir())

@@ -119,6 +119,10 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
 
             decoder = cluster_decoder(cluster)
         swept = [] if dry_run else sweep_partials(roots)
+        if not dry_run:
+            from datacurate.scrape.store import recover
+
+            recover(ws, cat)  # files a killed scrape saved but never catalogued: recorded with their provenance
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet, decoder=decoder)
         rows = [r for r in rows if r["status"] == "ok"]
