@@ -5,8 +5,9 @@ can be pointed at a temporary file around a decode (imageio.captured_noise) only
 thread could write to it meanwhile. A caller with other threads (a notebook that scraped first,
 scrape's download threads, a Ray worker) has its files decoded here instead, one at a time, in a
 child process whose fd 2 is free to capture, so the verdict and the noise caught in the detail are
-the same whatever threads the caller runs. The child starts on first use, ends with its parent (stdin closes), and is started again if a file makes
-it crash (a second crash on the same file makes that file `corrupt`).
+the same whatever threads the caller runs. The child starts on first use, ends with its parent
+(its stdin closes), and is started again if a file makes it crash (a second crash on the same
+file makes that file `corrupt`).
 """
 
 from __future__ import annotations
