@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
@@ -310,3 +311,29 @@ def test_kill_9_between_a_scraped_file_and_its_catalog_rows(ws: Path):
             assert cat.file(rel)["source"] == "scraped"
         assert cat.db.execute("SELECT count(*) FROM events WHERE action='recover'").fetchone()[0] == len(saved)
     assert not list((ws / ".datacurate" / "scrape-journal").iterdir())
+
+
+# -- fewer originals after a clean can leave a last training batch of one image -------------------
+def test_training_on_k_batches_plus_one_image(tmp_path: Path):
+    """9 training images at batch 4: the last batch of each epoch holds one image, which batch norm in
+    training mode cannot normalise by its own statistics (item 1 left the demo with such a count)."""
+    import torch
+
+    from datacurate.train.run import train
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("valid", 1)):
+        for ci, c in enumerate(("cat", "dog", "可回收物_易拉罐")):
+            for i in range(n):
+                a = rng.integers(0, 90, (40, 48, 3), dtype=np.uint8)
+                a[..., ci] += 150
+                write(tmp_path / "data" / "split" / split / c / f"{i}.jpg", encode(Image.fromarray(a), "JPEG", quality=90))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train(Workspace.open(tmp_path), {"arch": "resnet18", "weights": "none", "img_size": 32, "batch_size": 4,
+                                                  "workers": 0, "device": "cpu", "freeze_until": "none",
+                                                  "head_epochs": 0, "epochs": 1, "name": "odd"}, quiet=True)
+    finally:
+        torch.set_num_threads(old)
+    assert (result.run_dir / "best.pt").is_file()
