@@ -161,6 +161,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def replace_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """os.replace(src, dst); across file systems (EXDEV) a copy instead: written beside `dst` under a
+    partial name, fsynced, renamed onto `dst`, and `src` left in place. True when it copied (the caller
+    removes `src` once the move is recorded)."""
+    try:
+        os.replace(src, dst)
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    fd, tmp = tempfile.mkstemp(dir=Path(dst).parent, prefix=".tmp-", suffix=PARTIAL)
+    os.close(fd)
+    try:
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
 def free_path(path: Path) -> Path:
     """`path` if nothing is there, else `stem-1.ext`, `stem-2.ext`, ..."""
     if not path.exists():

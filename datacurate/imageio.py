@@ -101,7 +101,13 @@ class Inspection:
 
 
 def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
-    """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file."""
+    """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file.
+
+    With other threads running, the decode happens in a child process (datacurate.decodeproc), so
+    that what the C libraries print is caught all the same: the verdict does not depend on threads.
+    """
+    if not fd2_is_ours():
+        return _from_child("file", path, limits, hash_kinds)
     out = Inspection()
     try:
         with open(path, "rb") as fh:
@@ -117,11 +123,35 @@ def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=
 
 
 def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
-    """Fully decode image bytes once; sort into ok or a reason; hash what decodes."""
+    """Fully decode image bytes once; sort into ok or a reason; hash what decodes (see inspect_file on threads)."""
+    if data and not fd2_is_ours():
+        return _from_child("bytes", data, limits, hash_kinds)
     out = Inspection(size=len(data), sha256=hashlib.sha256(data).hexdigest())
     if not data:
         return _fail(out, "empty", "file has no bytes")
     return _inspect(lambda: io.BytesIO(data), out, limits, hash_kinds)
+
+
+def _from_child(kind: str, arg, limits: Limits, hash_kinds) -> Inspection:
+    from datacurate.decodeproc import inspect_in_child
+
+    found = inspect_in_child(kind, arg, limits, hash_kinds)
+    if "sha256" not in found:  # the decoder crashed on it: what this process can tell without decoding
+        out = Inspection()
+        if kind == "bytes":
+            out.size, out.sha256 = len(arg), hashlib.sha256(arg).hexdigest()
+        else:
+            out.size, out.sha256 = os.path.getsize(arg), _sha256_of(arg)
+        return _fail(out, found["reason"], found["detail"])
+    return Inspection(**found)
+
+
+def _sha256_of(path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return _stream_sha256(fh)
+    except OSError:
+        return None
 
 
 def _stream_sha256(fh) -> str:
@@ -251,38 +281,72 @@ def _short(messages: list[str], limit: int = 3) -> str:
     return text + (f" (+{more} more)" if more > 0 else "")
 
 
+# Threads that never write to fd 2 while a decode runs (tqdm's monitor at worst loses a refresh; the
+# phase line writes to its own copy of the terminal; the parent watch of a worker process only waits).
+QUIET_THREADS = ("tqdm_monitor", "datacurate-phase", "datacurate-parent-watch")
+_FD2 = threading.RLock()
+_DEPTH = [0]
+
+
+def fd2_is_ours() -> bool:
+    """Whether fd 2 may be pointed at a file for a moment: no other thread that could write to it runs."""
+    me = threading.current_thread()
+    return all(t is me or t.name in QUIET_THREADS for t in threading.enumerate())
+
+
 @contextmanager
 def captured_noise() -> Iterator[list[str]]:
     """Catch Python warnings and whatever C libraries write to fd 2 (libtiff, libjpeg) into a list.
 
-    The file descriptor 2 itself is pointed at a temporary file for the block, so nothing
-    reaches the terminal; the lines are handed back, one per message. fd 2 belongs to the whole
-    process, so it is redirected only while no other Python thread runs but tqdm's monitor (which
-    at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
+    The file descriptor 2 itself is pointed at a temporary file for the block, in every process
+    and whatever threads run, so nothing reaches the terminal; the lines are handed back, one per
+    message. Blocks of different threads take turns (a lock). While other threads run, sys.stderr
+    is pointed at the terminal's descriptor for the block, so their Python-level output still shows;
+    the decode that gives a verdict runs in a child process then (inspect_file), so that nothing
+    another thread writes can land in a file's detail.
     """
     out: list[str] = []
-    redirect = all(t is threading.current_thread() or t.name in ("tqdm_monitor", "datacurate-phase") for t in threading.enumerate())
-    with warnings.catch_warnings(record=True) as caught:
+    with _FD2, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = ""
-        if redirect:
-            sink = _sink()
-            sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(sink.fileno(), 2)
+        sink = _sink()
+        sys.stderr.flush()
+        saved = os.dup(2)
+        start = os.lseek(sink.fileno(), 0, os.SEEK_END)
+        os.dup2(sink.fileno(), 2)
+        _DEPTH[0] += 1
+        stream = _python_stderr_to(saved)
         try:
             yield out
         finally:
-            if redirect:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+            if stream is not None:
+                ours, sys.stderr = sys.stderr, stream
+                ours.close()
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            _DEPTH[0] -= 1
+            end = os.lseek(sink.fileno(), 0, os.SEEK_END)
+            text = os.pread(sink.fileno(), end - start, start).decode("utf-8", "replace")
+            if _DEPTH[0] == 0:
+                sink.truncate(0)
                 sink.seek(0)
-                text = sink.read().decode("utf-8", "replace")
-                sink.seek(0)
-                sink.truncate()
     out.extend(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ResourceWarning))
     out.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _python_stderr_to(fd: int):
+    """With other threads running: point sys.stderr at `fd` (the terminal's) for the block; the old stream, else None."""
+    if fd2_is_ours():
+        return None
+    try:
+        if sys.stderr.fileno() != 2:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(fd), "w", encoding=getattr(old, "encoding", None) or "utf-8", errors="replace",
+                           buffering=1)
+    return old
 
 
 _SINKS: dict[int, object] = {}

@@ -65,13 +65,11 @@ def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> 
 
 def _make(job: tuple[str, str, int]) -> bool:
     """Write one thumbnail; False when the image does not decode (the report shows 'no preview')."""
-    import warnings
-
+    from datacurate.imageio import captured_noise
     from datacurate.report.html import thumbnail_jpeg
 
     src, dst, mode = job
-    with warnings.catch_warnings():  # these files passed clean's decode: nothing to report here
-        warnings.simplefilter("ignore")
+    with captured_noise():  # what Pillow or libtiff say about a preview belongs nowhere, least of all the terminal
         data = thumbnail_jpeg(src, SIZE)  # None when it does not decode: a preview is not worth failing for
     if data is None:
         return False
