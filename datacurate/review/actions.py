@@ -2,7 +2,8 @@
 
 keep      clean.keep.keep (as `datacurate keep PATH`): back from quarantine, kept by content
 aside     confirm the set-aside: nothing moves when the file is in quarantine; a file in place (an
-          original vet lists) moves there with clean's quarantine move, under the card's reason
+          original vet lists, an image clean flagged but kept) moves there with clean's quarantine
+          move, under the card's reason (its first quality flag for clean's kept-with-flags cards)
 relabel   clean.relabel.relabel (as `datacurate relabel PATH CLASS`)
 apart     clean.keep.keep(..., not_duplicates=True) with the file it was judged a copy of
 
@@ -29,6 +30,10 @@ class Stale(UserError):
     """The page shows a file that has moved since it was loaded."""
 
 
+class BadRequest(UserError):
+    """The request itself is wrong (an unknown action, no class to relabel to, a class that does not exist)."""
+
+
 @dataclass
 class Target:
     """A card the person acted on: its content, reason, and the path the page showed."""
@@ -45,11 +50,11 @@ def act(ws: Workspace, action: str, targets: Sequence[Target], *, klass: str | N
     from datacurate.lock import workspace_lock
 
     if action not in ACTIONS:
-        raise UserError(f"unknown action {action!r}: choose among {', '.join(ACTIONS)}")
+        raise BadRequest(f"unknown action {action!r}: choose among {', '.join(ACTIONS)}")
     if action == "relabel" and not klass:
-        raise UserError("relabel needs a class")
+        raise BadRequest("relabel needs a class")
     if not targets:
-        raise UserError("no card chosen")
+        raise BadRequest("no card chosen")
     done = []
     with workspace_lock(ws, "review", wait=WAIT):
         with open_catalog(ws) as cat:
@@ -57,7 +62,10 @@ def act(ws: Workspace, action: str, targets: Sequence[Target], *, klass: str | N
             if action == "relabel":
                 from datacurate.clean.relabel import check_class
 
-                check_class(ws, cat, klass, new_class)
+                try:
+                    check_class(ws, cat, klass, new_class)
+                except UserError as exc:
+                    raise BadRequest(str(exc)) from None
             batch = _next_batch(cat)
         for t, row in zip(targets, rows):
             dst, detail = DO[action](ws, t, row, klass=klass, new_class=new_class)
@@ -98,7 +106,9 @@ def _aside(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
 
     if row["status"] == "quarantined":
         return row["path"], {"moved": False}
-    reason = t.reason if t.reason in _reasons() else "off-topic"
+    reason = t.reason if t.reason in _reasons() else (row["flags"] or "").split(",")[0]
+    if reason not in _reasons():
+        raise UserError(f"{t.path}: no reason to set it aside under (its card's reason is {t.reason!r})")
     with open_catalog(ws) as cat:
         dst = _quarantine(ws, cat, Decision(row["path"], reason, detail="set aside by a person (review)"))
     return dst, {"moved": True}

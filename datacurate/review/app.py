@@ -208,15 +208,15 @@ class State:
 
     def _locked(self, function, *args: Any, **kwargs: Any):
         from datacurate.oserrors import user_error
-        from datacurate.review.actions import Stale
+        from datacurate.review.actions import BadRequest
 
         with self.busy:
             try:
                 return _json({"done": function(*args, **kwargs)})
-            except Stale as exc:
+            except BadRequest as exc:
+                return _error(400, str(exc))
+            except UserError as exc:  # the workspace is not as the page thought (Stale), or is busy
                 return _error(409, str(exc))
-            except UserError as exc:
-                return _error(400 if "does not exist" in str(exc) or "unknown" in str(exc) else 409, str(exc))
             except OSError as exc:
                 found = user_error(exc)
                 return _error(409, str(found or exc))

@@ -4,8 +4,9 @@ The cards are the ones the static review pages show (clean's and vet's, built by
 what clean holds in quarantine (near-duplicates, label conflicts, quality flags, size limits; not
 files that do not decode, which no one can keep), images clean flagged but kept, what vet set aside
 as off-topic or wrong-class, and the originals vet lists as label issues. A card leaves the queue
-when a person decided it: kept (`datacurate keep`, by content), relabelled, restored, or set aside
-in the review app (a standing row of the reviews table).
+when a person decided it: kept (`datacurate keep`, by content), relabelled, restored, or when the
+review app holds a standing decision on its content (the reviews table; one decision settles every
+card of a content: a file set aside for a quality flag does not come back as clean's card).
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ def items(ws: Workspace, cat: Catalog) -> list[Item]:
 
     said = load(cat)
     status = {r[0]: r[1] for r in cat.db.execute("SELECT path, status FROM files")}
-    decided = {(r[0], r[1]) for r in cat.db.execute("SELECT sha256, reason FROM reviews WHERE undone IS NULL")}
+    decided = {r[0] for r in cat.db.execute("SELECT sha256 FROM reviews WHERE undone IS NULL")}
     out: dict[str, Item] = {}
     for stage, card in _cards(ws, cat):
         sha = card.pic.sha256
         reason = _reason(card.reason, card.lines)
-        if not sha or card.pic.path not in status or (sha, reason) in decided or said.keeps(sha, reason):
+        if not sha or card.pic.path not in status or sha in decided or said.keeps(sha, reason):
             continue
         compared = [{"path": p.path, "sha256": p.sha256, "label": p.label} for p in card.compared]
         item = Item(card_id(sha, reason), stage, reason, card.klass, card.pic.label,
