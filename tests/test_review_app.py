@@ -294,6 +294,26 @@ def test_bad_requests_and_a_stale_page_get_a_clear_message(served: Served, ws: P
     assert status == 409 and "has moved since" in out["error"]
 
 
+def test_review_command_serves_until_ctrl_c(ws: Path):
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(ws), "review", "vet", "--no-browser", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+        assert url.startswith("http://127.0.0.1:") and "/?token=" in url
+        status, page, _ = _open(urllib.request.Request(url))
+        assert status == 200 and b'"vet"' in page  # the stage named on the command line is preselected
+        assert _open(urllib.request.Request(url.split("?")[0]))[0] == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    assert code == 0 and "Traceback" not in proc.stderr.read()
+
+
 def test_review_command_refuses_what_it_cannot_serve(tmp_path: Path, ws: Path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -36,8 +36,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(ws: Workspace, *, stages: tuple[str, ...] = (), port: int = 0, host: str | None = None, browser: bool = True,
-          echo: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> None:
-    """Serve the app for `ws` until interrupted; print its URL and open it unless `browser` is False."""
+          started: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> None:
+    """Serve the app for `ws` until interrupted; `started(url)` once it listens; open the URL unless not `browser`."""
     import uvicorn
 
     from datacurate.catalog import open_catalog
@@ -54,8 +54,7 @@ def serve(ws: Workspace, *, stages: tuple[str, ...] = (), port: int = 0, host: s
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
     app = create_app(ws, token, stages=stages, hosts=LOCAL_HOSTS + ((shown,) if host != LOCAL else ()))
-    echo(f"review: {url}")
-    echo("Ctrl-C stops it; every decision is already stored")
+    started(url)
     if browser:
         import webbrowser
 
@@ -63,5 +62,7 @@ def serve(ws: Workspace, *, stages: tuple[str, ...] = (), port: int = 0, host: s
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down cleanly, then passed Ctrl-C on: for a server it is the way to stop
     finally:
         sock.close()
