@@ -313,6 +313,18 @@ def test_review_command_serves_until_ctrl_c(ws: Path):
         code = proc.wait(30)
     assert code == 0 and "Traceback" not in proc.stderr.read()
 
+    # another address only when asked, with a warning; the token still guards it
+    proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(ws), "review", "--no-browser", "--json",
+                             "--host", "127.0.0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "warning: serving on 127.0.0.2" in proc.stderr.readline()
+        url = json.loads(proc.stdout.readline())["url"]
+        assert url.startswith("http://127.0.0.2:") and _open(urllib.request.Request(url))[0] == 200
+        assert _open(urllib.request.Request(url.split("?")[0]))[0] == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
 
 def test_review_command_refuses_what_it_cannot_serve(tmp_path: Path, ws: Path):
     empty = tmp_path / "empty"

@@ -95,7 +95,7 @@ def _next_batch(cat: Catalog) -> int:
 def _keep(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
     from datacurate.clean.keep import keep
 
-    result = keep(ws, [row["path"]])
+    result = keep(ws, [_abs(ws, row["path"])])
     dst = result.restored.moves[0][1] if result.restored.moves else row["path"]
     return dst, {"restored": bool(result.restored.moves), "origin": row["origin"], "detail": row["detail"]}
 
@@ -123,7 +123,7 @@ def _reasons() -> tuple[str, ...]:
 def _relabel(ws: Workspace, t: Target, row, *, klass: str, new_class: bool) -> tuple[str, dict]:
     from datacurate.clean.relabel import relabel
 
-    result = relabel(ws, [row["path"]], klass, new_class=new_class)
+    result = relabel(ws, [_abs(ws, row["path"])], klass, new_class=new_class)
     return result.moves[0][1], {"class": row["class"], "to_class": klass}
 
 
@@ -136,10 +136,15 @@ def _apart(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
         other = cat.file(t.other)
     if other is None or not ws.abs(t.other).is_file():
         raise Stale(f"{t.other} has moved since this page was loaded; reload the page")
-    result = keep(ws, [row["path"], t.other], not_duplicates=True)
+    result = keep(ws, [_abs(ws, row["path"]), _abs(ws, t.other)], not_duplicates=True)
     moved = {a: b for a, b, _ in result.restored.moves}
     return moved.get(row["path"], row["path"]), {"pair": [row["sha256"], other["sha256"]],
                                                   "moves": result.restored.moves}
+
+
+def _abs(ws: Workspace, path: str) -> str:
+    """A catalog path as the commands' functions take it whatever the server's current folder is."""
+    return str(ws.abs(path))
 
 
 DO = {"keep": _keep, "aside": _aside, "relabel": _relabel, "apart": _apart}
@@ -196,7 +201,7 @@ def _undo_aside(ws: Workspace, r, detail: dict) -> str:
 def _undo_relabel(ws: Workspace, r, detail: dict) -> str:
     from datacurate.clean.restore import restore
 
-    result = restore(ws, paths=[r["dst"]])
+    result = restore(ws, paths=[_abs(ws, r["dst"])])
     return result.moves[0][1]
 
 

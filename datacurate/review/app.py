@@ -34,8 +34,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def create_app(ws: Workspace, token: str, *, stages: tuple[str, ...] = (), hosts: tuple[str, ...] = LOCAL_HOSTS):
-    """The ASGI app for workspace `ws`; `stages` preselects the stage filter; `hosts`: Host names accepted."""
+def create_app(ws: Workspace, token: str, *, stages: tuple[str, ...] = (),
+               hosts: tuple[str, ...] | None = LOCAL_HOSTS):
+    """The ASGI app for workspace `ws`; `stages` preselects the stage filter; `hosts`: the Host names accepted
+    (None: any, for --host; the token still guards every request)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
@@ -51,7 +53,7 @@ def create_app(ws: Workspace, token: str, *, stages: tuple[str, ...] = (), hosts
 class Guard:
     """ASGI middleware: the token on every request, the header on POSTs, a local Host, no caching."""
 
-    def __init__(self, app, token: str, hosts: tuple[str, ...]):
+    def __init__(self, app, token: str, hosts: tuple[str, ...] | None):
         self.app, self.token, self.hosts = app, token, hosts
 
     async def __call__(self, scope, receive, send):
@@ -76,9 +78,8 @@ class Guard:
         return await self.app(scope, receive, no_store)
 
     def refused(self, request) -> tuple[int, str] | None:
-        host = request.headers.get("host", "").rsplit(":", 1)[0] if "]" not in request.headers.get("host", "") \
-            else request.headers.get("host", "").split("]")[0] + "]"
-        if host not in self.hosts:
+        host = _hostname(request.headers.get("host", ""))
+        if self.hosts is not None and host not in self.hosts:
             return 403, f"host {host!r} refused: open the URL datacurate review printed"
         given = request.headers.get(HEADER) if request.method == "POST" else (
             request.headers.get(HEADER) or request.query_params.get("token"))
@@ -87,6 +88,13 @@ class Guard:
         if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] != "application/json":
             return 415, "POST a JSON body (Content-Type: application/json)"
         return None
+
+
+def _hostname(header: str) -> str:
+    """The host of a Host header, without its port ([::1] keeps its brackets)."""
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 class State:

@@ -53,7 +53,7 @@ def serve(ws: Workspace, *, stages: tuple[str, ...] = (), port: int = 0, host: s
     token = new_token()
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
-    app = create_app(ws, token, stages=stages, hosts=LOCAL_HOSTS + ((shown,) if host != LOCAL else ()))
+    app = create_app(ws, token, stages=stages, hosts=LOCAL_HOSTS if host == LOCAL else None)
     started(url)
     if browser:
         import webbrowser
