@@ -117,6 +117,10 @@ def db(root: Path) -> sqlite3.Connection:
     return con
 
 
+def token_of(url: str) -> str:
+    return url.split("token=")[1]
+
+
 def card_of(cards: list[dict], path: str) -> dict:
     return next(c for c in cards if c["path"] == path)
 
@@ -294,7 +298,7 @@ def test_bad_requests_and_a_stale_page_get_a_clear_message(served: Served, ws: P
     assert status == 409 and "has moved since" in out["error"]
 
 
-def test_review_command_serves_until_ctrl_c(ws: Path):
+def test_review_command_serves_and_a_killed_server_loses_nothing(ws: Path):
     import signal
     import subprocess
     import sys
@@ -308,12 +312,22 @@ def test_review_command_serves_until_ctrl_c(ws: Path):
         status, page, _ = _open(urllib.request.Request(url))
         assert status == 200 and b'"vet"' in page  # the stage named on the command line is preselected
         assert _open(urllib.request.Request(url.split("?")[0]))[0] == 403
+        base = url.split("/?")[0]
+        cards = json.loads(_open(urllib.request.Request(base + "/api/cards?stage=vet&token=" + token_of(url)))[1])
+        blue = card_of(cards["cards"], WRONG["blue"])
+        body = json.dumps({"action": "keep", "cards": [{"id": blue["id"], "path": blue["path"]}]}).encode()
+        req = urllib.request.Request(base + "/api/act", data=body, headers={
+            "Content-Type": "application/json", "X-Datacurate-Token": token_of(url)})
+        assert _open(req)[0] == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-    assert code == 0 and "Traceback" not in proc.stderr.read()
+        proc.kill()  # kill -9 right after the answer: the decision is already stored
+        proc.wait(30)
+    assert (ws / "data/scraped/blue/a_red.jpg").is_file() and not (ws / WRONG["blue"]).exists()
+    with db(ws) as con:
+        assert con.execute("SELECT action FROM reviews").fetchall()[0][0] == "keep"
+        assert con.execute("SELECT status FROM files WHERE path='data/scraped/blue/a_red.jpg'").fetchone()[0] == "ok"
 
-    # another address only when asked, with a warning; the token still guards it
+    # another address only when asked, with a warning; the token still guards it; Ctrl-C stops it (exit 0)
     proc = subprocess.Popen([sys.executable, "-m", "datacurate", "-C", str(ws), "review", "--no-browser", "--json",
                              "--host", "127.0.0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
