@@ -66,7 +66,7 @@ def run(root: Path, tmp: Path) -> None:
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     try:
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 60, poll_frequency=0.01)
         start = time.perf_counter()
         driver.get(f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".item.current"))

@@ -2,7 +2,8 @@
 
 The cards are the ones the static review pages show (clean's and vet's, built by the same code):
 what clean holds in quarantine (near-duplicates, label conflicts, quality flags, size limits; not
-files that do not decode, which no one can keep), images clean flagged but kept, what vet set aside
+files that do not decode, which no one can keep), images clean flagged but kept, label conflicts it
+only reported (the same picture among two classes' originals), what vet set aside
 as off-topic or wrong-class, and the originals vet lists as label issues. A card leaves the queue
 when a person decided it: kept (`datacurate keep`, by content), relabelled, restored, or when the
 review app holds a standing decision on its content (the reviews table; one decision settles every
@@ -78,11 +79,17 @@ def _cards(ws: Workspace, cat: Catalog) -> list[tuple[str, Card]]:
     from datacurate.vet.report import catalog_cards
 
     view = catalog_view(ws, cat, None)
+    info = {r[0]: (r[1], r[2]) for r in cat.db.execute("SELECT path, source, class FROM files")}
     out = [("clean", _card(e)) for e in view.entries if e.reason not in UNKEEPABLE]
     for pic, flags, klass in view.kept_flagged:
-        source = cat.db.execute("SELECT source FROM files WHERE path=?", (pic.path,)).fetchone()
-        out.append(("clean", Card(Pic(pic.path, pic.sha256, source[0] if source else ""), klass, KEPT_FLAGGED,
+        out.append(("clean", Card(Pic(pic.path, pic.sha256, info.get(pic.path, ("", ""))[0]), klass, KEPT_FLAGGED,
                                   [pic.path, f"quality flags: {flags}", "kept by clean"], 3.0)))
+    for a, b, bits in view.conflicts:  # the same picture in two classes, both originals: clean kept both
+        (source, klass), other = info.get(b.path, ("", "")), info.get(a.path, ("", ""))[1]
+        out.append(("clean", Card(Pic(b.path, b.sha256, source), klass, "label-conflict",
+                                  [b.path, f"the same picture as {a.path} (class {other}), {bits} bits apart; "
+                                           "clean kept both: relabel one, set it aside, or keep both"], 0.5,
+                                  [Pic(a.path, a.sha256, f"in class {other}: {a.path}")])))
     out += [("vet", c) for c in catalog_cards(cat)[0]]
     return out
 
