@@ -3,8 +3,9 @@
 Three kinds (table `overrides`): *keep* (this content is never set aside again, for every reason or
 for the reasons named), *apart* (these two contents are not duplicates: the duplicate, leak
 and label-conflict searches never pair them) and *label* (a person relabelled this content: it is
-kept against vet's off-topic and wrong-class and clean's label-conflict; its class is its folder's). Because both are keyed by content, they follow a
-file that is renamed, moved, or scraped again under another name.
+kept against vet's off-topic and wrong-class and clean's label-conflict; its class is its folder's).
+Because all are keyed by content, they follow a file that is renamed, moved, or scraped again
+under another name.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def relabel_row(ws: Workspace, cat: Catalog, row, klass: str, result: RelabelRes
         return new
     dst.parent.mkdir(parents=True, exist_ok=True)
     was = {"class": row["class"], "to_class": klass, "status": row["status"], "reason": row["reason"],
-           "origin": row["origin"], "home": row["home"]}
+           "origin": row["origin"], "home": row["home"], "detail": row["detail"]}
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (new,))
         cat.update_file(row["path"], path=new, home=new, **{"class": klass}, status="ok", reason=None, origin=None)

@@ -47,7 +47,6 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     with open_catalog(ws) as cat:
         if paths:
             from datacurate.clean.keep import locate
-
             from datacurate.clean.relabel import last_relabel, undo_relabel
 
             rows = [locate(ws, cat, p) for p in paths]

@@ -4,7 +4,8 @@ Each flagged image is a card beside its nearest originals of its own class (and,
 of the class it looks like), with score and threshold, the closest calls first, in pages of
 datacurate.report.review (filterable by class and reason, thumbnails as files). A dry run
 reports its plan (marked as such); a real run, and `datacurate report vet`, report from the
-catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now.
+catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now;
+they also write reports/vet-map.html, the cached embeddings in 2-D (datacurate.review.projection).
 """
 
 from __future__ import annotations
