@@ -290,6 +290,9 @@ def test_bad_requests_and_a_stale_page_get_a_clear_message(served: Served, ws: P
     blue_gone = dict(blue, path="data/scraped/blue/nowhere.jpg")
     status, out = served.act("aside", blue_gone)
     assert status == 409 and "reload the page" in out["error"]
+    for outside in ("../outside.jpg", "/etc/hostname"):  # paths outside the workspace's folders: refused
+        status, out = served.act("keep", dict(blue, path=outside))
+        assert status == 409 and "reload the page" in out["error"]
     # undo of a decision whose file moved meanwhile
     green = card_of(cards, WRONG["green"])
     assert served.act("keep", green)[0] == 200
