@@ -33,13 +33,19 @@ TOKEN = "t0ken-for-tests"
 WRONG = {"red": "data/quarantine/wrong-class/scraped/red/a_green.jpg",
          "green": "data/quarantine/wrong-class/scraped/green/a_blue.jpg",
          "blue": "data/quarantine/wrong-class/scraped/blue/a_red.jpg"}
+NEAR = "data/quarantine/near-duplicate/scraped/red/s0_small.jpg"
 
 
 @pytest.fixture(scope="module")
 def vetted(tmp_path_factory) -> Path:
+    from PIL import Image
+
     root = tmp_path_factory.mktemp("review") / "ws"
     _make(root)
+    with Image.open(root / "data/scraped/red/s0.jpg") as im:  # a near-duplicate for "not duplicates"
+        im.resize((48, 36)).save(root / "data/scraped/red/s0_small.jpg", quality=90)
     api.clean(root, keep_flags=True)
+    assert (root / NEAR).is_file()
     api.vet(root)
     assert all((root / p).is_file() for p in WRONG.values())
     return root
@@ -267,6 +273,25 @@ def test_actions_are_stored_at_once_seen_by_another_tab_and_undone(served: Serve
     assert {c["id"] for c in served.json("/api/cards?limit=1000")["cards"]} == {c["id"] for c in cards}
 
 
+def test_not_duplicates_and_its_undo(served: Served, ws: Path):
+    near = card_of(served.json("/api/cards?reason=near-duplicate")["cards"], NEAR)
+    assert near["pairable"] and near["compared"][0]["path"] == "data/scraped/red/s0.jpg"
+    status, out = served.post("/api/act", {"action": "apart", "cards": [
+        {"id": near["id"], "path": near["path"], "other": near["compared"][0]["path"]}]})
+    assert status == 200 and out["done"][0]["path"] == "data/scraped/red/s0_small.jpg"
+    assert (ws / "data/scraped/red/s0_small.jpg").is_file() and not (ws / NEAR).exists()
+    with db(ws) as con:
+        assert con.execute("SELECT COUNT(*) FROM overrides WHERE kind='apart'").fetchone()[0] == 1
+    status, out = served.post("/api/undo", {})
+    assert status == 200 and out["done"][0]["path"] == NEAR and (ws / NEAR).is_file()
+    with db(ws) as con:
+        assert con.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 0
+        assert tuple(con.execute("SELECT status, reason FROM files WHERE path=?", (NEAR,)).fetchone()) == (
+            "quarantined", "near-duplicate")
+    status, out = served.act("apart", card_of(served.json("/api/cards?stage=vet")["cards"], WRONG["red"]))
+    assert status == 409 and "needs a pair" in out["error"]
+
+
 def test_bad_requests_and_a_stale_page_get_a_clear_message(served: Served, ws: Path):
     cards = served.json("/api/cards?limit=1000")["cards"]
     blue = card_of(cards, WRONG["blue"])
@@ -390,7 +415,7 @@ def _browser(tmp_path: Path):
 def test_keyboard_triage_in_a_real_browser_then_the_map(served: Served, ws: Path, tmp_path: Path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = _browser(tmp_path)
     try:
@@ -399,6 +424,8 @@ def test_keyboard_triage_in_a_real_browser_then_the_map(served: Served, ws: Path
         total = served.json("/api/cards?limit=1000")["total"]
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".item")) == total)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#classes button")) == 3)
+        Select(driver.find_element(By.ID, "f-stage")).select_by_value("vet")  # the filter: vet's cards only
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".item")) == 6)
         body = driver.find_element(By.TAG_NAME, "body")
 
         def current() -> str:
@@ -412,7 +439,7 @@ def test_keyboard_triage_in_a_real_browser_then_the_map(served: Served, ws: Path
             wait.until(lambda d: ("done" in d.find_element(By.CSS_SELECTOR, item).get_attribute("class")) == done)
             return time.perf_counter() - start
 
-        cards = {c["path"]: c["id"] for c in served.json("/api/cards?limit=1000")["cards"]}
+        cards = {c["path"]: c["id"] for c in served.json("/api/cards?stage=vet")["cards"]}
         order = [e.get_attribute("data-id") for e in driver.find_elements(By.CSS_SELECTOR, ".item")]
         assert order[:3] == [cards[WRONG[k]] for k in ("blue", "green", "red")]  # closest calls first
         assert current() == cards[WRONG["blue"]]
@@ -455,5 +482,9 @@ def test_keyboard_triage_in_a_real_browser_then_the_map(served: Served, ws: Path
         ActionChains(driver).move_to_element(marks[0]).perform()
         wait.until(lambda d: d.find_element(By.ID, "tip").is_displayed())
         assert driver.find_element(By.CSS_SELECTOR, "#tip img").get_attribute("src").startswith(served.base + "/thumb/")
+        chart = cards["data/quarantine/off-topic/scraped/red/chart.jpg"].split(":")[0]
+        driver.find_element(By.CSS_SELECTOR, f'#plot .pt[data-sha="{chart}"]').click()  # opens its card
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".item.current"))
+        wait.until(lambda d: current().startswith(chart))
     finally:
         driver.quit()
