@@ -154,6 +154,20 @@ def split(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, fresh: bo
         return SplitRun(split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=quiet), ws)
 
 
+def relabel(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike], klass: str, *,
+            new_class: bool = False, dry_run: bool = False, wait: float | None = None):
+    """Move the files at `paths` to class folder `klass` (out of quarantine too), as `datacurate relabel`.
+
+    Later clean and vet runs keep the person's label; `restore` puts a file back. A class that does
+    not exist raises UserError unless `new_class`. Returns a clean.relabel.RelabelResult.
+    """
+    from datacurate.clean.relabel import relabel as run_relabel
+
+    ws = workspace(ws)
+    with _writing(ws, "relabel", dry_run=dry_run, wait=wait):
+        return run_relabel(ws, paths, klass, new_class=new_class, dry_run=dry_run)
+
+
 def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: bool = True,
           wait: float | None = None) -> "results.StatsRun":
     """Per-channel mean and std of the train split, written to data/split/stats.json (`size`: split.stats_size)."""

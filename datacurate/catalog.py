@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS quarantines (   -- quarantine folders outside the wor
 
 );
 CREATE TABLE IF NOT EXISTS overrides (    -- a person's word, by content: `datacurate keep`
-    kind   TEXT NOT NULL,             -- keep | apart (a and b are not duplicates)
+    kind   TEXT NOT NULL,             -- keep | apart (a and b are not duplicates) | label (reason: the class)
     a      TEXT NOT NULL,             -- sha256
     b      TEXT NOT NULL DEFAULT '',  -- apart: the other sha256 (a <= b); keep: ''
     reason TEXT NOT NULL DEFAULT '*', -- keep: the reason it is kept against ('*': every reason)
@@ -121,6 +121,18 @@ CREATE TABLE IF NOT EXISTS overrides (    -- a person's word, by content: `datac
     path   TEXT,                      -- where the file was when the person said so
     other  TEXT,                      -- apart: where the other file was
     PRIMARY KEY (kind, a, b, reason)
+);
+CREATE TABLE IF NOT EXISTS reviews (     -- decisions made in `datacurate review`, in order, for its undo
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch   INTEGER NOT NULL,         -- decisions made together (a bulk selection) share it; undo takes a batch
+    time    REAL NOT NULL,
+    action  TEXT NOT NULL,            -- keep | aside | relabel | apart
+    sha256  TEXT NOT NULL,
+    reason  TEXT NOT NULL,            -- the card's reason
+    src     TEXT NOT NULL,            -- where the file was before
+    dst     TEXT NOT NULL,            -- where it is after (= src when nothing moved)
+    detail  TEXT,                     -- JSON: what undo needs (the other files of an apart)
+    undone  REAL                      -- when it was undone (NULL: it stands)
 );
 CREATE TABLE IF NOT EXISTS vet_scores (  -- vet's evidence per content (vet.csv, vet.html, `datacurate reason`)
     sha256     TEXT PRIMARY KEY,

@@ -21,6 +21,8 @@ COMMANDS = {
     "restore": "datacurate.clean.cli",
     "keep": "datacurate.clean.cli",
     "reason": "datacurate.clean.cli",
+    "relabel": "datacurate.clean.cli",
+    "review": "datacurate.review.cli",
     "vet": "datacurate.vet.cli",
     "scrape": "datacurate.scrape.cli",
     "split": "datacurate.split.cli",
@@ -38,7 +40,7 @@ COMMANDS = {
 
 # Commands that write in the workspace: each holds the workspace lock (datacurate/lock.py) while it
 # runs; a second one waits --wait seconds, then refuses naming the holder. Add a writing command here.
-LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep"}
+LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep", "relabel"}
 
 
 class LazyGroup(click.Group):

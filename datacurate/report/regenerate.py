@@ -1,7 +1,7 @@
 """`datacurate report [STAGE...]`: every stage's reports again, from the catalog alone.
 
 clean: clean.html (+ pages), clean-decisions.csv, clean-pairs.csv, clean-duplicates.html;
-vet: vet.html (+ pages), vet.csv; split: balance.csv, balance.html; scrape: attribution.csv.
+vet: vet.html (+ pages), vet.csv, vet-map.html; split: balance.csv, balance.html; scrape: attribution.csv.
 Nothing is moved, nothing decoded but the thumbnails not made yet.
 """
 
