@@ -179,6 +179,52 @@ def test_relabel_cli_restore_and_later_runs_keep_the_persons_label(ws: Path):
 
 
 # -- the app over HTTP ----------------------------------------------------------------------------
+def test_queue_after_clean_sets_identical_originals_aside_and_relabel_respects_leaks(tmp_path: Path):
+    """Issues 20-22 together: identical originals under two classes (both set aside as label-conflict) are one
+    card, not offered as 'not duplicates'; test leaks and same-class identical copies, which no override brings
+    back, are no cards; relabel refuses a test leak, and clean's pairs follow a relabelled file."""
+    from conftest import encode, photo, write
+    from datacurate.catalog import open_catalog
+    from datacurate.clean.keep import reason
+    from datacurate.review.actions import Target, act
+    from datacurate.review.queue import items
+    from datacurate.workspace import Workspace
+
+    root = tmp_path / "w"
+    orig = root / "data" / "original"
+    same = encode(photo(120, 90, seed=41), "JPEG", quality=92)
+    write(orig / "cat" / "x.jpg", same)
+    write(orig / "dog" / "x-misfiled.jpg", same)
+    write(orig / "cat" / "y.jpg", encode(photo(120, 90, seed=42), "JPEG", quality=92))
+    write(orig / "cat" / "y-copy.jpg", (orig / "cat" / "y.jpg").read_bytes())      # same class: duplicate
+    write(root / "data" / "test" / "dog" / "t.png", encode(photo(120, 90, seed=43), "PNG"))
+    write(orig / "dog" / "leak.png", encode(photo(120, 90, seed=43), "PNG"))      # test leak
+    for i in range(2):
+        write(orig / "dog" / f"d{i}.jpg", encode(photo(120, 90, seed=50 + i), "JPEG", quality=92))
+    reasons = {Path(d.path).name: d.reason for d in api.clean(root).decisions}
+    copy = next(n for n in ("y.jpg", "y-copy.jpg") if n in reasons)  # the keeper rule picks which copy stays
+    assert reasons == {"x.jpg": "label-conflict", "x-misfiled.jpg": "label-conflict", copy: "duplicate",
+                       "leak.png": "test-leak"}, reasons
+    w = Workspace.open(root)
+    with open_catalog(w) as cat:
+        queue = [i for i in items(w, cat) if i.reason != "quality"]  # photo()'s flags kept by clean aside
+    assert {(Path(i.path).name, i.reason) for i in queue} in (
+        {("x.jpg", "label-conflict")}, {("x-misfiled.jpg", "label-conflict")})  # one card per content and reason
+    card = queue[0]
+    assert not card.pairable and card.compared and card.compared[0]["sha256"] == card.sha256
+    # a person relabels the card's file into the class it belongs in; reason on its twin names where it is now
+    done = act(w, "relabel", [Target(card.sha256, card.reason, card.path)], klass="cat")
+    assert done[0]["path"] == "data/original/cat/" + Path(card.path).name and (root / done[0]["path"]).is_file()
+    twin = next(p for p in ("data/quarantine/label-conflict/original/cat/x.jpg",
+                            "data/quarantine/label-conflict/original/dog/x-misfiled.jpg") if (root / p).is_file())
+    assert done[0]["path"] in [c["path"] for c in reason(w, root / twin).compared_with]
+    with open_catalog(w) as cat:
+        assert [i for i in items(w, cat) if i.reason != "quality"] == []
+    with pytest.raises(UserError, match="test leak"):
+        api.relabel(root, [root / "data/quarantine/test-leak/original/dog/leak.png"], "cat")
+    assert (root / "data/quarantine/test-leak/original/dog/leak.png").is_file()
+
+
 def test_every_endpoint_needs_the_token_and_a_local_host(served: Served):
     for path in ("/", "/map", "/api/cards", "/api/map", "/api/classes", "/thumb/" + "0" * 64, "/image/" + "0" * 64):
         for token in (None, "wrong"):

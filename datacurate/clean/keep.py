@@ -132,11 +132,16 @@ def _check_keepable(ws: Workspace, raw, row) -> None:
     if found and found[0] == "test":
         raise UserError(f"{raw} is a test image: test images are never set aside, so there is nothing to keep "
                         f"(and {NO_LEAK_OVERRIDE})")
-    if row["status"] == "quarantined" and row["reason"] == "test-leak":
-        raise UserError(f"{raw} was set aside as a test leak (a copy of a test image): {NO_LEAK_OVERRIDE}")
+    check_no_leak(raw, row)
     if row["status"] == "quarantined" and row["reason"] == "duplicate":
         raise UserError(f"{raw} has the same bytes as a file clean kept in its class: identical bytes are one "
                         f"picture, and one copy per class stays (`datacurate reason {raw}` names it)")
+
+
+def check_no_leak(raw, row) -> None:
+    """UserError for a file set aside as a test leak: no person's word (keep, relabel) brings it back."""
+    if row["status"] == "quarantined" and row["reason"] == "test-leak":
+        raise UserError(f"{raw} was set aside as a test leak (a copy of a test image): {NO_LEAK_OVERRIDE}")
 
 
 def _check_apart(rows) -> None:
@@ -154,13 +159,13 @@ def _check_apart(rows) -> None:
 def _keep_one(ws: Workspace, cat: Catalog, row, reasons: tuple[str, ...], result: KeepResult) -> None:
     result.kept.append(row["path"])
     wanted = row["status"] == "quarantined" and (not reasons or row["reason"] in reasons)
-    if wanted:  # first the move (it can fail), then the override: never an override for a file left behind
-        restore_row(ws, cat, row, result.restored)
+    # first the move (it can fail), then the override: never an override for a file left behind
+    now = restore_row(ws, cat, row, result.restored) if wanted else row["path"]
     if result.dry_run:
         return
     with cat.transaction():
         overrides.add_keep(cat, row["sha256"], reasons, row["origin"] or row["home"])
-        cat.log("keep", row["path"], None, ",".join(reasons) or overrides.EVERY, "a person said keep")
+        cat.log("keep", now, None, ",".join(reasons) or overrides.EVERY, "a person said keep")  # where it is now
 
 
 def _not_duplicates(ws: Workspace, cat: Catalog, rows, result: KeepResult) -> None:

@@ -69,7 +69,7 @@ def check_class(ws: Workspace, cat: Catalog, klass: str, new_class: bool) -> boo
 def relabel(ws: Workspace, paths: Sequence[str | os.PathLike], klass: str, *, new_class: bool = False,
             dry_run: bool = False) -> RelabelResult:
     """Move the files at `paths` to class `klass` (see the module docstring); remembered by content."""
-    from datacurate.clean.keep import locate
+    from datacurate.clean.keep import check_no_leak, check_present, locate
     from datacurate.clean.run import UNKEEPABLE
 
     if not paths:
@@ -78,6 +78,8 @@ def relabel(ws: Workspace, paths: Sequence[str | os.PathLike], klass: str, *, ne
         result = RelabelResult(dry_run, klass, new_class=check_class(ws, cat, klass, new_class))
         rows = [locate(ws, cat, p) for p in paths]
         for raw, row in zip(paths, rows):
+            check_present(ws, raw, row)
+            check_no_leak(raw, row)  # no override exempts a test leak
             why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
             if why in UNKEEPABLE or not row["sha256"]:
                 raise UserError(f"{raw} cannot be relabelled: it is {why or 'unreadable'} (training could not read it)")
@@ -92,6 +94,7 @@ def relabel(ws: Workspace, paths: Sequence[str | os.PathLike], klass: str, *, ne
 
 def relabel_row(ws: Workspace, cat: Catalog, row, klass: str, result: RelabelResult) -> str:
     """Move one file into class `klass` of its source folder (a dry run only notes it); return where it goes."""
+    from datacurate.clean.restore import follow_pairs
     from datacurate.clean.run import moved_together
 
     name = Path(text_path(row["origin"] or row["home"])).name
@@ -106,6 +109,7 @@ def relabel_row(ws: Workspace, cat: Catalog, row, klass: str, result: RelabelRes
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (new,))
         cat.update_file(row["path"], path=new, home=new, **{"class": klass}, status="ok", reason=None, origin=None)
+        follow_pairs(cat, row["path"], new)
         overrides.add_label(cat, row["sha256"], klass, new)
         cat.log(RELABEL, row["path"], new, row["class"], was)
     return new
@@ -131,6 +135,7 @@ def move_back(ws: Workspace, cat: Catalog, now: str, to: str, *, origin: str | N
               detail: str | None = None) -> str:
     """Move the file at `now` to the workspace path `to` (a class folder or a quarantine folder) and give its
     catalog row what that place says (home, class, status, reason); return where it went."""
+    from datacurate.clean.restore import follow_pairs
     from datacurate.clean.run import moved_together
     from datacurate.clean.scan import place
 
@@ -145,4 +150,5 @@ def move_back(ws: Workspace, cat: Catalog, now: str, to: str, *, origin: str | N
         cat.db.execute("DELETE FROM files WHERE path=?", (new,))
         cat.update_file(now, path=new, origin=origin if info["status"] == "quarantined" else None, **values,
                         **({"detail": detail} if detail else {}))
+        follow_pairs(cat, now, new)
     return new

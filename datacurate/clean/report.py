@@ -169,6 +169,10 @@ def catalog_view(ws: Workspace, cat: Catalog, result) -> CleanView:
     for p in pairs:
         if p.kind in PAIRED and (p.b not in best or p.distance < best[p.b].distance):
             best[p.b] = p
+    for p in pairs:  # two originals of one picture under two classes: both set aside, each shown beside the other
+        a = now_of(p.a)
+        if p.kind == "label-conflict" and a and files[a]["reason"] == "label-conflict" and a not in best:
+            best[a] = Pair(p.b, a, p.kind, p.distance, p.hash)
     entries = []
     for r in files.values():
         if r["status"] != "quarantined" or not r["reason"] or r["reason"] in NOT_CLEANS:

@@ -74,6 +74,12 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     return result
 
 
+def follow_pairs(cat: Catalog, old: str, new: str) -> None:
+    """clean's pairs follow a file that moved (reason on its twin names where it is now); in a transaction."""
+    for end in ("a", "b"):
+        cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (new, old))
+
+
 def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     """Move one quarantined file back where it came from (a dry run only notes it); return where it goes."""
     from datacurate.clean.run import moved_together
@@ -88,8 +94,7 @@ def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
         cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
-        for end in ("a", "b"):  # clean's pairs follow the file (reason on its twin names where it is now)
-            cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (ws.rel(dst), row["path"]))
+        follow_pairs(cat, row["path"], ws.rel(dst))
         cat.log("restore", row["path"], ws.rel(dst), row["reason"])
     return ws.rel(dst)
 

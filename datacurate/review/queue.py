@@ -2,7 +2,8 @@
 
 The cards are the ones the static review pages show (clean's and vet's, built by the same code):
 what clean holds in quarantine (near-duplicates, label conflicts, quality flags, size limits; not
-files that do not decode, which no one can keep), images clean flagged but kept, label conflicts it
+files that do not decode, test leaks or same-class byte-identical copies, which no override brings
+back: clean.run.NO_OVERRIDE), images clean flagged but kept, label conflicts it
 only reported (the same picture among two classes' originals), what vet set aside
 as off-topic or wrong-class, and the originals vet lists as label issues. A card leaves the queue
 when a person decided it: kept (`datacurate keep`, by content), relabelled, restored, or when the
@@ -60,7 +61,7 @@ def items(ws: Workspace, cat: Catalog) -> list[Item]:
         compared = [{"path": p.path, "sha256": p.sha256, "label": p.label} for p in card.compared]
         item = Item(card_id(sha, reason), stage, reason, card.klass, card.pic.label,
                     card.pic.path, sha, card.lines, card.need, status[card.pic.path], compared,
-                    pairable=reason in PAIRED and bool(compared))
+                    pairable=reason in PAIRED and any(c["sha256"] != sha for c in compared))  # identical bytes: one picture
         out.setdefault(item.id, item)
     return sorted(out.values(), key=lambda i: (i.need, i.reason, i.path))
 
@@ -74,13 +75,13 @@ def _reason(reason: str, lines: list[str]) -> str:
 
 def _cards(ws: Workspace, cat: Catalog) -> list[tuple[str, Card]]:
     from datacurate.clean.report import KEPT_FLAGGED, _card, catalog_view
-    from datacurate.clean.run import UNKEEPABLE
+    from datacurate.clean.run import NO_OVERRIDE
     from datacurate.report.review import Pic
     from datacurate.vet.report import catalog_cards
 
     view = catalog_view(ws, cat, None)
     info = {r[0]: (r[1], r[2]) for r in cat.db.execute("SELECT path, source, class FROM files")}
-    out = [("clean", _card(e)) for e in view.entries if e.reason not in UNKEEPABLE]
+    out = [("clean", _card(e)) for e in view.entries if e.reason not in NO_OVERRIDE]
     for pic, flags, klass in view.kept_flagged:
         out.append(("clean", Card(Pic(pic.path, pic.sha256, info.get(pic.path, ("", ""))[0]), klass, KEPT_FLAGGED,
                                   [pic.path, f"quality flags: {flags}", "kept by clean"], 3.0)))
