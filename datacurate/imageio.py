@@ -401,6 +401,7 @@ def first_frame(im: Image.Image) -> Image.Image:
 
 QUALITY_SIDE = 128  # quality metrics are measured with the short side brought down to this
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+CLIPPED = 250  # luminance at and above which a pixel counts as blown out
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
@@ -412,7 +413,10 @@ def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, floa
     bits / 8 (solid and near-solid pictures are near 0); sharpness: the 99.9th percentile of
     the absolute Laplacian / 255 (the strongest edges: blur flattens them, a sharp subject on a
     soft background keeps them); colour: mean spread between the RGB channels (0 for a
-    grayscale picture, whatever its mode).
+    grayscale picture, whatever its mode); centre_clipped: the share of the middle half's pixels (half
+    the width and height) blown out to 250 or more; unclipped_mean: the mean luminance of the pixels that
+    are not (an overexposed photo is blown out in its middle and bright in the rest; a subject on a white
+    background keeps its own tones).
     """
     short = min(rgb.size)
     if short > QUALITY_SIDE:
@@ -424,12 +428,18 @@ def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, floa
     p = hist[hist > 0] / hist.sum()
     lap = 4 * lum[1:-1, 1:-1] - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
     colour = 0.0 if mode in GRAY_MODES else float((arr.max(axis=2) - arr.min(axis=2)).mean()) / 255.0
+    blown = lum >= CLIPPED
+    h, w = blown.shape
+    centre = blown[h // 4:h - h // 4, w // 4:w - w // 4]
+    rest = lum[~blown]
     return {
         "bright": float(np.percentile(lum, 99)) / 255.0,
         "shadow": float(np.percentile(lum, 5)) / 255.0,
         "entropy": float(-(p * np.log2(p)).sum()) / 8.0,
         "sharpness": float(np.percentile(np.abs(lap), 99.9)) / 255.0 if lap.size else 0.0,
         "colour": colour,
+        "centre_clipped": float(centre.mean() if centre.size else blown.mean()),
+        "unclipped_mean": float(rest.mean()) / 255.0 if rest.size else 1.0,
     }
 
 
