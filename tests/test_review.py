@@ -219,3 +219,20 @@ def test_dry_run_reports_a_plan_then_the_real_run_replaces_it_and_pages_reach_ev
                               for c in pages[(ws / f"reports/clean-pages/0-0-{n}.html").resolve()].cards]
     reasons = [c["reason"] for c in in_order]
     assert reasons.index("not-an-image") > max(i for i, r in enumerate(reasons) if r == "near-duplicate"), "closest calls first"
+
+
+def test_a_picture_no_larger_than_its_thumbnail_is_shown_as_it_is(ws: Path):
+    """No second decode and no thumbnail file for a small picture; a larger one gets its thumbnail."""
+    big, small = photo(320, 240, seed=7), photo(64, 48, seed=8)
+    write(ws / "data/original/a/big.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/a/big-copy.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/b/small.png", encode(small, "PNG"))
+    write(ws / "data/original/b/small-copy.png", encode(small, "PNG"))
+    clean(Workspace.open(ws), dry_run=True)
+    pages = crawl(ws / "reports" / "clean.html")  # every <img src> exists
+    srcs = {s for p in pages.values() for s in p.imgs}
+    assert "../data/original/b/small.png" in srcs or "../data/original/b/small-copy.png" in srcs, srcs
+    made = list((ws / "reports" / "thumbs").glob("*.jpg"))
+    assert len(made) == 1 and f"thumbs/{made[0].name}" in srcs
+    with Image.open(made[0]) as im:
+        assert max(im.size) == 128

@@ -85,7 +85,7 @@ def _write_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair]
     from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
     from datacurate.clean.run import _item
 
-    pics = Pictures(ws, quiet)
+    pics = Pictures(ws, quiet, cat)
     cards = [_card(e) for e in view.entries]
     cards += [Card(p, klass, KEPT_FLAGGED, [p.path, f"flags: {flags}"], 3.0) for p, flags, klass in view.kept_flagged]
     pics.want(p for c in cards for p in [c.pic] if c.preview)
