@@ -236,3 +236,26 @@ def test_a_picture_no_larger_than_its_thumbnail_is_shown_as_it_is(ws: Path):
     assert len(made) == 1 and f"thumbs/{made[0].name}" in srcs
     with Image.open(made[0]) as im:
         assert max(im.size) == 128
+
+
+def test_unchanged_pages_are_not_made_again(ws: Path):
+    """A clean that changes nothing leaves the review pages as they were; a change or a lost page remakes them."""
+    for i in range(3):
+        write(ws / f"data/original/a/{i}.jpg", encode(photo(96, 72, seed=i), "JPEG"))
+    write(ws / "data/original/a/copy.jpg", encode(photo(96, 72, seed=0), "JPEG"))
+    w = Workspace.open(ws)
+    clean(w, dry_run=True)
+    page, gallery = ws / "reports" / "clean.html", ws / "reports" / "clean-duplicates.html"
+    before = (page.stat().st_ino, gallery.stat().st_ino)
+    again = clean(w, dry_run=True)
+    assert (page.stat().st_ino, gallery.stat().st_ino) == before
+    assert again.reports["html"] == "reports/clean.html"
+    gallery.unlink()
+    clean(w, dry_run=True)
+    assert gallery.is_file() and page.stat().st_ino != before[0]
+    made = page.stat().st_ino
+    write(ws / "data/original/a/copy-of-1.jpg", encode(photo(96, 72, seed=1), "JPEG"))  # one more to set aside
+    clean(w, dry_run=True)
+    assert page.stat().st_ino != made and "copy-of-1.jpg" in page.read_text("utf-8")
+    clean(w)  # the real run reports from the catalog: other pages than the plan's
+    assert "plan — nothing was moved" not in page.read_text("utf-8")
