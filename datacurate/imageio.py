@@ -432,7 +432,7 @@ def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, floa
         r, g, b = raw[..., 0], raw[..., 1], raw[..., 2]
         spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
         colour = float(spread.mean()) / 255.0
-    shadow, bright = np.percentile(lum, (5, 99))  # one partition for both
+    shadow, bright = percentiles(lum, (5, 99))
     blown = lum >= CLIPPED
     h, w = blown.shape
     centre = blown[h // 4:h - h // 4, w // 4:w - w // 4]
@@ -441,11 +441,27 @@ def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, floa
         "bright": float(bright) / 255.0,
         "shadow": float(shadow) / 255.0,
         "entropy": float(-(p * np.log2(p)).sum()) / 8.0,
-        "sharpness": float(np.percentile(np.abs(lap), 99.9)) / 255.0 if lap.size else 0.0,
+        "sharpness": percentiles(np.abs(lap), (99.9,))[0] / 255.0 if lap.size else 0.0,
         "colour": colour,
         "centre_clipped": float(centre.mean() if centre.size else blown.mean()),
         "unclipped_mean": float(rest.mean()) / 255.0 if rest.size else 1.0,
     }
+
+
+def percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """np.percentile(a, qs) (linear interpolation) by one np.partition, without np.percentile's overhead
+    (which was most of the time on small pictures)."""
+    flat = a.ravel()
+    n = flat.size
+    at = [q / 100 * (n - 1) for q in qs]
+    ks = sorted({int(k) for k in at} | {min(int(k) + 1, n - 1) for k in at})
+    part = np.partition(flat, ks)
+    out = []
+    for k in at:
+        lo = int(k)
+        hi = min(lo + 1, n - 1)
+        out.append(float(part[lo]) + (float(part[hi]) - float(part[lo])) * (k - lo))
+    return out
 
 
 def mode_bits(mode: str | None) -> int:
