@@ -221,9 +221,9 @@ def test_dry_run_reports_a_plan_then_the_real_run_replaces_it_and_pages_reach_ev
     assert reasons.index("not-an-image") > max(i for i, r in enumerate(reasons) if r == "near-duplicate"), "closest calls first"
 
 
-def test_a_picture_no_larger_than_its_thumbnail_is_shown_as_it_is(ws: Path):
-    """No second decode and no thumbnail file for a small picture; a larger one gets its thumbnail."""
-    big, small = photo(320, 240, seed=7), photo(64, 48, seed=8)
+def test_a_small_picture_is_shown_as_it_is(ws: Path):
+    """No second decode and no thumbnail file for a picture of at most 256 px; a larger one gets its thumbnail."""
+    big, small = photo(400, 300, seed=7), photo(256, 192, seed=8)
     write(ws / "data/original/a/big.jpg", encode(big, "JPEG", quality=90))
     write(ws / "data/original/a/big-copy.jpg", encode(big, "JPEG", quality=90))
     write(ws / "data/original/b/small.png", encode(small, "PNG"))

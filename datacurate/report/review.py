@@ -25,7 +25,7 @@ from datacurate.workspace import Workspace
 
 PAGE_SIZE = 200
 DIRECT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")  # what every browser shows
-DIRECT_SIDE = 128  # a picture no larger than its thumbnail (thumbs.SIZE) is shown as it is
+DIRECT_SIDE = 256  # a picture at most twice its thumbnail (thumbs.SIZE) is shown as it is: the browser scales it
 DIRECT_BYTES = 64 * 1024
 PLAN = "plan — nothing was moved"
 
