@@ -68,6 +68,7 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(ws.reports / "thumbs", ignore_errors=True)
+        (ws.reports / ".clean-pages.json").unlink(missing_ok=True)  # cold: every page made again
         paths = [ws.abs(result.moved.get(d.path, d.path)) for d in result.decisions]
         t = time.perf_counter()
         html = "".join(card(p, [p.name]) for p in paths)

@@ -100,20 +100,28 @@ class Inspection:
         return Path(name).suffix.lower() in TRAINABLE_EXTENSIONS.get(self.format or "", ())
 
 
+IN_MEMORY = 16 << 20  # files up to this size are read once into memory; larger ones are streamed twice
+
+
 def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
     """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file."""
     out = Inspection()
+    data = None
     try:
         with open(path, "rb") as fh:
             out.size = os.fstat(fh.fileno()).st_size
-            out.sha256 = _stream_sha256(fh)
+            if out.size <= min(IN_MEMORY, limits.max_bytes):  # read once: hashed and decoded from memory
+                data = fh.read()
+                out.size, out.sha256 = len(data), hashlib.sha256(data).hexdigest()
+            else:
+                out.sha256 = _stream_sha256(fh)
     except OSError as exc:
         return _fail(out, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
     if out.size == 0:
         return _fail(out, "empty", "file has no bytes")
     if out.size > limits.max_bytes:
         return _fail(out, "too-large", f"{out.size} bytes exceeds max_bytes {limits.max_bytes}; not decoded")
-    return _inspect(lambda: open(path, "rb"), out, limits, hash_kinds)
+    return _inspect((lambda: io.BytesIO(data)) if data is not None else (lambda: open(path, "rb")), out, limits, hash_kinds)
 
 
 def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
