@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS quality (   -- clean's quality metrics by content (im
     shadow    REAL NOT NULL,
     entropy   REAL NOT NULL,
     sharpness REAL NOT NULL,
-    colour    REAL NOT NULL
+    colour    REAL NOT NULL,
+    centre_clipped REAL,             -- NULL: measured before these two existed (measured again)
+    unclipped_mean REAL
 );
 CREATE TABLE IF NOT EXISTS events (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -160,6 +162,7 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "provenance": {"license": "TEXT", "license_version": "TEXT", "license_url": "TEXT", "author": "TEXT",
                    "title": "TEXT"},
     "files": {"flags": "TEXT", "origin": "TEXT", "made_from": "TEXT"},
+    "quality": {"centre_clipped": "REAL", "unclipped_mean": "REAL"},
 }
 
 FILE_COLUMNS = (
@@ -283,16 +286,18 @@ class Catalog:
         return dict(self.db.execute("SELECT sha256, value FROM hashes WHERE kind=?", (kind,)).fetchall())
 
     # -- quality metrics ------------------------------------------------------------------------
-    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour")
+    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour", "centre_clipped", "unclipped_mean")
 
     def put_quality(self, sha256: str, metrics: dict[str, float]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO quality VALUES (?,?,?,?,?,?)",
+        keys = ",".join(self.QUALITY_KEYS)
+        self.db.execute(f"INSERT OR REPLACE INTO quality (sha256,{keys}) VALUES (?{',?' * len(self.QUALITY_KEYS)})",
                         (sha256, *(float(metrics[k]) for k in self.QUALITY_KEYS)))
 
     def quality(self) -> dict[str, dict[str, float]]:
-        """sha256 -> quality metrics."""
+        """sha256 -> quality metrics; a row lacking a metric added later is left out, so clean measures it again."""
         return {r[0]: dict(zip(self.QUALITY_KEYS, r[1:])) for r in self.db.execute(
-            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality")}
+            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality WHERE "
+            + " AND ".join(f"{k} IS NOT NULL" for k in self.QUALITY_KEYS))}
 
     # -- events ---------------------------------------------------------------------------------
     def log(self, action: str, src: str | None, dst: str | None, reason: str | None = None, detail: Any = None) -> None:

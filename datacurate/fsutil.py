@@ -120,15 +120,17 @@ def _temporary(path: Path) -> str:
     return tmp
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then replace `path` (only ever a regular file)."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write to a temporary file in the same folder, fsync (unless `sync` is False: a file made again when
+    lost, such as a report page), then replace `path` (only ever a regular file)."""
     path = Path(path)
     tmp = _temporary(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         replace_file(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -138,8 +140,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, sync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
 @contextmanager

@@ -108,6 +108,8 @@ BAD_CONFIGS = [
     ({"train": {"epochs": "many"}}, "train: epochs must be a whole number"),
     ({"train": {"groups": [{"modules": ["x"], "optimizer": "rmsprop"}]}}, "rmsprop"),
     ({"train": {"name": "../x"}}, "plain folder name"),
+    ({"train": {"augment": {"preset": "garbage", "vflip": 2}}}, "train.augment.vflip must be between 0 and 1"),
+    ({"train": {"augment": "sharp"}}, "train.augment: unknown preset 'sharp'"),
     ({"evaluate": {"batch_size": 0}}, "evaluate: batch_size must be a whole number of at least 1"),
     ({"stats": {"size": 3}}, "unknown option stats.size"),
     ({"split": ["valid"]}, "`split:` must be a mapping"),
@@ -124,6 +126,17 @@ def test_every_section_is_checked_whatever_the_command(tmp_path: Path, config: d
         assert code == 2 and needle in err and one_line(err), (args, err)
     with pytest.raises(UserError, match="datacurate.yaml"):
         Workspace.open(ws)
+
+
+def test_train_augment_is_checked_without_torch(tmp_path: Path):
+    """A bad train.augment fails at Workspace.open, in a process that never imports torch."""
+    (tmp_path / "datacurate.yaml").write_text("train:\n  augment: {preset: none, hue: 0.9}\n", encoding="utf-8")
+    code = ("import sys\nfrom datacurate.errors import UserError\nfrom datacurate.workspace import Workspace\n"
+            "try:\n    Workspace.open(sys.argv[1])\nexcept UserError as exc:\n    print(exc)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.splitlines() == [f"{tmp_path / 'datacurate.yaml'}: train.augment.hue must be between 0 and 0.5, got 0.9",
+                                       "False"], out.stdout + out.stderr
 
 
 def test_unusual_config_files_are_one_line_errors(tmp_path: Path):

@@ -316,3 +316,43 @@ def test_reason_after_keep_json_names_and_a_busy_catalog(ws: Path):
     db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
     assert db.execute("SELECT COUNT(*) FROM files WHERE path='data/original/cat/new.png'").fetchone()[0] == 0
     db.close()
+
+
+def test_a_small_picture_is_shown_as_it_is(ws: Path):
+    """No second decode and no thumbnail file for a picture of at most 256 px; a larger one gets its thumbnail."""
+    big, small = photo(400, 300, seed=7), photo(256, 192, seed=8)
+    write(ws / "data/original/a/big.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/a/big-copy.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/b/small.png", encode(small, "PNG"))
+    write(ws / "data/original/b/small-copy.png", encode(small, "PNG"))
+    clean(Workspace.open(ws), dry_run=True)
+    pages = crawl(ws / "reports" / "clean.html")  # every <img src> exists
+    srcs = {s for p in pages.values() for s in p.imgs}
+    assert "../data/original/b/small.png" in srcs or "../data/original/b/small-copy.png" in srcs, srcs
+    made = list((ws / "reports" / "thumbs").glob("*.jpg"))
+    assert len(made) == 1 and f"thumbs/{made[0].name}" in srcs
+    with Image.open(made[0]) as im:
+        assert max(im.size) == 128
+
+
+def test_unchanged_pages_are_not_made_again(ws: Path):
+    """A clean that changes nothing leaves the review pages as they were; a change or a lost page remakes them."""
+    for i in range(3):
+        write(ws / f"data/original/a/{i}.jpg", encode(photo(96, 72, seed=i), "JPEG"))
+    write(ws / "data/original/a/copy.jpg", encode(photo(96, 72, seed=0), "JPEG"))
+    w = Workspace.open(ws)
+    clean(w, dry_run=True)
+    page, gallery = ws / "reports" / "clean.html", ws / "reports" / "clean-duplicates.html"
+    before = (page.stat().st_ino, gallery.stat().st_ino)
+    again = clean(w, dry_run=True)
+    assert (page.stat().st_ino, gallery.stat().st_ino) == before
+    assert again.reports["html"] == "reports/clean.html"
+    gallery.unlink()
+    clean(w, dry_run=True)
+    assert gallery.is_file() and page.stat().st_ino != before[0]
+    made = page.stat().st_ino
+    write(ws / "data/original/a/copy-of-1.jpg", encode(photo(96, 72, seed=1), "JPEG"))  # one more to set aside
+    clean(w, dry_run=True)
+    assert page.stat().st_ino != made and "copy-of-1.jpg" in page.read_text("utf-8")
+    clean(w)  # the real run reports from the catalog: other pages than the plan's
+    assert "plan — nothing was moved" not in page.read_text("utf-8")

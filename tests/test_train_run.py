@@ -90,6 +90,9 @@ def test_train_cli_end_to_end(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert out.startswith("run r1: 2 epochs on cpu; best epoch ") and "wrote runs/r1/" in out
     assert "epoch 1 head 1: train loss" in err and "epoch 2 finetune 1:" in err
+    # 12 images at batch 4: 3 steps an epoch, 6 in all, said at the start with a warning naming what to change
+    assert "12 train / 6 valid images, 3 classes, 2 epochs, 6 optimizer steps on cpu" in err
+    assert "warning: 6 optimizer steps in all, fewer than 100: the model will likely underfit" in err and "fit-head" in err
     run = tmp_path / "runs" / "r1"
     for f in ("best.pt", "last.pt", "history.csv", "history.png", "metrics.json", "config.yaml", "plan.txt"):
         assert (run / f).is_file(), f
@@ -117,6 +120,19 @@ def test_train_cli_end_to_end(tmp_path, capsys, monkeypatch):
     assert code == 2 and "exists; continue it with --resume" in err
     code, _, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "r1"], capsys, monkeypatch)
     assert code == 2 and "already finished" in err
+
+
+def test_plan_states_optimizer_steps_per_stage_and_warns_when_few(tmp_path, capsys, monkeypatch):
+    make_split(tmp_path, n_train=10)  # 30 train images
+    base = ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--weights", "none", "--freeze-until", "layer4"]
+    code, out, err = cli(base + ["--batch-size", "32", "--head-epochs", "2", "--epochs", "10"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "optimizer steps: 1 per epoch (30 train images / batch 32); stage 1 head 2, stage 2 finetune 10; 12 in all" in out
+    warning = next(line for line in out.splitlines() if line.startswith("warning: "))
+    assert "12 optimizer steps in all, fewer than 100" in warning and "--batch-size (8 gives 4 steps per epoch)" in warning
+    assert "more epochs" in warning and "fit-head" in warning
+    code, out, err = cli(base + ["--batch-size", "2", "--head-epochs", "0", "--epochs", "7"], capsys, monkeypatch)
+    assert code == 0 and "15 per epoch" in out and "105 in all" in out and "warning:" not in out
 
 
 KILLED = """

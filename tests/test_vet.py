@@ -159,9 +159,9 @@ def test_dry_run_moves_nothing_and_report_covers_every_image(ws: Path):
     assert len(rows) == 3 * (N_ORIGINAL + N_GOOD + 2)
     assert {r["flag"] for r in rows if r["path"].endswith("chart.jpg")} == {"off-topic"}
     page = (ws / "reports" / "vet.html").read_text(encoding="utf-8")
-    assert "chart.jpg" in page and 'src="thumbs/' in page and "nearest red original" in page
+    assert "chart.jpg" in page and 'src="../data/scraped/' in page and "nearest red original" in page
     assert "plan — nothing was moved" in page
-    assert any((ws / "reports" / "thumbs").glob("*.jpg"))
+    assert not any((ws / "reports" / "thumbs").glob("*.jpg"))  # 64x48 pictures are shown as they are
 
 
 def test_cache_survives_a_rename_and_embeds_only_new_images(ws: Path):

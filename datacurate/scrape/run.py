@@ -62,6 +62,7 @@ class Stream:
     seen_pages: set = field(default_factory=set)
     done: bool = False
     busy: bool = False            # a page of this stream is being fetched
+    recognised: int = 0           # pages the parser recognised so far
 
 
 @dataclass
@@ -477,12 +478,17 @@ class Runner:
             stream.done = True
             self._refuse(stream.engine, page.refusal)
             return
+        if not page.recognised and stream.recognised and not page.results_like:
+            tally.empty_pages += 1  # a blank page after recognised ones of this query: the results ran out
+            stream.done = True
+            return
         if not page.recognised:
             tally.unrecognised_pages += 1
             stream.done = True
             self._refuse(stream.engine, Refusal("format-changed", "a result page was not recognised (the page format "
                                                                   f"may have changed): {page.url}", 200, page.url))
             return
+        stream.recognised += 1
         if stream.engine == "greedy":  # a site page may hold only links: follow them either way
             for link in page.links:
                 if link not in stream.seen_pages and stream.fetched + len(stream.pending) < self.opts.max_pages:

@@ -150,7 +150,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
         from datacurate.split import manifest
 
         listing = manifest.rows_for(list(placed.items()), {r["path"]: r for r in rows}, provenance_of(cat))
-        files = manifest.per_split(listing, splits, opts.manifest)
+        files = manifest.per_split(listing, splits)
     tmp = None
     try:
         ws.split_dir.mkdir(parents=True, exist_ok=True)

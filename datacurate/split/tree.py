@@ -38,7 +38,7 @@ def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mo
     """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
 
     `root` is data/split; a split named in `splits` with no files gets an empty folder; `files` (path
-    under root -> bytes, e.g. "train/metadata.csv") land with the tree. The swaps and `then` (the
+    under root -> bytes, e.g. "train/metadata.jsonl") land with the tree. The swaps and `then` (the
     catalog update) run with Ctrl-C held, so folders and records land together.
     """
     for s in ("train", "valid", "test"):

@@ -279,6 +279,14 @@ class TrainOptions(StageOptions):
             (parse_groups if info.field_name == "groups" else parse_stages)(value)
         return value
 
+    @field_validator("augment")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        from datacurate.train.augment import parse_policy  # imports no torch: checked with the rest of the config
+
+        parse_policy(value, "train.augment")
+        return value
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: Any) -> Any:
