@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from datacurate.clicommon import progress
-from datacurate.fsutil import PARTIAL, file_mode
+from datacurate.fsutil import PARTIAL, file_mode, replace_file
 
 SIZE = 128
 FOLDER = "thumbs"
@@ -81,8 +81,8 @@ def _make(job: tuple[str, str, int]) -> bool:
 
 
 def _write(dst: str, data: bytes, mode: int) -> None:
-    """Write a thumbnail under a temporary name, then rename it: no fsync (a thumbnail is a cache, made again
-    when missing) and the fewest system calls (a report may make 20,000 of them)."""
+    """Write a thumbnail under a temporary name, then rename it over nothing or a regular file: no fsync (a
+    thumbnail is a cache, made again when missing) and the fewest system calls (a report may make 20,000)."""
     tmp = f"{os.path.dirname(dst)}/.tmp-{os.getpid()}-{next(_SERIAL)}{PARTIAL}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -92,7 +92,7 @@ def _write(dst: str, data: bytes, mode: int) -> None:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.replace(tmp, dst)
+        replace_file(tmp, dst)  # only ever over a regular file (fsutil.check_target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -18,7 +18,7 @@ from PIL import Image
 from datacurate.catalog import Catalog
 from datacurate.errors import UserError
 from datacurate.oserrors import disk_full, is_disk_full  # noqa: F401 (scrape.run imports is_disk_full here)
-from datacurate.fsutil import atomic_write_bytes, deferred_signals
+from datacurate.fsutil import atomic_write_bytes, atomic_write_text, deferred_signals
 from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
 from datacurate.workspace import Workspace
 
@@ -79,11 +79,7 @@ def journal_dir(ws: Workspace) -> Path:
 
 def _journal(ws: Workspace, name: str, entry: dict) -> None:
     """One entry per saved file (no fsync: it guards against a killed process, which loses no written page)."""
-    folder = journal_dir(ws)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{name}.json"
-    tmp.write_text(json.dumps(entry), encoding="utf-8")
-    os.replace(tmp, folder / f"{name}.json")
+    atomic_write_text(journal_dir(ws) / f"{name}.json", json.dumps(entry), sync=False)  # fsutil's safe writer
 
 
 def forget(ws: Workspace, rows: Iterable[dict | None]) -> None:
