@@ -32,13 +32,14 @@ from datacurate.report.regenerate import report  # noqa: E402
 from datacurate.workspace import Workspace  # noqa: E402
 
 
-def make(root: Path, pairs: int) -> None:
+def make(root: Path, pairs: int, side: int = 160) -> None:
     rng = np.random.default_rng(0)
     for i in range(pairs):
         small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        im = Image.fromarray(small).resize((160, 120), Image.BICUBIC)
+        im = Image.fromarray(small).resize((side, side * 3 // 4), Image.BICUBIC)
         folder = f"c{i % 20:02d}"
-        for src, pic, name in (("original", im, f"{i:05d}.png"), ("scraped", im.resize((128, 96)), f"{i:05d}.jpg")):
+        copy = im.resize((side * 4 // 5, side * 3 // 5))
+        for src, pic, name in (("original", im, f"{i:05d}.png"), ("scraped", copy, f"{i:05d}.jpg")):
             path = root / "data" / src / folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             buf = io.BytesIO()
@@ -49,11 +50,13 @@ def make(root: Path, pairs: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=10000)
+    ap.add_argument("--side", type=int, default=160, help="width of the originals (copies: 4/5 of it); "
+                    "pictures of at most 256 px are shown as they are, larger ones get thumbnails")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         t = time.perf_counter()
-        make(root, args.pairs)
+        make(root, args.pairs, args.side)
         print(f"made {2 * args.pairs} files in {time.perf_counter() - t:.1f} s")
         # the synthetic pictures (upscaled noise) are blurry to clean's flags: not what is measured here
         (root / "datacurate.yaml").write_text("clean:\n  keep_flags: true\n  blurry_below: 0.0\n", encoding="utf-8")
@@ -64,7 +67,8 @@ def main() -> None:
               f"(its report included)")
         import shutil
 
-        shutil.rmtree(ws.reports / "thumbs")
+        shutil.rmtree(ws.reports / "thumbs", ignore_errors=True)
+        (ws.reports / ".clean-pages.json").unlink(missing_ok=True)  # cold: every page made again
         paths = [ws.abs(result.moved.get(d.path, d.path)) for d in result.decisions]
         t = time.perf_counter()
         html = "".join(card(p, [p.name]) for p in paths)

@@ -32,6 +32,36 @@ def workspace(ws: Workspace | str | os.PathLike) -> Workspace:
     return ws if isinstance(ws, Workspace) else Workspace(ws)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check(stage: str, wait: Any = None, **flags: Any) -> None:
+    """The run switches as the CLI's flags allow them: true/false switches, --wait seconds >= 0 (UserError)."""
+    import math
+
+    from datacurate.errors import UserError
+
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise UserError(f"{stage}: {name} must be true or false, got {_shown(value)}")
+    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait)
+                             or wait < 0):
+        raise UserError(f"{stage}: wait (--wait) must be a number of seconds, at least 0, got {_shown(wait)}")
+
+
+def _path_list(stage: str, what: str, value: Any) -> list[str | os.PathLike]:
+    """`value` as a list of paths: one path (str, os.PathLike) or a list or tuple of them (UserError otherwise)."""
+    from datacurate.errors import UserError
+
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in value):
+        return list(value)
+    raise UserError(f"{stage}: {what} must be a file or folder, or a list of them (str or os.PathLike), got {_shown(value)}")
+
+
 @contextlib.contextmanager
 def _writing(ws: Workspace, command: str, *, dry_run: bool = False, wait: float | None = None):
     """The workspace lock, as the CLI takes it (a dry run in a workspace without .datacurate takes none)."""
@@ -83,6 +113,8 @@ def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] 
     from datacurate.clean.run import clean as run_clean
     from datacurate.results import CleanRun
 
+    _check("clean", wait, dry_run=dry_run, rebuild_catalog=rebuild_catalog, quiet=quiet)
+    paths = _path_list("clean", "paths", paths)
     ws = workspace(ws)
     with _writing(ws, "clean", dry_run=dry_run, wait=wait):
         rebuilt = []
@@ -102,6 +134,7 @@ def vet(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool
     from datacurate.results import VetRun
     from datacurate.vet.run import vet as run_vet
 
+    _check("vet", wait, dry_run=dry_run, quiet=quiet)
     ws = workspace(ws)
     with _writing(ws, "vet", dry_run=dry_run, wait=wait):
         return VetRun(run_vet(ws, dry_run=dry_run, quiet=quiet, echo=echo or (lambda s: None), ray=ray, **options), ws)
@@ -114,10 +147,25 @@ def split(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, fresh: bo
     from datacurate.split.options import SplitOptions
     from datacurate.split.splitter import split_dataset
 
+    _check("split", wait, dry_run=dry_run, fresh=fresh, quiet=quiet)
     ws = workspace(ws)
     opts = ws.options(SplitOptions, options)
     with _writing(ws, "split", dry_run=dry_run, wait=wait):
         return SplitRun(split_dataset(ws, opts, fresh=fresh, dry_run=dry_run, quiet=quiet), ws)
+
+
+def relabel(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike], klass: str, *,
+            new_class: bool = False, dry_run: bool = False, wait: float | None = None):
+    """Move the files at `paths` to class folder `klass` (out of quarantine too), as `datacurate relabel`.
+
+    Later clean and vet runs keep the person's label; `restore` puts a file back. A class that does
+    not exist raises UserError unless `new_class`. Returns a clean.relabel.RelabelResult.
+    """
+    from datacurate.clean.relabel import relabel as run_relabel
+
+    ws = workspace(ws)
+    with _writing(ws, "relabel", dry_run=dry_run, wait=wait):
+        return run_relabel(ws, paths, klass, new_class=new_class, dry_run=dry_run)
 
 
 def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: bool = True,
@@ -127,6 +175,7 @@ def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: 
     from datacurate.split.options import SplitOptions
     from datacurate.split.stats import compute_stats, write_stats
 
+    _check("stats", wait, quiet=quiet)
     ws = workspace(ws)
     opts = ws.options(SplitOptions, {"stats_size": size})
     with _writing(ws, "stats", wait=wait):
@@ -147,6 +196,7 @@ def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: b
     from datacurate.scrape.options import ScrapeOptions, check_options
     from datacurate.scrape.run import scrape as run_scrape
 
+    _check("scrape", wait, dry_run=dry_run, quiet=quiet)
     ws = workspace(ws)
     opts = check_options(ws.options(ScrapeOptions, options), dry_run=dry_run)
     with _writing(ws, "scrape", dry_run=dry_run, wait=wait):
@@ -166,6 +216,7 @@ def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool
     from datacurate.results import TrainRun
     from datacurate.train.run import train as run_train
 
+    _check("train", wait, plan=plan, resume=resume, quiet=quiet, lock=lock)
     ws = workspace(ws)
     with _writing(ws, "train", dry_run=plan, wait=wait) if lock else contextlib.nullcontext():
         return TrainRun(run_train(ws, options, plan_only=plan, resume=resume, quiet=quiet, echo=echo or (lambda s: None),
@@ -179,6 +230,13 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
     from datacurate.train.evaluate import evaluate as run_evaluate
     from datacurate.train.options import EvaluateOptions
 
+    from datacurate.errors import UserError
+
+    _check("evaluate", quiet=quiet)
+    if run is not None and not isinstance(run, str):
+        raise UserError(f"evaluate: run must be a run's name, got {_shown(run)}")
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        raise UserError(f"evaluate: data must be a folder (str or os.PathLike), got {_shown(data)}")
     ws = workspace(ws)
     opts = ws.options(EvaluateOptions, {**options, "run": run, "data": None if data is None else str(data)})
     if opts.run is None:
@@ -207,9 +265,13 @@ def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequ
     from datacurate.train.options import PredictOptions
     from datacurate.train.predict import predict as run_predict
 
+    if inputs is None:
+        raise UserError("predict needs at least one image or folder")
+    inputs = [str(p) for p in _path_list("predict", "inputs", inputs)]
+    if run is not None and not isinstance(run, str):
+        raise UserError(f"predict: run must be a run's name, got {_shown(run)}")
     ws = workspace(ws)
     opts = ws.options(PredictOptions, options)
-    inputs = [str(p) for p in inputs]
     if not inputs:
         raise UserError("predict needs at least one image or folder")
     if model_file and (opts.head_from or opts.ema):

@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS quality (   -- clean's quality metrics by content (im
     shadow    REAL NOT NULL,
     entropy   REAL NOT NULL,
     sharpness REAL NOT NULL,
-    colour    REAL NOT NULL
+    colour    REAL NOT NULL,
+    centre_clipped REAL,             -- NULL: measured before these two existed (measured again)
+    unclipped_mean REAL
 );
 CREATE TABLE IF NOT EXISTS events (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -113,7 +115,7 @@ CREATE TABLE IF NOT EXISTS quarantines (   -- quarantine folders outside the wor
 
 );
 CREATE TABLE IF NOT EXISTS overrides (    -- a person's word, by content: `datacurate keep`
-    kind   TEXT NOT NULL,             -- keep | apart (a and b are not duplicates)
+    kind   TEXT NOT NULL,             -- keep | apart (a and b are not duplicates) | label (reason: the class)
     a      TEXT NOT NULL,             -- sha256
     b      TEXT NOT NULL DEFAULT '',  -- apart: the other sha256 (a <= b); keep: ''
     reason TEXT NOT NULL DEFAULT '*', -- keep: the reason it is kept against ('*': every reason)
@@ -121,6 +123,18 @@ CREATE TABLE IF NOT EXISTS overrides (    -- a person's word, by content: `datac
     path   TEXT,                      -- where the file was when the person said so
     other  TEXT,                      -- apart: where the other file was
     PRIMARY KEY (kind, a, b, reason)
+);
+CREATE TABLE IF NOT EXISTS reviews (     -- decisions made in `datacurate review`, in order, for its undo
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch   INTEGER NOT NULL,         -- decisions made together (a bulk selection) share it; undo takes a batch
+    time    REAL NOT NULL,
+    action  TEXT NOT NULL,            -- keep | aside | relabel | apart
+    sha256  TEXT NOT NULL,
+    reason  TEXT NOT NULL,            -- the card's reason
+    src     TEXT NOT NULL,            -- where the file was before
+    dst     TEXT NOT NULL,            -- where it is after (= src when nothing moved)
+    detail  TEXT,                     -- JSON: what undo needs (the other files of an apart)
+    undone  REAL                      -- when it was undone (NULL: it stands)
 );
 CREATE TABLE IF NOT EXISTS vet_scores (  -- vet's evidence per content (vet.csv, vet.html, `datacurate reason`)
     sha256     TEXT PRIMARY KEY,
@@ -148,6 +162,7 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "provenance": {"license": "TEXT", "license_version": "TEXT", "license_url": "TEXT", "author": "TEXT",
                    "title": "TEXT"},
     "files": {"flags": "TEXT", "origin": "TEXT", "made_from": "TEXT"},
+    "quality": {"centre_clipped": "REAL", "unclipped_mean": "REAL"},
 }
 
 FILE_COLUMNS = (
@@ -159,7 +174,7 @@ FILE_COLUMNS = (
 class Catalog:
     """A connection to the workspace catalog; use as a context manager or call close()."""
 
-    def __init__(self, path: Path, *, create: bool = True):
+    def __init__(self, path: Path, *, create: bool = True, timeout: float = 30):
         self.path = Path(path)
         _opened[:] = [self.path]
         if not create and not self.path.exists():
@@ -171,7 +186,7 @@ class Catalog:
             raise UserError(f"cannot make {self.path.parent} for the catalog ({exc.strerror})") from None
         new = not self.path.exists()
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -271,16 +286,18 @@ class Catalog:
         return dict(self.db.execute("SELECT sha256, value FROM hashes WHERE kind=?", (kind,)).fetchall())
 
     # -- quality metrics ------------------------------------------------------------------------
-    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour")
+    QUALITY_KEYS = ("bright", "shadow", "entropy", "sharpness", "colour", "centre_clipped", "unclipped_mean")
 
     def put_quality(self, sha256: str, metrics: dict[str, float]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO quality VALUES (?,?,?,?,?,?)",
+        keys = ",".join(self.QUALITY_KEYS)
+        self.db.execute(f"INSERT OR REPLACE INTO quality (sha256,{keys}) VALUES (?{',?' * len(self.QUALITY_KEYS)})",
                         (sha256, *(float(metrics[k]) for k in self.QUALITY_KEYS)))
 
     def quality(self) -> dict[str, dict[str, float]]:
-        """sha256 -> quality metrics."""
+        """sha256 -> quality metrics; a row lacking a metric added later is left out, so clean measures it again."""
         return {r[0]: dict(zip(self.QUALITY_KEYS, r[1:])) for r in self.db.execute(
-            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality")}
+            f"SELECT sha256, {','.join(self.QUALITY_KEYS)} FROM quality WHERE "
+            + " AND ".join(f"{k} IS NOT NULL" for k in self.QUALITY_KEYS))}
 
     # -- events ---------------------------------------------------------------------------------
     def log(self, action: str, src: str | None, dst: str | None, reason: str | None = None, detail: Any = None) -> None:
@@ -312,9 +329,9 @@ class Catalog:
         return pd.read_sql_query(sql, self.db, params=tuple(params))
 
 
-def open_catalog(workspace, *, create: bool = True) -> Catalog:
-    """The catalog of a Workspace."""
-    return Catalog(workspace.catalog_path, create=create)
+def open_catalog(workspace, *, create: bool = True, timeout: float = 30) -> Catalog:
+    """The catalog of a Workspace (`timeout`: seconds to wait for a writer's lock)."""
+    return Catalog(workspace.catalog_path, create=create, timeout=timeout)
 
 
 # -- damage ---------------------------------------------------------------------------------------

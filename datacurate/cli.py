@@ -10,7 +10,7 @@ import click
 
 from datacurate import __version__
 from datacurate.clicommon import Context
-from datacurate.errors import UserError
+from datacurate.errors import UserError, cut
 
 # Command name -> module defining it (in its COMMANDS list). Modules load only when their command
 # runs, so `datacurate clean` does not pay for importing torch or icrawler.
@@ -21,6 +21,8 @@ COMMANDS = {
     "restore": "datacurate.clean.cli",
     "keep": "datacurate.clean.cli",
     "reason": "datacurate.clean.cli",
+    "relabel": "datacurate.clean.cli",
+    "review": "datacurate.review.cli",
     "vet": "datacurate.vet.cli",
     "scrape": "datacurate.scrape.cli",
     "split": "datacurate.split.cli",
@@ -41,7 +43,7 @@ COMMANDS = {
 # report and augment-preview rewrite reports/, which the writing stages also write. evaluate, predict, fit-head
 # and export take no lock: they write only inside one run's folder, every file atomically (a temporary file
 # renamed), never a checkpoint or history a running `train` reads, so a train meanwhile sees whole files.
-LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep", "report", "augment-preview"}
+LOCKED = {"clean", "restore", "split", "stats", "scrape", "train", "run", "demo", "vet", "keep", "relabel", "report", "augment-preview"}
 
 
 class LazyGroup(click.Group):
@@ -90,7 +92,7 @@ def _report(exc: BaseException, debug: bool) -> int:
     if isinstance(exc, UserError):
         if debug:
             traceback.print_exception(exc)
-        click.echo(f"datacurate: error: {exc}", err=True)
+        click.echo(f"datacurate: error: {cut(str(exc), 2000)}", err=True)  # one line, whatever it echoes
         return 2
     if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):  # Abort is click's form of Ctrl-C
         click.echo("datacurate: interrupted", err=True)

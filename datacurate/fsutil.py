@@ -7,11 +7,14 @@ import re
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from datacurate.errors import UserError
 
 
 # Partial writes end in .part: torchvision's ImageFolder loads hidden files too, but not this extension,
@@ -33,43 +36,154 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then os.replace onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
+class WriteError(UserError, OSError):
+    """A write datacurate refused or could not do, named as such: a UserError (one line, exit 2) that callers
+    catching OSError still catch."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+# errors the CLI already names well from the OSError itself (datacurate.oserrors): passed on unchanged
+_NAMED_ELSEWHERE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """Refuse (WriteError) to write over anything but a regular file: a device node, FIFO, socket, folder or
+    symbolic link at `path` stays as it is. A missing file is fine."""
     try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as fh:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # ENOTDIR, ELOOP...: the write itself names the problem
+    if not stat.S_ISREG(st.st_mode):
+        raise WriteError(errno.EEXIST, f"cannot write {shown(os.fspath(path))}: it exists and is {_kind(st.st_mode)}, "
+                                       f"not a regular file (datacurate replaces only regular files); move it away or "
+                                       f"choose another name")
+
+
+def check_folder(path: str | os.PathLike) -> None:
+    """Refuse (WriteError) a folder datacurate swaps or fills when something other than a real folder is there."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise WriteError(errno.EEXIST, f"cannot write {shown(os.fspath(path))}: it should be a folder but is "
+                                       f"{_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}; move it away")
+
+
+def remove_file(path: str | os.PathLike) -> bool:
+    """Remove `path` when it is a regular file (one of our outputs gone stale); anything else stays. True when removed."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> OSError:
+    """`exc` as a WriteError naming `path` ("cannot write PATH: reason"); disk full and read-only pass unchanged."""
+    if isinstance(exc, WriteError) or exc.errno in _NAMED_ELSEWHERE:
+        return exc
+    reason = (exc.strerror or str(exc)).lower()
+    return WriteError(exc.errno or errno.EIO, f"cannot write {shown(os.fspath(path))}: {reason}")
+
+
+def replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """os.replace(tmp, path), but only over a regular file (or nothing): see check_target."""
+    check_target(path)
+    os.replace(tmp, path)
+
+
+def _temporary(path: Path) -> str:
+    """A new empty .tmp-*.part file beside `path` with the user's umask, after checking `path` may be replaced."""
+    check_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    os.fchmod(fd, file_mode())
+    os.close(fd)
+    return tmp
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write to a temporary file in the same folder, fsync (unless `sync` is False: a file made again when
+    lost, such as a report page), then replace `path` (only ever a regular file)."""
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            if sync:
+                os.fsync(fh.fileno())
+        replace_file(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, sync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` (for savers that want a path).
 
-    The temporary name ends in .part, so pass savers an explicit format (PIL, matplotlib).
+    Only a regular file (or nothing) at `path` is ever replaced. The temporary name ends in .part, so
+    pass savers an explicit format (PIL, matplotlib).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=PARTIAL)
-    os.fchmod(fd, file_mode())
-    os.close(fd)
+    tmp = _temporary(path)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            replace_file(tmp, path)
+        except OSError as exc:
+            raise write_error(path, exc) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def replace_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """os.replace(src, dst); across file systems (EXDEV) a copy instead: written beside `dst` under a
+    partial name, fsynced, renamed onto `dst`, and `src` left in place. True when it copied (the caller
+    removes `src` once the move is recorded)."""
+    try:
+        os.replace(src, dst)
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    fd, tmp = tempfile.mkstemp(dir=Path(dst).parent, prefix=".tmp-", suffix=PARTIAL)
+    os.close(fd)
+    try:
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
 
 
 def free_path(path: Path) -> Path:

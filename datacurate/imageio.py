@@ -100,28 +100,66 @@ class Inspection:
         return Path(name).suffix.lower() in TRAINABLE_EXTENSIONS.get(self.format or "", ())
 
 
+IN_MEMORY = 16 << 20  # files up to this size are read once into memory; larger ones are streamed twice
+
+
 def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
-    """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file."""
+    """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file.
+
+    With other threads running, the decode happens in a child process (datacurate.decodeproc), so
+    that what the C libraries print is caught all the same: the verdict does not depend on threads.
+    """
+    if not fd2_is_ours():
+        return _from_child("file", path, limits, hash_kinds)
     out = Inspection()
+    data = None
     try:
         with open(path, "rb") as fh:
             out.size = os.fstat(fh.fileno()).st_size
-            out.sha256 = _stream_sha256(fh)
+            if out.size <= min(IN_MEMORY, limits.max_bytes):  # read once: hashed and decoded from memory
+                data = fh.read()
+                out.size, out.sha256 = len(data), hashlib.sha256(data).hexdigest()
+            else:
+                out.sha256 = _stream_sha256(fh)
     except OSError as exc:
         return _fail(out, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
     if out.size == 0:
         return _fail(out, "empty", "file has no bytes")
     if out.size > limits.max_bytes:
         return _fail(out, "too-large", f"{out.size} bytes exceeds max_bytes {limits.max_bytes}; not decoded")
-    return _inspect(lambda: open(path, "rb"), out, limits, hash_kinds)
+    return _inspect((lambda: io.BytesIO(data)) if data is not None else (lambda: open(path, "rb")), out, limits, hash_kinds)
 
 
 def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
-    """Fully decode image bytes once; sort into ok or a reason; hash what decodes."""
+    """Fully decode image bytes once; sort into ok or a reason; hash what decodes (see inspect_file on threads)."""
+    if data and not fd2_is_ours():
+        return _from_child("bytes", data, limits, hash_kinds)
     out = Inspection(size=len(data), sha256=hashlib.sha256(data).hexdigest())
     if not data:
         return _fail(out, "empty", "file has no bytes")
     return _inspect(lambda: io.BytesIO(data), out, limits, hash_kinds)
+
+
+def _from_child(kind: str, arg, limits: Limits, hash_kinds) -> Inspection:
+    from datacurate.decodeproc import inspect_in_child
+
+    found = inspect_in_child(kind, arg, limits, hash_kinds)
+    if "sha256" not in found:  # the decoder crashed on it: what this process can tell without decoding
+        out = Inspection()
+        if kind == "bytes":
+            out.size, out.sha256 = len(arg), hashlib.sha256(arg).hexdigest()
+        else:
+            out.size, out.sha256 = os.path.getsize(arg), _sha256_of(arg)
+        return _fail(out, found["reason"], found["detail"])
+    return Inspection(**found)
+
+
+def _sha256_of(path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return _stream_sha256(fh)
+    except OSError:
+        return None
 
 
 def _stream_sha256(fh) -> str:
@@ -251,38 +289,72 @@ def _short(messages: list[str], limit: int = 3) -> str:
     return text + (f" (+{more} more)" if more > 0 else "")
 
 
+# Threads that never write to fd 2 while a decode runs (tqdm's monitor at worst loses a refresh; the
+# phase line writes to its own copy of the terminal; the parent watch of a worker process only waits).
+QUIET_THREADS = ("tqdm_monitor", "datacurate-phase", "datacurate-parent-watch")
+_FD2 = threading.RLock()
+_DEPTH = [0]
+
+
+def fd2_is_ours() -> bool:
+    """Whether fd 2 may be pointed at a file for a moment: no other thread that could write to it runs."""
+    me = threading.current_thread()
+    return all(t is me or t.name in QUIET_THREADS for t in threading.enumerate())
+
+
 @contextmanager
 def captured_noise() -> Iterator[list[str]]:
     """Catch Python warnings and whatever C libraries write to fd 2 (libtiff, libjpeg) into a list.
 
-    The file descriptor 2 itself is pointed at a temporary file for the block, so nothing
-    reaches the terminal; the lines are handed back, one per message. fd 2 belongs to the whole
-    process, so it is redirected only while no other Python thread runs but tqdm's monitor (which
-    at worst loses one progress refresh): a threaded caller such as scrape keeps its stderr.
+    The file descriptor 2 itself is pointed at a temporary file for the block, in every process
+    and whatever threads run, so nothing reaches the terminal; the lines are handed back, one per
+    message. Blocks of different threads take turns (a lock). While other threads run, sys.stderr
+    is pointed at the terminal's descriptor for the block, so their Python-level output still shows;
+    the decode that gives a verdict runs in a child process then (inspect_file), so that nothing
+    another thread writes can land in a file's detail.
     """
     out: list[str] = []
-    redirect = all(t is threading.current_thread() or t.name in ("tqdm_monitor", "datacurate-phase") for t in threading.enumerate())
-    with warnings.catch_warnings(record=True) as caught:
+    with _FD2, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = ""
-        if redirect:
-            sink = _sink()
-            sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(sink.fileno(), 2)
+        sink = _sink()
+        sys.stderr.flush()
+        saved = os.dup(2)
+        start = os.lseek(sink.fileno(), 0, os.SEEK_END)
+        os.dup2(sink.fileno(), 2)
+        _DEPTH[0] += 1
+        stream = _python_stderr_to(saved)
         try:
             yield out
         finally:
-            if redirect:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+            if stream is not None:
+                ours, sys.stderr = sys.stderr, stream
+                ours.close()
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            _DEPTH[0] -= 1
+            end = os.lseek(sink.fileno(), 0, os.SEEK_END)
+            text = os.pread(sink.fileno(), end - start, start).decode("utf-8", "replace")
+            if _DEPTH[0] == 0:
+                sink.truncate(0)
                 sink.seek(0)
-                text = sink.read().decode("utf-8", "replace")
-                sink.seek(0)
-                sink.truncate()
     out.extend(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ResourceWarning))
     out.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _python_stderr_to(fd: int):
+    """With other threads running: point sys.stderr at `fd` (the terminal's) for the block; the old stream, else None."""
+    if fd2_is_ours():
+        return None
+    try:
+        if sys.stderr.fileno() != 2:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(fd), "w", encoding=getattr(old, "encoding", None) or "utf-8", errors="replace",
+                           buffering=1)
+    return old
 
 
 _SINKS: dict[int, object] = {}
@@ -401,6 +473,7 @@ def first_frame(im: Image.Image) -> Image.Image:
 
 QUALITY_SIDE = 128  # quality metrics are measured with the short side brought down to this
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+CLIPPED = 250  # luminance at and above which a pixel counts as blown out
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
@@ -412,25 +485,55 @@ def quality_metrics(rgb: Image.Image, mode: str | None = None) -> dict[str, floa
     bits / 8 (solid and near-solid pictures are near 0); sharpness: the 99.9th percentile of
     the absolute Laplacian / 255 (the strongest edges: blur flattens them, a sharp subject on a
     soft background keeps them); colour: mean spread between the RGB channels (0 for a
-    grayscale picture, whatever its mode).
+    grayscale picture, whatever its mode); centre_clipped: the share of the middle half's pixels (half
+    the width and height) blown out to 250 or more; unclipped_mean: the mean luminance of the pixels that
+    are not (an overexposed photo is blown out in its middle and bright in the rest; a subject on a white
+    background keeps its own tones).
     """
     short = min(rgb.size)
     if short > QUALITY_SIDE:
         scale = QUALITY_SIDE / short
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.BOX)
-    arr = np.asarray(rgb, dtype=np.float32)
-    lum = arr @ LUMA
+    raw = np.asarray(rgb)
+    lum = raw.astype(np.float32) @ LUMA
     hist = np.bincount(np.clip(lum + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
     p = hist[hist > 0] / hist.sum()
     lap = 4 * lum[1:-1, 1:-1] - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
-    colour = 0.0 if mode in GRAY_MODES else float((arr.max(axis=2) - arr.min(axis=2)).mean()) / 255.0
+    colour = 0.0
+    if mode not in GRAY_MODES:  # channel by channel on uint8: numpy's reductions over a last axis of 3 are slow
+        r, g, b = raw[..., 0], raw[..., 1], raw[..., 2]
+        spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+        colour = float(spread.mean()) / 255.0
+    shadow, bright = percentiles(lum, (5, 99))
+    blown = lum >= CLIPPED
+    h, w = blown.shape
+    centre = blown[h // 4:h - h // 4, w // 4:w - w // 4]
+    rest = lum[~blown]
     return {
-        "bright": float(np.percentile(lum, 99)) / 255.0,
-        "shadow": float(np.percentile(lum, 5)) / 255.0,
+        "bright": float(bright) / 255.0,
+        "shadow": float(shadow) / 255.0,
         "entropy": float(-(p * np.log2(p)).sum()) / 8.0,
-        "sharpness": float(np.percentile(np.abs(lap), 99.9)) / 255.0 if lap.size else 0.0,
+        "sharpness": percentiles(np.abs(lap), (99.9,))[0] / 255.0 if lap.size else 0.0,
         "colour": colour,
+        "centre_clipped": float(centre.mean() if centre.size else blown.mean()),
+        "unclipped_mean": float(rest.mean()) / 255.0 if rest.size else 1.0,
     }
+
+
+def percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """np.percentile(a, qs) (linear interpolation) by one np.partition, without np.percentile's overhead
+    (which was most of the time on small pictures)."""
+    flat = a.ravel()
+    n = flat.size
+    at = [q / 100 * (n - 1) for q in qs]
+    ks = sorted({int(k) for k in at} | {min(int(k) + 1, n - 1) for k in at})
+    part = np.partition(flat, ks)
+    out = []
+    for k in at:
+        lo = int(k)
+        hi = min(lo + 1, n - 1)
+        out.append(float(part[lo]) + (float(part[hi]) - float(part[lo])) * (k - lo))
+    return out
 
 
 def mode_bits(mode: str | None) -> int:

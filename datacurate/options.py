@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datacurate.errors import UserError
+from datacurate.errors import UserError, cut
 
 _MISSING: Any = ...
 
@@ -62,7 +62,7 @@ class StageOptions(BaseModel):
     def resolve(cls, config: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None) -> "StageOptions":
         """Flag (or API keyword) > datacurate.yaml section > default; None (and an empty tuple) means "not given"."""
         if config is not None and not isinstance(config, Mapping):
-            raise UserError(f"`{cls.SECTION}:` must be a mapping of options, got {config!r}")
+            raise UserError(f"`{cls.SECTION}:` must be a mapping of options, got {cut(repr(config))}")
         values = {k: v for k, v in (config or {}).items() if v is not None}
         values.update({k: v for k, v in (flags or {}).items() if v is not None and v != ()})
         return cls(**values)
@@ -114,9 +114,9 @@ class StageOptions(BaseModel):
     @classmethod
     def unknown(cls, name: str) -> str:
         known = list(cls.model_fields)
-        near = difflib.get_close_matches(name, known, n=1)
+        near = difflib.get_close_matches(name, known, n=1) if len(name) < 100 else []
         hint = f" (did you mean {near[0]}?)" if near else ""
-        return f"unknown option {cls.SECTION}.{name}{hint}; known: {', '.join(sorted(known)) or 'none'}"
+        return f"unknown option {cls.SECTION}.{cut(name, 100)}{hint}; known: {', '.join(sorted(known)) or 'none'}"
 
     @classmethod
     def describe(cls, exc: ValidationError) -> str:
@@ -130,8 +130,8 @@ class StageOptions(BaseModel):
             return f"{cls.SECTION}: {text}" if cls.SECTION else text
         value = err.get("input")
         if err["type"] == "finite_number":
-            return f"{cls.label(name)} must be a finite number, got {value!r}"
-        return f"{cls.label(name)} must be {cls.rule(name)}, got {value!r}"
+            return f"{cls.label(name)} must be a finite number, got {cut(repr(value))}"
+        return f"{cls.label(name)} must be {cls.rule(name)}, got {cut(repr(value))}"
 
     @classmethod
     def rule(cls, name: str) -> str:

@@ -156,7 +156,7 @@ class SplitRun(Result):
             made = "" if r.dry_run else f" ({r.converted_now} converted now, the others kept from data/split/.converted)"
             out.append(f"{'would convert' if r.dry_run else 'converted'} {r.converted} file(s) to {opts.convert.upper()}{made}")
         if r.manifest:
-            out.append(f"manifest: {self._rel(r.manifest)} (and metadata.{opts.manifest} in each split folder)")
+            out.append(f"manifest: {self._rel(r.manifest)} (and metadata.jsonl in each split folder)")
         if r.stats_removed:
             out.append("train changed: removed the stale stats.json; run `datacurate stats`")
         out += [f"report: {self._rel(path)}" for path in r.reports.values()]

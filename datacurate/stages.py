@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from datacurate.errors import UserError
+from datacurate.errors import UserError, cut
 from datacurate.options import StageOptions, opt
 from datacurate.workspace import CONFIG_NAME, DEFAULT_PATHS
 
@@ -60,12 +60,12 @@ def check_config(config: Mapping[str, Any], where: str = CONFIG_NAME, *, extra: 
     known = sections()
     for key in config:
         if key not in known and key not in extra:
-            raise UserError(f"{where}: unknown section {key!r}; known: {', '.join(known + list(extra))}")
+            raise UserError(f"{where}: unknown section {cut(repr(key), 100)}; known: {', '.join(known + list(extra))}")
     for key, value in config.items():
         if key in extra or value is None:
             continue
         if not isinstance(value, Mapping):
-            raise UserError(f"{where}: `{key}:` must be a mapping of options, got {value!r}")
+            raise UserError(f"{where}: `{key}:` must be a mapping of options, got {cut(repr(value))}")
         try:
             options_model(key).check(value)
         except UserError as exc:

@@ -24,7 +24,12 @@ HEADER = """\
 # datacurate workspace configuration (written by `datacurate init` from the option models).
 # Keys are also command-line flags (underscores become dashes) unless marked "yaml only";
 # precedence is flag > this file > built-in default. Uncomment a line to change a default.
+# A datacurate.yaml over 1 MB is refused (it holds settings; long lists such as queries belong in the files it names).
 """
+
+NOTES: dict[str, str] = {  # a comment line after a section's keys
+    "paths": "each its own folder: two that are one folder, or one inside another, are refused",
+}
 
 EXAMPLES: dict[tuple[str, str], list[str]] = {
     ("train", "augment"): [
@@ -66,6 +71,8 @@ def section_lines(section: str) -> list[str]:
         lines.append(f"#   {entry:<{COLUMN - 4}}" + (f"# {doc}" if doc else "").rstrip() if len(entry) < COLUMN - 5
                      else f"#   {entry}  # {doc}".rstrip(" #"))
         lines += [f"#   {line}" for line in EXAMPLES.get((section, key), [])]
+    if section in NOTES:
+        lines.append(f"#   {'':<{COLUMN - 4}}# {NOTES[section]}")
     return lines
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import yaml
 
-from datacurate.errors import UserError
+from datacurate.errors import UserError, cut
 from datacurate.fsutil import path_text, text_path
 
 if TYPE_CHECKING:
@@ -20,6 +20,8 @@ CONFIG_NAME = "datacurate.yaml"
 STATE_DIR = ".datacurate"
 SOURCES = ("original", "scraped", "test")
 INPUTS = ("original", "test")  # folders the user brings: a `paths:` entry for one must exist
+MAX_CONFIG_BYTES = 1 << 20  # a settings file; a bigger one is a mistake (and slow to parse)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it: 10-20x faster
 QUARANTINE_BESIDE = ".datacurate-quarantine"  # beside a source folder on another file system (see quarantine_for)
 
 # Paths a datacurate.yaml may move (under the `paths:` key), relative to the workspace.
@@ -55,6 +57,10 @@ class Workspace:
     @classmethod
     def open(cls, root: str | os.PathLike | None = None, *, must_exist: bool = True) -> "Workspace":
         """Open the workspace at `root` (default: the current directory)."""
+        if isinstance(root, bytes):
+            root = os.fsdecode(root)
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise UserError(f"a workspace is a folder (str or os.PathLike), got {str(repr(root))[:80]}")
         path = Path(root if root is not None else os.getcwd()).expanduser()
         if must_exist and not path.is_dir():
             if path.exists():
@@ -77,7 +83,11 @@ class Workspace:
             paths = self.config.get("paths") or {}
             if not isinstance(paths, Mapping) or name not in DEFAULT_PATHS:
                 raise UserError(f"{CONFIG_NAME}: `paths` must map names among {', '.join(DEFAULT_PATHS)} to folders")
-            rel = os.path.expanduser(str(paths.get(name, DEFAULT_PATHS[name])))
+            value = DEFAULT_PATHS[name] if paths.get(name) is None else paths[name]
+            if isinstance(value, (bool, list, dict)) or "\0" in str(value) or not str(value).strip():
+                raise UserError(f"{CONFIG_NAME}: paths.{name} must be a folder name"
+                                + (" (it holds a NUL byte)" if "\0" in str(value) else f", not {_shown(value)!r}"))
+            rel = os.path.expanduser(str(value))
             # not resolved: a symlinked folder keeps its name in the workspace (and the catalog's keys with it)
             cache[name] = Path(os.path.abspath(os.path.join(self.root, rel)))
         return cache[name]
@@ -89,27 +99,50 @@ class Workspace:
         self.check_paths()
 
     def check_paths(self) -> None:
-        """Every folder datacurate.yaml's `paths:` names must be usable: UserError (one line) when not.
+        """Every layout folder (a `paths:` entry or its default) and .datacurate must be usable: UserError
+        (one line) when not.
 
-        An input (original, test) must exist; an output folder may be made later, but its parent must
-        exist when it lies outside the workspace (an unmounted disk); no entry may be a file or a
-        symbolic link to nothing.
+        An input given in `paths:` (original, test) must exist; an output folder may be made later, but
+        its parent must exist when it lies outside the workspace (an unmounted disk); no folder may be a
+        file or a symbolic link to nothing, and no two may be one folder or nest (check_overlap).
         """
         given = self.config.get("paths") or {}
-        for name in given if isinstance(given, Mapping) else ():
-            if name not in DEFAULT_PATHS or given[name] is None:
-                continue
-            folder, what = self.path(name), f"{CONFIG_NAME}: paths.{name} {given[name]}"
-            if os.path.islink(folder) and not folder.exists():
-                raise UserError(f"{what} is a symbolic link to {os.readlink(folder)}, which does not exist")
-            if folder.exists() and not folder.is_dir():
-                raise UserError(f"{what} is a file, not a folder")
-            if folder.exists():
+        given = given if isinstance(given, Mapping) else {}
+        for name in DEFAULT_PATHS:
+            folder = self.path(name)
+            if name in given and given[name] is not None:
+                what = f"{CONFIG_NAME}: paths.{name} {_shown(given[name])}"
+            else:
+                what = f"the {name} folder {self.rel(folder)}"
+            _check_folder(folder, what)
+            if folder.exists() or not (name in given and given[name] is not None):
                 continue
             if name in INPUTS:
                 raise UserError(f"{what}: no such folder ({folder})")
             if not self.inside(folder) and not folder.parent.is_dir():
                 raise UserError(f"{what}: neither the folder nor {folder.parent} exists (is the disk mounted?)")
+        _check_folder(self.state_dir, f"the workspace's state folder {STATE_DIR}")
+        self.check_overlap()
+
+    def check_overlap(self) -> None:
+        """No two layout folders may be one folder or lie one inside the other (symbolic links followed):
+        a test folder inside the originals would set every original aside, a split inside them mix its
+        copies into the data."""
+        given = self.config.get("paths") or {}
+
+        def named(n: str) -> str:
+            return f"paths.{n} ({_shown(given.get(n, DEFAULT_PATHS[n]))})"
+
+        real = {name: os.path.realpath(self.path(name)) for name in DEFAULT_PATHS}
+        names = list(DEFAULT_PATHS)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if real[a] == real[b]:
+                    raise UserError(f"{CONFIG_NAME}: {named(a)} and {named(b)} are the same folder; each needs its own")
+                for inner, outer in ((a, b), (b, a)):
+                    if real[inner].startswith(real[outer].rstrip(os.sep) + os.sep):
+                        raise UserError(f"{CONFIG_NAME}: {named(inner)} lies inside {named(outer)}; "
+                                        f"each needs a folder of its own, apart from the others")
 
     def inside(self, path: str | os.PathLike) -> bool:
         """Whether `path` (absolute, not resolved) lies inside the workspace folder."""
@@ -202,6 +235,20 @@ class Workspace:
         return model.resolve(self.config.get(model.SECTION), flags)
 
 
+def _check_folder(folder: Path, what: str) -> None:
+    """UserError when `folder` is a file, or a symbolic link to nothing (a missing folder is fine)."""
+    if os.path.islink(folder) and not folder.exists():
+        raise UserError(f"{what} is a symbolic link to {os.readlink(folder)}, which does not exist")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} is a file, not a folder; move it away")
+
+
+def _shown(value: Any) -> str:
+    """A `paths:` value for an error line (cut when long)."""
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def device(path: Path) -> int | None:
     """st_dev of `path`, or of its nearest existing parent (None when nothing can be stat'ed)."""
     for candidate in (path, *path.parents):
@@ -219,6 +266,10 @@ def load_config(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise UserError(f"{path} is a folder; it should be a YAML file")
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise UserError(f"{path} is {size / 2**20:.1f} MB; a datacurate.yaml over {MAX_CONFIG_BYTES >> 20} MB is refused "
+                            f"(it holds settings: keep long lists such as queries in files it names)")
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
@@ -228,11 +279,11 @@ def load_config(path: Path) -> dict[str, Any]:
         line = raw[:exc.start].count(b"\n") + 1
         raise UserError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise UserError(f"{path}:{where} is not valid YAML ({cut(str(getattr(exc, 'problem', exc)))})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

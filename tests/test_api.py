@@ -6,6 +6,7 @@ import inspect
 import json
 import pydoc
 import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,30 @@ def test_json_on_every_summary_command(tmp_path: Path):
         if name != "predict" and not any(p.name == "as_json" for p in command.params):
             missing.append(name)
     assert missing == []
+
+
+def test_bad_arguments_of_the_api_are_user_errors(tmp_path: Path):
+    """Issue 21 item 10: the run switches, paths and the workspace itself, checked as the CLI checks them."""
+    from datacurate import Workspace, clean, predict, split
+    from datacurate.demodata import make_demo_data
+    from datacurate.errors import UserError
+
+    make_demo_data(tmp_path, per_class=3, test_per_class=1)
+    ws = Workspace(tmp_path)
+    assert Workspace(os.fsencode(str(tmp_path))).root == ws.root  # bytes: a file-system path too
+    bad = [(lambda: Workspace(5), "a workspace is a folder"),
+           (lambda: clean(ws, True), "clean: paths must be a file or folder"),
+           (lambda: clean(ws, [5]), "clean: paths must be a file or folder"),
+           (lambda: clean(ws, wait="x"), "clean: wait (--wait) must be a number of seconds"),
+           (lambda: clean(ws, wait=-1), "clean: wait (--wait) must be a number of seconds, at least 0, got -1"),
+           (lambda: split(ws, fresh="no"), "split: fresh must be true or false, got 'no'"),
+           (lambda: split(ws, dry_run="no"), "split: dry_run must be true or false, got 'no'"),
+           (lambda: predict(ws, "r1", None), "predict needs at least one image or folder"),
+           (lambda: predict(ws, 7, ["x.jpg"]), "predict: run must be a run's name")]
+    for call, needle in bad:
+        with pytest.raises(UserError, match=re.escape(needle)):
+            call()
+    assert not (tmp_path / "data" / "split").exists() and not (tmp_path / "data" / "quarantine").exists()
+    folder = sorted((tmp_path / "data" / "original").iterdir())[0]
+    one = clean(ws, str(folder), dry_run=True)  # one path, not its characters
+    assert f"{len(list(folder.iterdir()))} files checked" in one.summary(), one.summary()

@@ -171,16 +171,18 @@ def test_exact_duplicates_and_label_conflicts(ws: Path):
     write(scraped / "dog" / "s2.jpg", a)  # scraped copy under another class: label-conflict
     b = jpg(31)
     write(orig / "cat" / "b.jpg", b)
-    write(orig / "dog" / "b.jpg", b)  # both originals: reported, nothing moves
+    write(orig / "dog" / "b.jpg", b)  # both originals: both set aside as label-conflict (issue 20)
     result = clean(Workspace.open(ws))
     got = {d.path: (d.reason, d.of) for d in result.decisions}
     assert got == {
         "data/original/cat/a_copy.jpg": ("duplicate", "data/original/cat/a.jpg"),
         "data/scraped/cat/s.jpg": ("duplicate", "data/original/cat/a.jpg"),
         "data/scraped/dog/s2.jpg": ("label-conflict", "data/original/cat/a.jpg"),
+        "data/original/cat/b.jpg": ("label-conflict", "data/quarantine/label-conflict/original/dog/b.jpg"),
+        "data/original/dog/b.jpg": ("label-conflict", "data/quarantine/label-conflict/original/cat/b.jpg"),
     }
-    assert [(p.a, p.b) for p in result.conflicts_reported] == [("data/original/cat/b.jpg", "data/original/dog/b.jpg")]
-    assert (orig / "dog" / "b.jpg").exists() and (orig / "cat" / "b.jpg").exists()
+    assert result.conflicts_reported == []
+    assert not (orig / "dog" / "b.jpg").exists() and not (orig / "cat" / "b.jpg").exists()
     assert (ws / "data" / "quarantine" / "label-conflict" / "scraped" / "dog" / "s2.jpg").exists()
 
 
@@ -338,10 +340,10 @@ def test_demo_data_then_clean_shows_its_work(tmp_path: Path):
     summary = json.loads(proc.stdout)
     for reason in ("truncated", "not-an-image", "empty", "too-small", "odd-aspect", "duplicate"):
         assert summary["set_aside"].get(reason), (reason, summary)
-    assert summary["fixed"] >= 3 and summary["conflicts_reported"] >= 1
+    assert summary["fixed"] >= 3 and summary["set_aside"]["label-conflict"] == 2  # circle_filed_as_triangle and its twin
     assert (demo / "reports" / "clean.html").exists()
     html = (demo / "reports" / "clean.html").read_text(encoding="utf-8")
-    assert 'src="thumbs/' in html and "truncated" in html
+    assert 'src="../data/' in html and "truncated" in html  # demo pictures are small: shown as they are
 
 
 def test_init_makes_layout_and_commented_config(tmp_path: Path):

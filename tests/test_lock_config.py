@@ -111,6 +111,8 @@ BAD_CONFIGS = [
     ({"train": {"epochs": "many"}}, "train: epochs must be a whole number"),
     ({"train": {"groups": [{"modules": ["x"], "optimizer": "rmsprop"}]}}, "rmsprop"),
     ({"train": {"name": "../x"}}, "plain folder name"),
+    ({"train": {"augment": {"preset": "garbage", "vflip": 2}}}, "train.augment.vflip must be between 0 and 1"),
+    ({"train": {"augment": "sharp"}}, "train.augment: unknown preset 'sharp'"),
     ({"evaluate": {"batch_size": 0}}, "evaluate: batch_size must be a whole number of at least 1"),
     ({"stats": {"size": 3}}, "unknown option stats.size"),
     ({"split": ["valid"]}, "`split:` must be a mapping"),
@@ -127,6 +129,17 @@ def test_every_section_is_checked_whatever_the_command(tmp_path: Path, config: d
         assert code == 2 and needle in err and one_line(err), (args, err)
     with pytest.raises(UserError, match="datacurate.yaml"):
         Workspace.open(ws)
+
+
+def test_train_augment_is_checked_without_torch(tmp_path: Path):
+    """A bad train.augment fails at Workspace.open, in a process that never imports torch."""
+    (tmp_path / "datacurate.yaml").write_text("train:\n  augment: {preset: none, hue: 0.9}\n", encoding="utf-8")
+    code = ("import sys\nfrom datacurate.errors import UserError\nfrom datacurate.workspace import Workspace\n"
+            "try:\n    Workspace.open(sys.argv[1])\nexcept UserError as exc:\n    print(exc)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.splitlines() == [f"{tmp_path / 'datacurate.yaml'}: train.augment.hue must be between 0 and 0.5, got 0.9",
+                                       "False"], out.stdout + out.stderr
 
 
 def test_unusual_config_files_are_one_line_errors(tmp_path: Path):
@@ -194,3 +207,22 @@ def test_read_only_workspace_and_unreadable_files_are_one_line_errors():
         assert code == 2 and f"cannot read {cfg}" in err and "permission denied" in err and one_line(err), err
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_huge_config_is_refused_and_a_huge_bad_value_is_cut(tmp_path: Path, monkeypatch):
+    """Issue 21 item 11: libyaml's loader where PyYAML has it, a size limit, errors cut to one short line."""
+    from datacurate import workspace as wsmod
+
+    assert wsmod.SAFE_LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    (tmp_path / "data" / "original").mkdir(parents=True)
+    config = tmp_path / "datacurate.yaml"
+    config.write_text("clean:\n  threshold: '" + "x" * (2 << 20) + "'\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"is 2\.0 MB; a datacurate.yaml over 1 MB is refused"):
+        Workspace.open(tmp_path)
+    config.write_text("clean:\n  threshold: '" + "x" * 900_000 + "'\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        Workspace.open(tmp_path)
+    assert "clean: threshold must be" in str(err.value)
+    proc = run_cli("-C", str(tmp_path), "split", "--dry-run")
+    assert proc.returncode == 2 and len(proc.stderr) < 400 and proc.stderr.count("\n") == 1, proc.stderr[:500]
+    assert "(900002 characters)" in proc.stderr

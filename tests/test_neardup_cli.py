@@ -50,7 +50,7 @@ def test_threshold_and_against(ws: Path, tmp_path: Path) -> None:
     reported = [{r["a"], r["b"]} for r in rows if r["kind"] == "conflict-reported"]
     assert reported == [{"data/original/猫/cat.png", "data/original/狗/cat-misfiled.png"}]
     gallery = (ws / "reports/clean-duplicates.html").read_text("utf-8")
-    assert "Label conflicts" in gallery and "Test-set leaks" in gallery and 'src="thumbs/' in gallery
+    assert "Label conflicts" in gallery and "Test-set leaks" in gallery and 'src="../data/' in gallery
 
 
 def test_bad_threshold_is_one_line(ws: Path) -> None:

@@ -38,9 +38,9 @@ def test_gallery_and_csv(ws: Path) -> None:
     ]
     out = write_duplicates_report(w, pairs, items, ws / "reports" / "clean-duplicates.html")
     text = out.read_text("utf-8")
-    thumbs = re.findall(r'<img loading="lazy" src="(thumbs/[0-9a-z]+\.jpg)"', text)
-    assert len(thumbs) == 5, "a thumbnail for each file that exists"
-    assert all((ws / "reports" / t).is_file() for t in thumbs)
+    shown = re.findall(r'<img loading="lazy" src="([^"]+)"', text)  # 200x150 pictures: shown as they are
+    assert len(shown) == 5 and all(s.startswith("../data/") for s in shown), "a picture for each file that exists"
+    assert all((ws / "reports" / unquote(s)).is_file() for s in shown)
     links = re.findall(r'<a href="([^"]+)">', text)
     assert len(links) == 5 and all((ws / "reports" / unquote(h)).is_file() for h in links), "each links to its file"
     assert "no preview" in text

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import encode, photo, run_cli
 from datacurate.demodata import CLASSES, draw, jpeg
+from datacurate.errors import UserError
+from datacurate.workspace import Workspace
 from datacurate.pipeline.demo import size_chart
 
 VET = {"backbone": "resnet18", "weights": "none", "img_size": 64, "workers": 0}
@@ -176,3 +178,61 @@ def test_a_paths_entry_that_does_not_exist_is_one_line(tmp_path: Path, entry: st
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("test: data/original", "paths.original (data/original) and paths.test (data/original) are the same folder"),
+    ("split: data/original", "paths.original (data/original) and paths.split (data/original) are the same folder"),
+    ("quarantine: data/original", "paths.original (data/original) and paths.quarantine (data/original) are the same"),
+    ("split: data/original/split", "paths.split (data/original/split) lies inside paths.original (data/original)"),
+    ("original: data", "lies inside paths.original (data)"),
+    ("reports: .", "lies inside paths.reports (.)"),
+    ("runs: linked", "paths.split (data/split) and paths.runs (linked) are the same folder"),
+])
+def test_overlapping_paths_are_one_line(tmp_path: Path, entry: str, message: str):
+    """Issue 21 item 4: two layout folders that are one, or nest (links followed), are refused before anything runs."""
+    ws = tmp_path / "ws"
+    (ws / "data" / "original" / "cat").mkdir(parents=True)
+    (ws / "data" / "split").mkdir()
+    (ws / "linked").symlink_to(ws / "data" / "split")
+    (ws / "datacurate.yaml").write_text("paths:\n  " + entry + "\n", encoding="utf-8")
+    before = sorted(p.relative_to(ws) for p in ws.rglob("*"))
+    for args in (["clean"], ["split"]):
+        proc = run_cli("-C", str(ws), *args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*")) == before
+    with pytest.raises(UserError, match="paths"):
+        Workspace.open(ws)
+
+
+@pytest.mark.parametrize("name, make", [
+    ("reports", "file"), ("data/split", "file"), ("data/quarantine", "dangling"), ("runs", "dangling"),
+    (".datacurate", "file"), ("data/test", "dangling"),
+])
+def test_a_default_folder_that_is_a_file_or_a_dangling_link_is_one_line(tmp_path: Path, name: str, make: str):
+    """Issue 21 item 8: the default layout gets the checks a `paths:` entry gets."""
+    ws = tmp_path / "ws"
+    (ws / "data" / "original" / "cat").mkdir(parents=True)
+    (ws / "data" / "original" / "cat" / "a.png").write_bytes(encode(photo(seed=1), "PNG"))
+    target = ws / name
+    if make == "file":
+        target.write_text("x")
+    else:
+        target.symlink_to(tmp_path / "gone")
+    for args in (["clean"], ["report"]):
+        proc = run_cli("-C", str(ws), *args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert ("is a file, not a folder" if make == "file" else "is a symbolic link to") in lines[0], proc.stderr
+        assert "internal error" not in proc.stderr
+
+
+def test_a_nul_byte_in_paths_is_one_line(tmp_path: Path):
+    """Issue 21 item 9."""
+    ws = tmp_path / "ws"
+    (ws / "data" / "original").mkdir(parents=True)
+    (ws / "datacurate.yaml").write_text('paths:\n  runs: "ru\\0ns"\n', encoding="utf-8")
+    proc = run_cli("-C", str(ws), "clean")
+    assert proc.returncode == 2 and "paths.runs must be a folder name (it holds a NUL byte)" in proc.stderr, proc.stderr
+    assert "embedded null byte" not in proc.stderr

@@ -130,16 +130,19 @@ def test_not_duplicates_through_the_api(ws: Path):
     done = keep(w, [str(ws / "data/quarantine/near-duplicate/original/cat/b.jpg"), str(ws / "data/original/cat/a.png")],
                 not_duplicates=True)
     assert [m[1] for m in done.restored.moves] == ["data/original/cat/b.jpg"]
-    keep(w, ["data/quarantine/test-leak/original/cat/c.png", "data/test/cat/t.png"], not_duplicates=True)
-    assert (ws / "data/original/cat/c.png").is_file()
+    for leak in (["data/quarantine/test-leak/original/cat/c.png", "data/test/cat/t.png"],
+                 ["data/quarantine/test-leak/original/cat/c.png"]):  # no override exempts a test leak
+        with pytest.raises(UserError, match="no override exempts a test leak"):
+            keep(w, leak, not_duplicates=len(leak) > 1)
+    assert (ws / "data/quarantine/test-leak/original/cat/c.png").is_file()
     for _ in range(2):
         again = clean(w)
         assert again.decisions == [] and again.pairs == []
     (ws / "data/original/cat/b.jpg").rename(ws / "data/original/cat/b2.jpg")
     assert clean(w).decisions == []
     db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM overrides WHERE kind='apart'").fetchone()[0] == 2
-    assert db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM overrides WHERE kind='apart'").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM pairs WHERE kind != 'test-leak'").fetchone()[0] == 0
     db.close()
     why = reason(w, "data/original/cat/b2.jpg")
     assert why.status == "ok" and why.not_duplicates_of == ["data/original/cat/a.png"]
@@ -219,3 +222,137 @@ def test_dry_run_reports_a_plan_then_the_real_run_replaces_it_and_pages_reach_ev
                               for c in pages[(ws / f"reports/clean-pages/0-0-{n}.html").resolve()].cards]
     reasons = [c["reason"] for c in in_order]
     assert reasons.index("not-an-image") > max(i for i, r in enumerate(reasons) if r == "near-duplicate"), "closest calls first"
+
+
+def test_no_override_opens_the_test_set_or_readmits_identical_bytes(ws: Path):
+    """Issue 21 items 2 and 3: keep refuses test images and test leaks; identical bytes stay one picture a class."""
+    pic = encode(photo(seed=11), "PNG")
+    write(ws / "data/test/cat/t.png", pic)
+    write(ws / "data/original/cat/leak.png", pic)
+    twin = encode(photo(seed=12), "PNG")
+    write(ws / "data/original/cat/a.png", twin)
+    write(ws / "data/original/cat/b.png", twin)
+    w = Workspace.open(ws)
+    first = clean(w)
+    assert sorted((Path(d.path).name, d.reason) for d in first.decisions) == [("b.png", "duplicate"), ("leak.png", "test-leak")]
+    with pytest.raises(UserError, match="test image: test images are never set aside"):
+        keep(w, ["data/test/cat/t.png"])
+    with pytest.raises(UserError, match="no override exempts a test leak"):
+        keep(w, ["data/quarantine/test-leak/original/cat/leak.png"])
+    with pytest.raises(UserError, match="same bytes"):
+        keep(w, ["data/quarantine/duplicate/original/cat/b.png"])
+    assert "identical bytes" in one_line_exit_2("-C", str(ws), "keep", "--not-duplicates", "data/original/cat/a.png",
+                                               str(ws / "data/quarantine/duplicate/original/cat/b.png"))
+    assert "two or more different files" in one_line_exit_2("-C", str(ws), "keep", "--not-duplicates",
+                                                            str(ws / "data/original/cat/a.png"), str(ws / "data/original/cat/a.png"))
+    # overrides recorded by an older datacurate (or the copy clean kept, kept by hand) change nothing
+    import time as _time
+
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    sha_t = db.execute("SELECT sha256 FROM files WHERE path='data/test/cat/t.png'").fetchone()[0]
+    sha_a = db.execute("SELECT sha256 FROM files WHERE path='data/original/cat/a.png'").fetchone()[0]
+    db.executemany("INSERT INTO overrides (kind, a, b, reason, time, path) VALUES (?,?,?,?,?,?)",
+                   [("keep", sha_t, "", "*", _time.time(), "x"), ("apart", sha_a, sha_a, "*", _time.time(), "y")])
+    db.commit()
+    db.close()
+    keep(w, ["data/original/cat/a.png"])
+    restore(w)
+    again = clean(w)
+    assert sorted((Path(d.path).name, d.reason) for d in again.decisions) == [("b.png", "duplicate"), ("leak.png", "test-leak")]
+    assert not again.overridden
+
+
+def test_a_quarantined_file_deleted_by_hand(ws: Path):
+    """Issue 21 item 5: restore and keep name it (one line, exit 2) and record nothing; reason says it is gone."""
+    write(ws / "data/original/x/a.png", encode(photo(seed=7), "PNG"))
+    write(ws / "data/original/x/b.png", encode(photo(seed=7).resize((60, 45)), "PNG"))
+    w = Workspace.open(ws)
+    (moved,) = [d for d in clean(w).decisions]
+    (q,) = list((ws / "data/quarantine").rglob("*.png"))
+    q.unlink()
+    for cmd in (["restore"], ["keep"]):
+        err = one_line_exit_2("-C", str(ws), *cmd, str(q))
+        assert "no longer there" in err and "internal error" not in err
+    with pytest.raises(UserError, match="no longer there"):
+        keep(w, [f"data/original/x/{Path(moved.path).name}"])  # by the path it had
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 0
+    db.close()
+    why = reason(w, f"data/original/x/{Path(moved.path).name}")
+    assert why.status == "missing" and "no longer there" in why.lines()[0]
+
+
+def test_reason_after_keep_json_names_and_a_busy_catalog(ws: Path):
+    """Issue 21 item 13: reason follows a restored twin, shows undecodable names as \\xNN, writes nothing and
+    does not wait on a writer; clean sweeps partial reports a kill -9 left."""
+    import os
+    import time as _time
+
+    im = photo(200, 150, seed=5)
+    write(ws / "data/original/cat/a.png", encode(im, "PNG"))
+    write(ws / "data/original/cat/b.jpg", encode(im.resize((150, 112)), "JPEG", quality=80))
+    odd = os.fsdecode(os.fsencode(str(ws / "data/original/cat")) + b"/\xff.png")
+    write(Path(odd), encode(photo(seed=9), "PNG"))
+    stale = write(ws / "reports" / ".tmp-abc.part", b"half a report")
+    os.utime(stale, (_time.time() - 3600, _time.time() - 3600))
+    w = Workspace.open(ws)
+    clean(w)
+    assert not stale.exists()
+    keep(w, ["data/quarantine/near-duplicate/original/cat/b.jpg"])
+    twin = reason(w, "data/original/cat/a.png")
+    assert [c["path"] for c in twin.compared_with] == ["data/original/cat/b.jpg"]
+    assert reason(w, odd).to_dict()["path"] == "data/original/cat/\\xff.png"
+    new = write(ws / "data/original/cat/new.png", encode(photo(seed=10), "PNG"))
+    writer = sqlite3.connect(ws / ".datacurate/catalog.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT OR REPLACE INTO meta VALUES ('busy', '1')")
+    start = _time.monotonic()
+    try:
+        why = reason(w, str(new))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert _time.monotonic() - start < 3 and why.status == "ok" and why.path == "data/original/cat/new.png"
+    db = sqlite3.connect(ws / ".datacurate/catalog.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM files WHERE path='data/original/cat/new.png'").fetchone()[0] == 0
+    db.close()
+
+
+def test_a_small_picture_is_shown_as_it_is(ws: Path):
+    """No second decode and no thumbnail file for a picture of at most 256 px; a larger one gets its thumbnail."""
+    big, small = photo(400, 300, seed=7), photo(256, 192, seed=8)
+    write(ws / "data/original/a/big.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/a/big-copy.jpg", encode(big, "JPEG", quality=90))
+    write(ws / "data/original/b/small.png", encode(small, "PNG"))
+    write(ws / "data/original/b/small-copy.png", encode(small, "PNG"))
+    clean(Workspace.open(ws), dry_run=True)
+    pages = crawl(ws / "reports" / "clean.html")  # every <img src> exists
+    srcs = {s for p in pages.values() for s in p.imgs}
+    assert "../data/original/b/small.png" in srcs or "../data/original/b/small-copy.png" in srcs, srcs
+    made = list((ws / "reports" / "thumbs").glob("*.jpg"))
+    assert len(made) == 1 and f"thumbs/{made[0].name}" in srcs
+    with Image.open(made[0]) as im:
+        assert max(im.size) == 128
+
+
+def test_unchanged_pages_are_not_made_again(ws: Path):
+    """A clean that changes nothing leaves the review pages as they were; a change or a lost page remakes them."""
+    for i in range(3):
+        write(ws / f"data/original/a/{i}.jpg", encode(photo(96, 72, seed=i), "JPEG"))
+    write(ws / "data/original/a/copy.jpg", encode(photo(96, 72, seed=0), "JPEG"))
+    w = Workspace.open(ws)
+    clean(w, dry_run=True)
+    page, gallery = ws / "reports" / "clean.html", ws / "reports" / "clean-duplicates.html"
+    before = (page.stat().st_ino, gallery.stat().st_ino)
+    again = clean(w, dry_run=True)
+    assert (page.stat().st_ino, gallery.stat().st_ino) == before
+    assert again.reports["html"] == "reports/clean.html"
+    gallery.unlink()
+    clean(w, dry_run=True)
+    assert gallery.is_file() and page.stat().st_ino != before[0]
+    made = page.stat().st_ino
+    write(ws / "data/original/a/copy-of-1.jpg", encode(photo(96, 72, seed=1), "JPEG"))  # one more to set aside
+    clean(w, dry_run=True)
+    assert page.stat().st_ino != made and "copy-of-1.jpg" in page.read_text("utf-8")
+    clean(w)  # the real run reports from the catalog: other pages than the plan's
+    assert "plan — nothing was moved" not in page.read_text("utf-8")

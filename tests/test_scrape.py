@@ -160,7 +160,11 @@ def test_engines_baidu_wikimedia_openverse_flickr_with_queries_file_record_licen
     rows = list(csv.DictReader((ws / "reports" / "attribution.csv").open(encoding="utf-8")))
     assert len(rows) == 5 and {r["class"] for r in rows} == {"ben", "可回收物_易拉罐"}
     assert all((r["license"] == "unknown") == (r["engine"] == "baidu") for r in rows)
-    assert "Licences and authors of the kept scraped images (5)" in (ws / "reports" / "scrape.html").read_text("utf-8")
+    page = (ws / "reports" / "scrape.html").read_text("utf-8")  # rendered from datacurate/data/scrape.html.j2
+    assert page.startswith("<!doctype html>") and "Licences and authors of the kept scraped images (5)" in page
+    assert '<a href="attribution.csv">attribution.csv</a>' in page
+    for r in rows:  # the source page is a link where there is one (baidu gives none)
+        assert (f'<a href="{r["source_page"]}">' in page) == r["source_page"].startswith("http"), r
 
 
 def test_greedy_site_and_urls_file(ws):
@@ -208,6 +212,10 @@ def test_no_image_at_all_is_a_failure_that_names_each_engine_s_reason(ws):
     assert "wikimedia: blocked: HTTP 403: " in last and "Please set a user-agent" in last
     assert "does not disguise itself as a browser" in last
     assert "Traceback" not in proc.stderr
+    page = (ws / "reports" / "scrape.html").read_text("utf-8")
+    assert "<h2>Engines that refused</h2>" in page and "<b>wikimedia</b>: blocked: HTTP 403" in page
+    assert "(datacurate does not disguise itself as a browser" in page  # the advice, as on the terminal
+    assert "(1 empty)" in page and "(1 unrecognised)" in page
 
 
 def test_a_refusing_engine_is_given_up_while_another_delivers(ws):

@@ -271,3 +271,23 @@ def _every_file_has_its_rows(ws: Workspace, at_least: int) -> None:
         rows = {r[0] for r in con.execute("SELECT path FROM files WHERE source='scraped'")}
     assert files == prov == rows
     assert not list((ws.state_dir / "scrape-tmp").glob("*"))
+
+
+def test_results_that_run_out_are_the_end_not_a_changed_format(ws):
+    """A blank page after recognised pages of the query ends the results: no format-changed alarm, never exit 5."""
+    classes(ws, "cat")
+    with FakeEngine({"cat": [make_image(1), make_image(2)]}, page_faults={"bing": "runs-out"}) as fe:
+        first = scrape(ws, fe, "-n", "40")
+        assert first.returncode == 0, first.stderr
+        assert len(saved_files(ws, "cat")) == 2 and fe.hits("/images/") == 2
+        assert "format" not in first.stdout + first.stderr and "2 of 40 wanted (results ran out)" in first.stderr
+        again = scrape(ws, fe, "-n", "40")  # a top-up run: nothing new, and the results run out again
+    assert again.returncode == 1, again.stderr
+    last = again.stderr.strip().splitlines()[-1]
+    assert "format" not in again.stdout + again.stderr and "results for these queries are used up" in last
+    # a first page the parser does not know is still the alarm, and so is an unknown page that holds images
+    from datacurate.scrape.engines import ENGINES, read_page
+    blank = b"<html><head><script>var _G={};</script></head><body></body></html>"
+    assert not read_page(ENGINES["bing"], blank, "u").recognised and not read_page(ENGINES["bing"], blank, "u").results_like
+    moved = b"".join(b'<figure><img data-full="https://x.org/%d.jpg"></figure>' % i for i in range(3))
+    assert read_page(ENGINES["bing"], moved, "u").results_like

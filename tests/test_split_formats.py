@@ -87,8 +87,9 @@ def test_convert_jpeg_with_csv_manifest_then_again_then_jsonl(odd_formats: Path)
     assert (web["source"], web["licence"], web["label"]) == ("https://x.test/File:web", "by-sa 4.0", "circle")
     assert set(table[~table["path"].str.endswith("/web.jpg")]["source"]) == {"original"}
     for split in ("train", "valid"):  # Hugging Face imagefolder: file_name relative to the split folder
-        meta = pd.read_csv(ws / "data" / "split" / split / "metadata.csv", keep_default_na=False)
+        meta = pd.read_json(ws / "data" / "split" / split / "metadata.jsonl", lines=True, dtype=False)
         assert list(meta.columns) == ["file_name", "label", "sha256", "source", "licence"]
+        assert not (ws / "data" / "split" / split / "metadata.csv").exists()
         assert all((ws / "data" / "split" / split / f).is_file() for f in meta["file_name"])
         assert len(meta) == (table["split"] == split).sum()
 
@@ -133,3 +134,34 @@ def test_python_function_and_bad_values(odd_formats: Path, tmp_path: Path):
     proc = run_cli("-C", str(tmp_path), "split")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "split: manifest must be one of csv, jsonl, none, got 'parquet'" in lines[0]
+
+
+def test_hugging_face_imagefolder_loads_the_split(odd_formats: Path, tmp_path: Path, monkeypatch):
+    """`datasets.load_dataset("imagefolder")` reads what `split --manifest csv` wrote: every file, its class name
+    as written (also 007 and Chinese), the scraped image's licence, whichever split holds it."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    datasets = pytest.importorskip("datasets", reason="optional: `pip install datasets` to load the split with Hugging Face")
+    ws = tmp_path / "ws"
+    import shutil
+
+    shutil.copytree(odd_formats, ws, symlinks=True, ignore=shutil.ignore_patterns("split"))
+    numbered = ws / "data" / "original" / "007"
+    numbered.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((40, 48, 3), 20 + 35 * i, np.uint8)).save(numbered / f"{i}.png")
+    run_cli("-C", str(ws), "clean", check=True)
+    run_cli("-C", str(ws), "split", "--manifest", "csv", "--convert", "jpeg", check=True)
+    table = pd.read_csv(ws / "data" / "split" / "manifest.csv", keep_default_na=False, dtype=str)
+    ds = datasets.load_dataset("imagefolder", data_dir=str(ws / "data" / "split"), cache_dir=str(tmp_path / "hf-cache"))
+    assert sorted(ds) == ["train", "validation"]
+    for name, split in (("train", "train"), ("validation", "valid")):
+        part = ds[name]
+        assert part.features["label"].dtype in ("string", "large_string")
+        assert part.features["licence"].dtype in ("string", "large_string")
+        want = table[table["split"] == split]
+        assert sorted(zip(part["label"], part["sha256"])) == sorted(zip(want["label"], want["sha256"]))
+    rows = [r for name in ds for r in ds[name].select_columns(["label", "licence", "source"])]
+    assert {r["label"] for r in rows} == set(table["label"]) >= {"007", "条纹_stripes"}
+    assert [r["licence"] for r in rows if r["source"] != "original"] == ["by-sa 4.0"]
+    assert ds["train"][0]["image"].size[0] > 0

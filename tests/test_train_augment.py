@@ -165,7 +165,7 @@ def test_plan_prints_augmentation_head_and_tricks(tmp_path, capsys, monkeypatch)
 
 def test_augment_preview_page_and_grid(tmp_path, capsys, monkeypatch):
     make_split(tmp_path)
-    code, out, err = cli(["-C", str(tmp_path), "augment-preview", "--policy", "garbage", "-n", "3", "--per-class", "2"],
+    code, out, err = cli(["-C", str(tmp_path), "augment-preview", "--augment", "garbage", "-n", "3", "--per-class", "2"],
                          capsys, monkeypatch)
     assert code == 0, err
     assert "vertical flip" in out and "wrote reports/augment.html and reports/augment.png: 6 images of 3 classes" in out
@@ -177,8 +177,21 @@ def test_augment_preview_page_and_grid(tmp_path, capsys, monkeypatch):
     (tmp_path / "datacurate.yaml").write_text("train:\n  augment: {preset: none, grayscale: 1.0}\n", encoding="utf-8")
     code, out, _ = cli(["-C", str(tmp_path), "augment-preview", "-n", "1", "--per-class", "1"], capsys, monkeypatch)
     assert code == 0 and "grayscale p=1" in out
-    code, _, err = cli(["-C", str(tmp_path), "augment-preview", "--policy", "wild"], capsys, monkeypatch)
-    assert code == 2 and "unknown preset 'wild'" in err
+    code, _, err = cli(["-C", str(tmp_path), "augment-preview", "--augment", "wild"], capsys, monkeypatch)
+    assert code == 2 and "--augment: unknown preset 'wild'" in err
+
+
+def test_augment_preview_flag_is_trains_augment(tmp_path, capsys, monkeypatch):
+    """augment-preview --augment PRESET, as train has it; --policy stays a hidden alias."""
+    make_split(tmp_path)
+    code, out, _ = cli(["augment-preview", "--help"], capsys, monkeypatch)
+    assert code == 0 and "--augment PRESET" in out and "--policy" not in out
+    for flag in ("--augment", "--policy"):
+        code, out, err = cli(["-C", str(tmp_path), "augment-preview", flag, "garbage", "-n", "1", "--per-class", "1"],
+                             capsys, monkeypatch)
+        assert code == 0 and "vertical flip" in out, (flag, err)
+    code, _, err = cli(["-C", str(tmp_path), "augment-preview", "--augment", "garbage", "--policy", "none"], capsys, monkeypatch)
+    assert code == 2 and "disagree" in err
 
 
 @pytest.mark.parametrize("recipe", ["characters", "garbage", "cub200", "demo"])

@@ -93,7 +93,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(runs):
     assert torch.equal(w2["layer4.0.conv2.weight"], init["layer4.0.conv2.weight"])
     metrics = json.loads((two / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["processes"] == 2 and metrics["global_batch"] == 8
-    assert "run two: 9 train / 6 valid images, 3 classes, 3 epochs on cpu x 2 processes (gloo), global batch 8" in proc.stderr
+    assert "run two: 9 train / 6 valid images, 3 classes, 3 epochs, 6 optimizer steps on cpu x 2 processes (gloo), global batch 8" in proc.stderr
     assert "batch: 4 per process x 2 processes = global batch 8" in (two / "plan.txt").read_text(encoding="utf-8")
 
 

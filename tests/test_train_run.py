@@ -90,6 +90,9 @@ def test_train_cli_end_to_end(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert out.startswith("run r1: 2 epochs on cpu; best epoch ") and "wrote runs/r1/" in out
     assert "epoch 1 head 1: train loss" in err and "epoch 2 finetune 1:" in err
+    # 12 images at batch 4: 3 steps an epoch, 6 in all, said at the start with a warning naming what to change
+    assert "12 train / 6 valid images, 3 classes, 2 epochs, 6 optimizer steps on cpu" in err
+    assert "warning: 6 optimizer steps in all, fewer than 100: the model will likely underfit" in err and "fit-head" in err
     run = tmp_path / "runs" / "r1"
     for f in ("best.pt", "last.pt", "history.csv", "history.png", "metrics.json", "config.yaml", "plan.txt"):
         assert (run / f).is_file(), f
@@ -117,6 +120,19 @@ def test_train_cli_end_to_end(tmp_path, capsys, monkeypatch):
     assert code == 2 and "exists; continue it with --resume" in err
     code, _, err = cli(["-C", str(tmp_path), "train", "--resume", "--name", "r1"], capsys, monkeypatch)
     assert code == 2 and "already finished" in err
+
+
+def test_plan_states_optimizer_steps_per_stage_and_warns_when_few(tmp_path, capsys, monkeypatch):
+    make_split(tmp_path, n_train=10)  # 30 train images
+    base = ["-C", str(tmp_path), "train", "--plan", "--arch", "resnet18", "--weights", "none", "--freeze-until", "layer4"]
+    code, out, err = cli(base + ["--batch-size", "32", "--head-epochs", "2", "--epochs", "10"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "optimizer steps: 1 per epoch (30 train images / batch 32); stage 1 head 2, stage 2 finetune 10; 12 in all" in out
+    warning = next(line for line in out.splitlines() if line.startswith("warning: "))
+    assert "12 optimizer steps in all, fewer than 100" in warning and "--batch-size (8 gives 4 steps per epoch)" in warning
+    assert "more epochs" in warning and "fit-head" in warning
+    code, out, err = cli(base + ["--batch-size", "2", "--head-epochs", "0", "--epochs", "7"], capsys, monkeypatch)
+    assert code == 0 and "15 per epoch" in out and "105 in all" in out and "warning:" not in out
 
 
 KILLED = """
@@ -253,3 +269,33 @@ def test_predict_cli(trained, capsys, monkeypatch):
     assert "1 images could not be decoded" in err
     code, _, err = cli(["-C", str(root), "predict", "tiny", str(one), "--label-map", str(root / "missing.json")], capsys, monkeypatch)
     assert code == 2 and "missing.json: no such file" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--arch", "vit_b_16", "--weights", "none", "--img-size", "64"], "vit_b_16 takes images of exactly 224 pixels"),
+    (["train", "--arch", "inception_v3", "--weights", "none", "--img-size", "64"], "inception_v3 needs images of at least 75"),
+    (["vet", "--backbone", "maxvit_t", "--weights", "none", "--img-size", "64"], "maxvit_t takes images of exactly 224"),
+])
+def test_an_input_size_the_architecture_cannot_take_is_named_before_anything_is_written(tmp_path, capsys, monkeypatch,
+                                                                                       args, needle):
+    """Issue 21 item 7: one line, exit 2, no run folder holding only config.yaml and plan.txt."""
+    root = make_split(tmp_path)
+    code, _, err = cli(["-C", str(root), *args], capsys, monkeypatch)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (root / "runs").exists()
+
+
+def test_gpus_0_and_a_torchscript_weights_file_are_named_as_such(tmp_path, capsys, monkeypatch, recwarn):
+    """Issue 21 item 13: --gpus 0 names --gpus; a TorchScript file as --weights is one line, no torch warning."""
+    from datacurate.errors import UserError
+    from datacurate.train.models import read_weights_file
+
+    root = make_split(tmp_path)
+    code, _, err = cli(["-C", str(root), "train", "--gpus", "0", "--plan"], capsys, monkeypatch)
+    assert code == 2 and "--gpus must be at least 1, got 0" in err, err
+    ts = tmp_path / "ts.pt"
+    torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)).save(str(ts))
+    recwarn.clear()
+    with pytest.raises(UserError, match=r"is not a loadable PyTorch weights file: it is a TorchScript program") as exc:
+        read_weights_file(ts)
+    assert not [w for w in recwarn.list if "torch" in str(w.filename)] and "\n" not in str(exc.value)

@@ -196,7 +196,7 @@ def test_export_parity_and_predict_model(run_ws, tmp_path, fmt, capsys, monkeypa
     assert "parity on 9 split images: max |logit difference| " in out
     diff = float(out.split("max |logit difference| ")[1].split()[0])
     assert diff <= 1e-3
-    meta = json.loads(out_file.with_suffix(".json").read_text(encoding="utf-8"))
+    meta = json.loads(out_file.with_name(out_file.name + ".json").read_text(encoding="utf-8"))
     assert meta["classes"] == sorted(CLASSES) and meta["preprocess"]["crop"] == 64 and meta["label_map"]["可回收物_易拉罐"] == "可回收物/易拉罐"
     folder = run_ws / "data" / "split" / "valid" / "可回收物_易拉罐"
     code, out, err = cli(["-C", str(run_ws), "predict", "--model", str(out_file), str(folder), "--top", "3"], capsys, monkeypatch)
@@ -218,10 +218,10 @@ def test_export_errors(run_ws, tmp_path, capsys, monkeypatch):
     lone = tmp_path / "lone.onnx"
     lone.write_bytes(b"not onnx")
     code, _, err = cli(["-C", str(run_ws), "predict", "--model", str(lone), "x.jpg"], capsys, monkeypatch)
-    assert code == 2 and "lone.json" in err
+    assert code == 2 and "lone.onnx.json" in err
     # the default place is the run folder
     code, out, err = cli(["-C", str(run_ws), "export", "tiny"], capsys, monkeypatch)
-    assert code == 0 and (run_ws / "runs" / "tiny" / "model.onnx").is_file() and (run_ws / "runs" / "tiny" / "model.json").is_file()
+    assert code == 0 and (run_ws / "runs" / "tiny" / "model.onnx").is_file() and (run_ws / "runs" / "tiny" / "model.onnx.json").is_file()
 
 
 WORKERS = """

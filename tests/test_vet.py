@@ -159,9 +159,9 @@ def test_dry_run_moves_nothing_and_report_covers_every_image(ws: Path):
     assert len(rows) == 3 * (N_ORIGINAL + N_GOOD + 2)
     assert {r["flag"] for r in rows if r["path"].endswith("chart.jpg")} == {"off-topic"}
     page = (ws / "reports" / "vet.html").read_text(encoding="utf-8")
-    assert "chart.jpg" in page and 'src="thumbs/' in page and "nearest red original" in page
+    assert "chart.jpg" in page and 'src="../data/scraped/' in page and "nearest red original" in page
     assert "plan — nothing was moved" in page
-    assert any((ws / "reports" / "thumbs").glob("*.jpg"))
+    assert not any((ws / "reports" / "thumbs").glob("*.jpg"))  # 64x48 pictures are shown as they are
 
 
 def test_cache_survives_a_rename_and_embeds_only_new_images(ws: Path):
@@ -258,3 +258,17 @@ def test_far_but_recognised_member_is_kept_unless_the_rule_is_off():
         assert {f.path: f.reason for f in result.flags} == expected, options
         unusual = next(s for s in result.scores if s.path == "s/unusual")
         assert unusual.distance > 3 * unusual.threshold and unusual.likeliest == "a" and unusual.quality > 0.9
+
+
+def test_trusted_split_takes_files_of_one_name_in_nested_folders(tmp_path: Path):
+    """Issue 21 item 6: circle/a.jpg and circle/sub/a.jpg both reach the trusted split (was FileExistsError)."""
+    from datacurate.vet.trust import _trusted_split
+    from datacurate.workspace import Workspace
+
+    rows = []
+    for n, rel in enumerate(["circle/a.jpg", "circle/sub/a.jpg", "circle/sub/deeper/a.jpg", "circle/b.jpg"]):
+        _put(tmp_path / "data" / "original" / rel, jpeg(picture(0.5, random.Random(n))))
+        rows.append({"path": f"data/original/{rel}", "class": "circle", "sha256": f"{n:064x}"})
+    folder = _trusted_split(Workspace.open(tmp_path), 0, rows)
+    got = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
+    assert len(got) == 4 and len(set(got)) == 4 and sum("/circle/a" in p for p in got) == 3

@@ -1,4 +1,4 @@
-"""CLI for `datacurate clean` and `datacurate restore`."""
+"""CLI for `datacurate clean`, `restore`, `keep`, `reason` and `relabel`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datacurate.cluster.cli import ray_flag, ray_options
 from datacurate.fsutil import shown
 from datacurate.imageio import HASH_KINDS, REASONS
 
-KEEPABLE = ("too-small", "odd-aspect", "duplicate", "near-duplicate", "label-conflict", "test-leak") + FLAGS + ("off-topic", "wrong-class")
+KEEPABLE = ("too-small", "odd-aspect", "near-duplicate", "label-conflict") + FLAGS + ("off-topic", "wrong-class")
 SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
 
 
@@ -145,4 +145,28 @@ def reason(ctx, path, as_json):
         click.echo(shown(line))
 
 
-COMMANDS = [clean, restore, keep, reason]
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("klass", metavar="CLASS")
+@click.option("--new-class", is_flag=True, help="Make CLASS when no class of that name exists yet.")
+@click.option("--dry-run", is_flag=True, help="Print what would move; move nothing.")
+@json_option
+@pass_ctx
+def relabel(ctx, paths, klass, new_class, dry_run, as_json):
+    """Move PATHS to the class folder CLASS (out of quarantine too); later clean and vet runs keep the label.
+
+    `datacurate restore PATH` puts a relabelled file back where it was.
+    """
+    from datacurate.clean.relabel import relabel as relabel_files
+
+    result = relabel_files(ctx.workspace(), paths, klass, new_class=new_class, dry_run=dry_run)
+    if as_json:
+        echo_json(result.summary())
+        return
+    for src, dst, was in result.moves:
+        click.echo(f"{'would relabel' if dry_run else 'relabelled'}  {shown(src)} -> {shown(dst)}  [{shown(was)} -> {shown(klass)}]")
+    if dry_run:
+        click.echo("dry run: nothing moved")
+
+
+COMMANDS = [clean, restore, keep, reason, relabel]

@@ -106,10 +106,16 @@ class _Locator:
     def __init__(self, ws: Workspace, items_by_path: dict[str, Item]):
         self.ws = ws
         self.items = dict(items_by_path)
-        for item in items_by_path.values():
-            home = self._home(item.path)
-            if home and home not in self.items:
-                self.items[home] = item
+        self.homed = False  # the items' homes are added at the first path not found (none when no pair names one)
+
+    def _item(self, path: str) -> Item | None:
+        if path not in self.items and not self.homed:
+            self.homed = True
+            for item in list(self.items.values()):
+                home = self._home(item.path)
+                if home and home not in self.items:
+                    self.items[home] = item
+        return self.items.get(path)
 
     def _home(self, path: str) -> str | None:
         from datacurate.clean.scan import place
@@ -134,7 +140,7 @@ class _Locator:
 
     def shown(self, path: str, lines: list[str], *, kept: bool = False, reason: str | None = None) -> dict:
         """A picture for the template: {"pic": Pic where it is now, "lines": caption, "kept": bool}."""
-        item = self.items.get(path)
+        item = self._item(path)
         now = item.path if item else self._quarantined(path, reason)
         info = [path]
         if item:

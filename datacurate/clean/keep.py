@@ -23,15 +23,17 @@ from datacurate import overrides
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clean.restore import RestoreResult, restore_row
 from datacurate.errors import UserError
+from datacurate.fsutil import shown
 from datacurate.workspace import Workspace
 
 VET_REASONS = ("off-topic", "wrong-class")
 COPY_REASONS = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
 
 
-def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
+def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike, *, index: bool = True):
     """The catalog row of the file at `raw` (relative to the current folder), or of the file that had
-    that path before clean or vet set it aside. One clear UserError otherwise."""
+    that path before clean or vet set it aside. One clear UserError otherwise. A file of the data
+    folders no command has seen yet is indexed (a write), or with index=False its path is returned."""
     from datacurate.clean.scan import index_files, place
 
     given = Path(raw).expanduser()
@@ -44,6 +46,8 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
     except UserError:
         raise UserError(f"{raw} is outside the workspace {ws.root}") from None
     row = _known(cat, rel)
+    if row is None and path.is_file() and place(ws, str(path)) and not index:
+        return rel
     if row is None and path.is_file() and place(ws, str(path)):
         index_files(ws, cat, roots=[path.parent])  # a file no command has seen yet
         row = cat.file(rel)
@@ -52,6 +56,18 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike):
             raise UserError(f"{raw}: no such file (not on disk, and the catalog knows no file that was there)")
         raise UserError(f"{raw} is not a file in the workspace's data folders (original, scraped, test, quarantine)")
     return row
+
+
+def gone(ws: Workspace, row) -> bool:
+    """A file the catalog has in quarantine that is no longer there (deleted by hand)."""
+    return row["status"] == "quarantined" and not os.path.lexists(ws.abs(row["path"]))
+
+
+def check_present(ws: Workspace, raw, row) -> None:
+    """UserError (before anything is recorded or moved) for a quarantined file deleted by hand."""
+    if gone(ws, row):
+        raise UserError(f"{raw}: clean or vet set it aside at {shown(row['path'])}, but that file is no longer there "
+                        f"(deleted by hand?); nothing to bring back")
 
 
 def _known(cat: Catalog, rel: str):
@@ -78,22 +94,20 @@ class KeepResult:
 def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence[str] = (),
          not_duplicates: bool = False, dry_run: bool = False) -> KeepResult:
     """Overrule clean and vet for the files at `paths` (see the module docstring); remembered by content."""
-    from datacurate.clean.run import UNKEEPABLE
-
     if not paths:
         raise UserError("name the files to keep")
     if not_duplicates and len(paths) < 2:
         raise UserError("--not-duplicates needs two or more files: the ones that are not copies of each other")
+    if "test-leak" in reasons:
+        raise UserError(f"--reason test-leak: {NO_LEAK_OVERRIDE}")
     result = KeepResult(dry_run, restored=RestoreResult(dry_run))
     with open_catalog(ws) as cat:
         rows = [locate(ws, cat, p) for p in paths]
         for raw, row in zip(paths, rows):
-            why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
-            if why in UNKEEPABLE or not row["sha256"]:
-                raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
-                                f"`datacurate restore {raw}` brings it back to look at")
+            _check_keepable(ws, raw, row)
         unique = list({r["path"]: r for r in rows}.values())
         if not_duplicates:
+            _check_apart(unique)
             _not_duplicates(ws, cat, unique, result)
         else:
             for row in unique:
@@ -101,18 +115,57 @@ def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence
     return result
 
 
+READ_WAIT = 5.0  # seconds `reason` waits for a writer holding the catalog
+NO_LEAK_OVERRIDE = "no override exempts a test leak (training on a copy of a test image makes the test score a lie)"
+
+
+def _check_keepable(ws: Workspace, raw, row) -> None:
+    """One clear UserError for a file keep has nothing to do with, or must not bring back."""
+    from datacurate.clean.run import UNKEEPABLE
+
+    check_present(ws, raw, row)
+    why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
+    if why in UNKEEPABLE or not row["sha256"]:
+        raise UserError(f"{raw} cannot be kept: it is {why or 'unreadable'} (training could not read it); "
+                        f"`datacurate restore {raw}` brings it back to look at")
+    found = ws.source_of(ws.abs(row["origin"] or row["home"] or row["path"]))
+    if found and found[0] == "test":
+        raise UserError(f"{raw} is a test image: test images are never set aside, so there is nothing to keep "
+                        f"(and {NO_LEAK_OVERRIDE})")
+    check_no_leak(raw, row)
+    if row["status"] == "quarantined" and row["reason"] == "duplicate":
+        raise UserError(f"{raw} has the same bytes as a file clean kept in its class: identical bytes are one "
+                        f"picture, and one copy per class stays (`datacurate reason {raw}` names it)")
+
+
+def check_no_leak(raw, row) -> None:
+    """UserError for a file set aside as a test leak: no person's word (keep, relabel) brings it back."""
+    if row["status"] == "quarantined" and row["reason"] == "test-leak":
+        raise UserError(f"{raw} was set aside as a test leak (a copy of a test image): {NO_LEAK_OVERRIDE}")
+
+
+def _check_apart(rows) -> None:
+    """--not-duplicates needs two different files, and files with identical bytes are one picture."""
+    if len(rows) < 2:
+        raise UserError("--not-duplicates needs two or more different files: the ones that are not copies of each other")
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["sha256"] in seen:
+            raise UserError(f"--not-duplicates: {shown(seen[row['sha256']])} and {shown(row['path'])} have identical bytes: "
+                            f"they are one picture, and one copy per class stays")
+        seen[row["sha256"]] = row["path"]
+
+
 def _keep_one(ws: Workspace, cat: Catalog, row, reasons: tuple[str, ...], result: KeepResult) -> None:
     result.kept.append(row["path"])
     wanted = row["status"] == "quarantined" and (not reasons or row["reason"] in reasons)
+    # first the move (it can fail), then the override: never an override for a file left behind
+    now = restore_row(ws, cat, row, result.restored) if wanted else row["path"]
     if result.dry_run:
-        if wanted:
-            restore_row(ws, cat, row, result.restored)
         return
     with cat.transaction():
         overrides.add_keep(cat, row["sha256"], reasons, row["origin"] or row["home"])
-        cat.log("keep", row["path"], None, ",".join(reasons) or overrides.EVERY, "a person said keep")
-    if wanted:
-        restore_row(ws, cat, row, result.restored)
+        cat.log("keep", now, None, ",".join(reasons) or overrides.EVERY, "a person said keep")  # where it is now
 
 
 def _not_duplicates(ws: Workspace, cat: Catalog, rows, result: KeepResult) -> None:
@@ -151,7 +204,7 @@ class Reason:
 
     path: str                      # where it is now
     home: str                      # where it belongs
-    status: str                    # ok | quarantined
+    status: str                    # ok | quarantined | missing (set aside, then deleted by hand)
     stage: str | None = None       # clean | vet (None: not set aside)
     reason: str | None = None
     detail: str | None = None
@@ -164,12 +217,21 @@ class Reason:
     not_duplicates_of: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, paths as people read them (undecodable bytes as \\xNN, as everywhere else)."""
+        out = asdict(self)
+        for key in ("path", "home"):
+            out[key] = shown(out[key])
+        out["not_duplicates_of"] = [shown(p) for p in out["not_duplicates_of"]]
+        out["compared_with"] = [{**c, "path": shown(c["path"])} for c in out["compared_with"]]
+        return out
 
     def lines(self) -> list[str]:
         import time
 
-        if self.status == "quarantined":
+        if self.status == "missing":
+            head = (f"{self.home}: set aside by {self.stage} as {self.reason} to {self.path}, but that file is no longer "
+                    f"there (deleted by hand?)")
+        elif self.status == "quarantined":
             head = f"{self.home}: set aside by {self.stage} as {self.reason}, now at {self.path}"
         else:
             head = f"{self.path}: in place (not set aside)"
@@ -192,9 +254,14 @@ class Reason:
 
 
 def reason(ws: Workspace, path: str | os.PathLike) -> Reason:
-    """Why the file at `path` was set aside (or that it was not), and what it was compared with."""
-    with open_catalog(ws) as cat:
-        row = locate(ws, cat, path)
+    """Why the file at `path` was set aside (or that it was not), and what it was compared with.
+
+    Read only: it writes nothing to the catalog, so it needs no workspace lock and waits little on a writer.
+    """
+    with open_catalog(ws, timeout=READ_WAIT) as cat:
+        row = locate(ws, cat, path, index=False)
+        if isinstance(row, str):  # in a data folder, seen by no command yet: in place
+            return Reason(row, row, "ok")
         out = Reason(row["path"], row["origin"] or row["home"], row["status"])
         if row["status"] == "quarantined":
             out.reason, out.detail = row["reason"], row["detail"]
@@ -202,6 +269,8 @@ def reason(ws: Workspace, path: str | os.PathLike) -> Reason:
             event = cat.db.execute("SELECT time, detail FROM events WHERE action='quarantine' AND dst=? ORDER BY id DESC "
                                    "LIMIT 1", (row["path"],)).fetchone()
             out.when = event["time"] if event else None
+            if gone(ws, row):
+                out.status = "missing"
         _compared(cat, row, out)
         said = overrides.load(cat)
         out.kept_by_you = sorted(said.kept.get(row["sha256"], ()))

@@ -9,7 +9,7 @@ Order of work:
    A and C far apart) never merge unrelated images, C simply starts its own cluster.
 3. In each cluster (model.settle): the classes holding an original are its labels (none: the
    keeper's class). Inside each such class one copy is kept per group within K of it (best
-   first by keeper_key) and the others are `near-duplicate`s of it, so a class keeps one copy
+   first by keeper_key, flagged and washed-out copies last) and the others are `near-duplicate`s of it, so a class keeps one copy
    even when the cluster's keeper lies in another class; class keepers under different labels
    stay and are reported as `conflict-reported` for a person to decide. Every member of a class
    without an original (scraped copies filed elsewhere) is a `label-conflict`.

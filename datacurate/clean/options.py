@@ -39,6 +39,8 @@ class CleanOptions(StageOptions):
     placeholder_hashes: str | list[str] | None = opt(None, "placeholder pictures: phash/sha256 hex values, or a file of them")
     dark_below: float = opt(_flag("dark_below"), "dark: brightest 1% of pixels under this luminance", ge=0, le=1)
     light_above: float = opt(_flag("light_above"), "light: darkest 5% of pixels over this luminance", ge=0, le=1)
+    blown_above: float = opt(_flag("blown_above"), "light: share of the middle's pixels blown out over this (the rest bright)",
+                             ge=0, le=1)
     blurry_below: float = opt(_flag("blurry_below"), "blurry: strongest edges under this", ge=0, le=1)
     low_information_below: float = opt(_flag("low_information_below"), "low-information: luminance entropy under this", ge=0, le=1)
     grayscale_below: float = opt(_flag("grayscale_below"), "grayscale: mean spread between R, G and B under this", ge=0, le=1)

@@ -26,13 +26,16 @@ DEFAULT_DROP = ("placeholder", "low-information", "dark", "light")  # blurry dep
 # option name -> (flag, default); measured by benchmarks/bench_quality.py (see benchmarks/RESULTS.md)
 THRESHOLDS = {
     "dark_below": ("dark", 0.35),                # brightest 1% of pixels under this luminance (0..1)
-    "light_above": ("light", 0.65),              # darkest 5% of pixels over this luminance
+    "light_above": ("light", 0.65),              # darkest 5% of pixels over this luminance (washed out)
+    "blown_above": ("light", 0.5),               # share of the middle's pixels blown out (>= 250) over this,
+                                                 # the rest bright too (overexposed; bench_light.py)
     "blurry_below": ("blurry", 0.10),            # strongest edges (99.9th pct |Laplacian| / 255) under this
     "low_information_below": ("low-information", 0.44),  # luminance entropy (bits / 8) under this
     "grayscale_below": ("grayscale", 0.01),      # mean spread between R, G and B under this
     "odd_size_factor": ("odd-size", 10.0),       # side this many times over or under the median side
 }
 DEFAULT_THRESHOLDS = {name: default for name, (_, default) in THRESHOLDS.items()}
+BRIGHT_REST = 0.5  # overexposed: the pixels not blown out average at least this luminance (bench_light.py)
 PLACEHOLDER_BITS = 4  # a phash within this many bits of a listed placeholder matches
 MIN_FOR_ODD_SIZE = 10  # fewer images than this: no median to be odd against
 # Known placeholder pictures (hex phash or sha256). None ships verified: extend with
@@ -103,7 +106,7 @@ def image_flags(metrics: dict | None, mode: str | None, thresholds: dict = DEFAU
     low_info = entropy < thresholds["low_information_below"]
     raised = {
         "dark": metrics["bright"] < thresholds["dark_below"],
-        "light": metrics["shadow"] > thresholds["light_above"],
+        "light": metrics["shadow"] > thresholds["light_above"] or _overexposed(metrics, thresholds),
         "blurry": metrics["sharpness"] < thresholds["blurry_below"] and not low_info,  # flat is not blurry
         "low-information": low_info,
         "grayscale": metrics["colour"] < thresholds["grayscale_below"],
@@ -111,7 +114,15 @@ def image_flags(metrics: dict | None, mode: str | None, thresholds: dict = DEFAU
     return [f for f in FLAGS if raised.get(f)]
 
 
+def _overexposed(m: dict, t: dict) -> bool:
+    """Blown out in the middle and bright in the rest (a subject on a white background keeps its own tones)."""
+    return m.get("centre_clipped", 0.0) > t["blown_above"] and m.get("unclipped_mean", 0.0) >= BRIGHT_REST
+
+
 def _describe(flag: str, m: dict, t: dict) -> str:
+    if flag == "light" and m and m["shadow"] <= t["light_above"]:
+        return (f"light (overexposed: {m['centre_clipped']:.0%} of the middle blown out > {t['blown_above']:g}, "
+                f"the rest at {m['unclipped_mean']:.2f})")
     return {
         "dark": f"dark (brightest 1% at {m['bright']:.2f} < {t['dark_below']:g})",
         "light": f"light (darkest 5% at {m['shadow']:.2f} > {t['light_above']:g})",

@@ -82,10 +82,65 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, quiet: bool = True, page_
 
 def _write_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair], *, quiet: bool,
                  page_size: int | None) -> dict[str, str]:
+    """The review pages, the gallery and the pairs CSV; not made again when what they show has not changed."""
+    stamp = _stamp(ws, view, pairs, page_size)
+    same = _unchanged(ws, stamp)
+    if same is not None:
+        return same
+    paths, pics = _make_pages(ws, cat, view, pairs, quiet=quiet, page_size=page_size)
+    _remember(ws, stamp, paths, pics)
+    return paths
+
+
+STAMP = ".clean-pages.json"  # what the pages were made from, and the files they need
+SOURCES = ("clean/report.py", "clean/gallery.py", "report/review.py", "data/review.html.j2",
+           "data/review-macros.html.j2", "data/clean-summary.html.j2", "data/clean-duplicates.html.j2")
+
+
+def _stamp(ws: Workspace, view: CleanView, pairs: list[Pair], page_size: int | None) -> str:
+    """A digest of everything the pages depend on: the view, the pairs, the layout, the code that renders them."""
+    import hashlib
+    import os
+
+    import datacurate
+
+    digest = hashlib.sha256(repr((view, pairs, page_size, ws.root.name, os.path.relpath(ws.root, ws.reports),
+                                  datacurate.__version__)).encode("utf-8"))
+    package = Path(datacurate.__file__).parent
+    for name in SOURCES:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _unchanged(ws: Workspace, stamp: str) -> dict[str, str] | None:
+    """The paths of the last pages when they were made from the same stamp and every file they need is there."""
+    import json
+
+    try:
+        last = json.loads((ws.reports / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(last, dict) or last.get("stamp") != stamp:
+        return None
+    if not all((ws.reports / name).is_file() for name in last.get("files", [])):
+        return None
+    return last.get("paths")
+
+
+def _remember(ws: Workspace, stamp: str, paths: dict[str, str], pics: Pictures) -> None:
+    import json
+
+    pages = sorted(p.relative_to(ws.reports).as_posix() for p in (ws.reports / "clean-pages").glob("*.html"))
+    files = ["clean.html", "clean-duplicates.html", "clean-pairs.csv", *pages, *sorted(set(pics.thumbs.values()))]
+    atomic_write_text(ws.reports / STAMP, json.dumps({"stamp": stamp, "paths": paths, "files": files}), sync=False)
+
+
+def _make_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair], *, quiet: bool,
+                page_size: int | None) -> tuple[dict[str, str], Pictures]:
     from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
     from datacurate.clean.run import _item
 
-    pics = Pictures(ws, quiet)
+    pics = Pictures(ws, quiet, cat)
     cards = [_card(e) for e in view.entries]
     cards += [Card(p, klass, KEPT_FLAGGED, [p.path, f"flags: {flags}"], 3.0) for p, flags, klass in view.kept_flagged]
     pics.want(p for c in cards for p in [c.pic] if c.preview)
@@ -100,7 +155,7 @@ def _write_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair]
     items = {r["path"]: _item(r, {}) for r in cat.files()}
     gallery = write_duplicates_report(ws, pairs, items, ws.reports / "clean-duplicates.html", pics=pics, plan=view.plan)
     return {"html": f"{ws.rel(ws.reports)}/{pages['html']}", "pairs_csv": ws.rel(pairs_csv),
-            "duplicates_html": ws.rel(gallery)}
+            "duplicates_html": ws.rel(gallery)}, pics
 
 
 def _card(e: Entry) -> Card:
@@ -169,6 +224,10 @@ def catalog_view(ws: Workspace, cat: Catalog, result) -> CleanView:
     for p in pairs:
         if p.kind in PAIRED and (p.b not in best or p.distance < best[p.b].distance):
             best[p.b] = p
+    for p in pairs:  # two originals of one picture under two classes: both set aside, each shown beside the other
+        a = now_of(p.a)
+        if p.kind == "label-conflict" and a and files[a]["reason"] == "label-conflict" and a not in best:
+            best[a] = Pair(p.b, a, p.kind, p.distance, p.hash)
     entries = []
     for r in files.values():
         if r["status"] != "quarantined" or not r["reason"] or r["reason"] in NOT_CLEANS:

@@ -5,6 +5,8 @@ clean renamed or shortened it). Renames clean made to kept files are undone. Whe
 GIF (or other converted file) comes back, the PNG clean made from it goes away: deleted when
 it is still byte for byte what clean wrote (it is clean's own output and can be made again
 from the file now restored), moved to quarantine/derived/ when someone changed it since.
+A file a person relabelled (`datacurate relabel`), named by its path, goes back where the relabel
+took it from: its old class folder, or the quarantine it was in.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datacurate.workspace import Workspace
 
 RENAMED = "renamed"   # pseudo-reason: undo clean's renames of kept files
 DERIVED = "derived"   # changed PNGs clean had made; restored only when asked for by name
+RELABELLED = "relabel"  # a file a person relabelled, put back in its old place (asked for by name)
 
 
 @dataclass
@@ -43,14 +46,23 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
         if paths:
-            from datacurate.clean.keep import locate
+            from datacurate.clean.keep import check_present, locate
+            from datacurate.clean.relabel import last_relabel, undo_relabel
 
             rows = [locate(ws, cat, p) for p in paths]
+            relabelled = {r["path"]: last_relabel(cat, r["path"]) for r in rows if r["status"] != "quarantined"}
             for raw, row in zip(paths, rows):
-                if row["status"] != "quarantined":
+                if row["status"] != "quarantined" and relabelled[row["path"]] is None:
                     raise UserError(f"{raw} is not in quarantine (it is at {row['path']}); nothing to restore")
+                check_present(ws, raw, row)
             for row in {r["path"]: r for r in rows}.values():
-                restore_row(ws, cat, row, result)
+                event = relabelled.get(row["path"])
+                if event is None:
+                    restore_row(ws, cat, row, result)
+                elif dry_run:
+                    result.moves.append((row["path"], event["src"], RELABELLED))
+                else:
+                    result.moves.append((row["path"], undo_relabel(ws, cat, row, event), RELABELLED))
             return result
         rows = index_files(ws, cat, ("quarantine",))
         for row in rows:
@@ -60,6 +72,12 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
         if not reasons or RENAMED in reasons:
             _undo_renames(ws, cat, result)
     return result
+
+
+def follow_pairs(cat: Catalog, old: str, new: str) -> None:
+    """clean's pairs follow a file that moved (reason on its twin names where it is now); in a transaction."""
+    for end in ("a", "b"):
+        cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (new, old))
 
 
 def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
@@ -76,6 +94,7 @@ def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     with moved_together(cat, ws.abs(row["path"]), dst):
         cat.db.execute("DELETE FROM files WHERE path=?", (ws.rel(dst),))
         cat.update_file(row["path"], path=ws.rel(dst), home=ws.rel(dst), status="ok", reason=None, origin=None)
+        follow_pairs(cat, row["path"], ws.rel(dst))
         cat.log("restore", row["path"], ws.rel(dst), row["reason"])
     return ws.rel(dst)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -16,18 +17,23 @@ from PIL import Image
 from datacurate.catalog import Catalog, open_catalog
 from datacurate.clicommon import phase
 from datacurate.clean.exact import find_exact_duplicates
-from datacurate.clean.model import Decision, Item, Pair
+from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
 from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, deferred_signals, free_path
+from datacurate.fsutil import atomic_path, deferred_signals, free_path, replace_or_copy
 from datacurate.oserrors import disk_full, is_disk_full
 from datacurate.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
 from datacurate.workspace import Workspace
 
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
+CLEANED = "cleaned"  # catalog meta key: when a clean (not a dry run) last finished setting aside
+NO_OVERRIDE = UNKEEPABLE | {"test-leak", "duplicate"}  # `keep` never overrules these (duplicate: identical bytes, same class)
+
+# Quality flags that do not make one copy worse than its twin: the keeper rule weighs colour and size itself.
+NOT_ABOUT_THE_COPY = frozenset({"grayscale", "odd-size"})
 
 DEFAULTS = CleanOptions.defaults()  # the model (clean/options.py) is the one definition
 
@@ -40,6 +46,8 @@ class Fix:
     action: str                # rename | convert
     dst: str
     detail: str
+    data: bytes | None = field(default=None, repr=False)  # convert: the PNG's bytes, made while planning
+    adopt: bool = False        # convert: the PNG is already at dst (a killed run wrote it): record it only
 
 
 @dataclass
@@ -112,7 +120,11 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
             from datacurate.cluster.tasks import decoder as cluster_decoder
 
             decoder = cluster_decoder(cluster)
-        swept = [] if dry_run else sweep_partials(roots)
+        swept = [] if dry_run else sweep_partials([*roots, ws.reports])  # a kill -9 mid-write leaves .tmp-*.part
+        if not dry_run:
+            from datacurate.scrape.store import recover
+
+            recover(ws, cat)  # files a killed scrape saved but never catalogued: recorded with their provenance
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
                            workers=opts["workers"], quiet=quiet, decoder=decoder)
         rows = [r for r in rows if r["status"] == "ok"]
@@ -125,6 +137,8 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
                 apply(ws, cat, result, [r["path"] for r in rows])
+            with cat.transaction():  # `report clean` writes a cleaned workspace's reports, not an indexed one's
+                cat.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CLEANED, str(time.time())))
         from datacurate.clean.report import write_reports
 
         with phase("clean: writing reports", quiet=quiet), captured_noise():
@@ -171,7 +185,8 @@ def _item(row, hashes: dict[str, str], metrics: dict[str, dict] | None = None, g
     m = (metrics or {}).get(row["sha256"])
     gray = row["mode"] in GRAY_MODES or bool(m and m["colour"] < gray_below)
     return Item(row["path"], row["class"], row["source"], row["width"] or 0, row["height"] or 0, row["size"],
-                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray)
+                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray,
+                tonal_range=m["bright"] - m["shadow"] if m else None)
 
 
 def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult,
@@ -192,8 +207,11 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
         return said.apart(a.sha256, b.sha256)
 
     def unless_kept(decisions: list[Decision]) -> list[Decision]:
-        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine."""
-        kept = [d for d in decisions if d.reason not in UNKEEPABLE and said.keeps(shas.get(d.path), d.reason)]
+        """Decisions a person overruled (`datacurate keep`) go to result.overridden, not to quarantine.
+
+        Never a test leak, nor a byte-identical copy in its own class (one picture: one copy per class stays).
+        """
+        kept = [d for d in decisions if d.reason not in NO_OVERRIDE and said.keeps(shas.get(d.path), d.reason)]
         result.overridden += kept
         return [d for d in decisions if d not in kept] if kept else decisions
 
@@ -203,18 +221,21 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
             result.decisions += unless_kept([Decision(row["path"], row["problem"], detail=row["detail"] or "")])
         else:
             usable.append(row)
+    orphans = _orphan_conversions(ws, usable, limits)
+    usable = [r for r in usable if r["path"] not in orphans.values()]
     hashes, metrics = cat.hashes(kind), cat.quality()
     gray_below = quality.thresholds["grayscale_below"]
     items = [_item(r, hashes, metrics, gray_below) for r in usable]
     result.flags, flagged = quality_decisions(items, metrics, quality)
+    for it in items:  # a flagged copy is never kept over a clean twin (model.by_picture_quality)
+        it.flagged = any(f not in NOT_ABOUT_THE_COPY for f in result.flags.get(it.path, ()))
     flagged = unless_kept(flagged)
     result.decisions += flagged
     gone = {d.path for d in flagged}
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
     tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
-    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind, apart)
-    leaks = unless_kept(leaks)
+    leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)  # no override exempts a test leak
     gone |= {d.path for d in leaks}
     exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone], apart)
     exact = unless_kept(exact)
@@ -226,14 +247,76 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     result.pairs = [p for p in _unique_pairs(leak_pairs + pairs + near_pairs)
                     if p.b not in overruled or p.kind == "conflict-reported"]
     moving = {d.path for d in result.decisions}
-    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits))]
+    result.fixes = [fix for row in usable if row["path"] not in moving and (fix := _fix_for(row, limits, orphans))]
+    same, same_pairs = _converted_copies(ws, result.fixes, [i for i in items if i.path not in moving], apart)
+    same = unless_kept(same)
+    result.decisions += same
+    result.pairs += [p for p in same_pairs if p.b in {d.path for d in same}]
+    settled = {d.path for d in same}
+    result.fixes = [f for f in result.fixes if f.path not in settled]
 
 
-def _fix_for(row, limits: Limits) -> Fix | None:
+def _converted_copies(ws: Workspace, fixes: list[Fix], items: list[Item], apart) -> tuple[list[Decision], list[Pair]]:
+    """Files to convert whose PNG would be byte for byte a file kept here or another conversion's PNG
+    (animated GIFs sharing their first frame): set aside now, as copies, so one run settles them.
+
+    The PNG is made here, in memory (the conversion writes these bytes); files already in place come
+    before conversions, and between conversions the keeper rule decides.
+    """
+    converts = {f.path: f for f in fixes if f.action == "convert"}
+    if not converts:
+        return [], []
+    planned = {}
+    for it in items:
+        fix = converts.get(it.path)
+        if fix is None:
+            continue
+        fix.data = converted_png(ws.abs(it.path))
+        planned[it.path] = replace(it, sha256=hashlib.sha256(fix.data).hexdigest(), size=len(fix.data), mode="RGB")
+    groups: dict[str, list[Item]] = {}
+    for it in [planned.get(i.path, i) for i in items]:
+        groups.setdefault(it.sha256, []).append(it)
+    decisions, pairs = [], []
+    for members in groups.values():
+        if len(members) < 2 or not any(m.path in planned for m in members):
+            continue
+        members.sort(key=lambda m: (m.path in planned, keeper_key(m)))
+        found, found_pairs = settle(members, lambda a, b: 0, 0, "sha256", apart)
+        pairs += found_pairs
+        for d in found:
+            d.detail = d.detail.replace("same bytes as", "its first frame as PNG is the same bytes as" if d.path in planned
+                                        else "same bytes as the PNG converted from")
+        decisions += [d for d in found if d.path in planned]
+    return decisions, pairs
+
+
+def _orphan_conversions(ws: Workspace, rows, limits: Limits) -> dict[str, str]:
+    """source path -> PNG path, for PNGs a killed clean wrote beside their source without cataloguing them.
+
+    Such a PNG lies at the name the conversion gives, carries no `made_from`, and is byte for byte what
+    converting its source makes: it is recorded as that conversion (not judged a copy of its own source).
+    """
+    by_path = {r["path"]: r for r in rows}
+    found = {}
+    for row in rows:
+        if not limits.converts(row["format"]):
+            continue
+        png = by_path.get(ws.rel(fit_name(ws.abs(row["path"]).with_suffix(".png"))))
+        if png is None or png["made_from"] or png["format"] != "PNG":
+            continue
+        if hashlib.sha256(converted_png(ws.abs(row["path"]))).hexdigest() == png["sha256"]:
+            found[row["path"]] = png["path"]
+    return found
+
+
+def _fix_for(row, limits: Limits, orphans: dict[str, str] | None = None) -> Fix | None:
     """A rename to the true extension, or a conversion to PNG for formats ImageFolder skips."""
     from datacurate.imageio import TRAINABLE_EXTENSIONS
 
     name = Path(row["path"])
+    if row["path"] in (orphans or {}):
+        return Fix(row["path"], "convert", orphans[row["path"]], f"{row['format']} converted to PNG (first frame) by a "
+                   "clean that was killed before it recorded it; the PNG is recognised and recorded now", adopt=True)
     if limits.converts(row["format"]):
         return Fix(row["path"], "convert", name.with_suffix(".png").as_posix(),
                    f"{row['format']} converted to PNG (first frame); ImageFolder skips {name.suffix or 'files without an extension'}")
@@ -323,15 +406,22 @@ def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
     """os.replace(src, dst) and the catalog transaction of the block land together, or neither does.
 
     Signals are held for the instant; when the catalog write fails (a full disk) the file moves back.
+    Across file systems (a source folder moved to another disk) the file is copied, and the source
+    removed once the catalog agrees.
     """
     with deferred_signals():
-        os.replace(src, dst)
+        copied = replace_or_copy(src, dst)
         try:
             with cat.transaction():
                 yield
         except BaseException:
-            os.replace(dst, src)
+            if copied:
+                os.unlink(dst)
+            else:
+                os.replace(dst, src)
             raise
+        if copied:
+            os.unlink(src)
 
 
 def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
@@ -355,22 +445,33 @@ def _origin(row, wanted: Path, dst: Path) -> str | None:
 
 def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
     src = ws.abs(fix.path)
-    dst = destination(ws.abs(fix.dst))
+    dst = ws.abs(fix.dst) if fix.adopt else destination(ws.abs(fix.dst))
     new = ws.rel(dst)
     row = cat.file(fix.path)
+    if fix.adopt:
+        _convert_done(ws, cat, fix, row, dst)
+        return new
     if fix.action == "rename":
         with moved_together(cat, src, dst):
             cat.update_file(fix.path, path=new, home=new, detail=fix.detail, origin=row["origin"] or fix.path)
             cat.log("rename", fix.path, new, "fixed", fix.detail)
         return new
-    with captured_noise(), Image.open(src) as im, atomic_path(dst) as tmp:
-        first_frame(im).save(tmp, "PNG")
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(fix.data if fix.data is not None else converted_png(src))
     try:
         _convert_done(ws, cat, fix, row, dst)
     except BaseException:
         dst.unlink(missing_ok=True)  # our own output, not yet in the catalog
         raise
     return new
+
+
+def converted_png(path: Path) -> bytes:
+    """The PNG a conversion writes: the first frame (transparency kept) of the file at `path`."""
+    buf = io.BytesIO()
+    with captured_noise(), Image.open(path) as im:
+        first_frame(im).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None:

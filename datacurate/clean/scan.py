@@ -31,14 +31,20 @@ ALL_FOLDERS = ("original", "scraped", "test", "quarantine")
 
 
 def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Iterable[os.DirEntry]:
-    """Every regular, non-hidden file under root (symlinks to files included), depth first.
+    """Every regular, non-hidden file under root (symlinks to files and to folders followed), depth first.
 
-    Folders that cannot be listed are passed over: appended to `problems` as (path, why), or else
-    named in a warning on stderr.
+    A folder reached twice (a link back up, two links to one folder) is walked once. Folders that
+    cannot be listed are passed over: appended to `problems` as (path, why), or else named in a
+    warning on stderr.
     """
     stack = [root]
+    walked: set[str] = set()
     while stack:
         folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in walked:
+            continue
+        walked.add(real)
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
@@ -49,7 +55,7 @@ def walk_files(root: Path, problems: list[tuple[str, str]] | None = None) -> Ite
         for entry in entries:
             if is_hidden(entry.name):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir():  # a class folder may be a symbolic link to another disk
                 stack.append(Path(entry.path))
             elif entry.is_file():
                 yield entry

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from datacurate.commands import init_workspace
 from datacurate.demodata import CLASSES, background, draw, jpeg, make_demo_data
 from datacurate.errors import UserError
+from datacurate.fsutil import atomic_write_text
 from datacurate.pipeline.runner import load_pipeline
 
 PIPELINE = Path(__file__).resolve().parents[1] / "data" / "demo.yaml"
@@ -91,7 +92,7 @@ def prepare(root: Path, per_class: int) -> None:
         raise UserError(f"{root} exists and is not a datacurate demo; choose a new folder")
     init_workspace(root)
     make_demo_data(root, per_class=per_class)
-    marker.write_text(json.dumps({"per_class": per_class}), encoding="utf-8")
+    atomic_write_text(marker, json.dumps({"per_class": per_class}))
 
 
 def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force: bool, as_json: bool = False) -> None:

@@ -1,7 +1,7 @@
 """`datacurate report [STAGE...]`: every stage's reports again, from the catalog alone.
 
 clean: clean.html (+ pages), clean-decisions.csv, clean-pairs.csv, clean-duplicates.html;
-vet: vet.html (+ pages), vet.csv; split: balance.csv, balance.html; scrape: attribution.csv.
+vet: vet.html (+ pages), vet.csv, vet-map.html; split: balance.csv, balance.html; scrape: attribution.csv.
 Nothing is moved, nothing decoded but the thumbnails not made yet.
 """
 
@@ -37,7 +37,8 @@ def report(ws: Workspace, stages: Sequence[str] = (), *, min_per_class: int | No
 
 
 def _has(cat: Catalog, stage: str) -> bool:
-    sql = {"clean": "SELECT 1 FROM files WHERE source IN ('original','scraped') LIMIT 1",
+    sql = {"clean": "SELECT 1 FROM meta WHERE key='cleaned' UNION ALL SELECT 1 FROM events WHERE action IN "
+                    "('quarantine','rename','convert') LIMIT 1",  # older catalogs: what a clean did
            "vet": "SELECT 1 FROM vet_scores LIMIT 1",
            "split": "SELECT 1 FROM files WHERE split IS NOT NULL LIMIT 1",
            "scrape": "SELECT 1 FROM provenance LIMIT 1"}[stage]
@@ -48,7 +49,7 @@ def _clean(ws: Workspace, cat: Catalog, *, page_size, quiet, **_) -> dict[str, s
     from datacurate.clean.report import write_from_catalog
 
     if not _has(cat, "clean"):
-        raise UserError("the catalog records no original or scraped file; run `datacurate clean` first")
+        raise UserError("the catalog records no clean of this workspace; run `datacurate clean` first")
     return write_from_catalog(ws, cat, quiet=quiet, page_size=page_size)
 
 

@@ -7,8 +7,8 @@ class, one reason in one class. The first page of "all" is reports/<stem>.html (
 summary above); the others lie in reports/<stem>-pages/ and set `<base href="../">`, so every
 URL on every page is relative to reports/. Two selects and a few lines of inline JavaScript jump
 between views; the summary page lists the same views as plain links. Pictures are thumbnail
-files (reports/thumbs/, one per content, made in parallel) that load lazily, each linking to the
-full-size file.
+files (reports/thumbs/, one per content, made in parallel; a small JPEG, PNG, GIF or WebP is shown
+as it is) that load lazily, each linking to the full-size file.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from datacurate.fsutil import atomic_write_text
+from datacurate.fsutil import atomic_write_text, remove_file
 from datacurate.workspace import Workspace
 
 PAGE_SIZE = 200
+DIRECT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")  # what every browser shows
+DIRECT_SIDE = 256  # a picture at most twice its thumbnail (thumbs.SIZE) is shown as it is: the browser scales it
+DIRECT_BYTES = 64 * 1024
 PLAN = "plan — nothing was moved"
 
 
@@ -58,13 +61,20 @@ def environment():
 
 
 class Pictures:
-    """Thumbnails and links for the pictures a report shows, relative to reports/."""
+    """Thumbnails and links for the pictures a report shows, relative to reports/.
 
-    def __init__(self, ws: Workspace, quiet: bool = True):
+    A small picture a browser shows as it is (JPEG, PNG, GIF or WebP, at most DIRECT_SIDE px and
+    DIRECT_BYTES) is its own thumbnail: no second decode, no file made. Known from the catalog's
+    files rows when `cat` is given, else from the file's header.
+    """
+
+    def __init__(self, ws: Workspace, quiet: bool = True, cat=None):
         self.ws = ws
         self.quiet = quiet
+        self.cat = cat
         self.wanted: dict[str, Path] = {}
         self.thumbs: dict[str, str] = {}
+        self.direct: set[str] = set()
 
     def want(self, pics: Iterable[Pic]) -> None:
         for p in pics:
@@ -72,25 +82,56 @@ class Pictures:
                 self.wanted[p.sha256] = self.ws.abs(p.path)
 
     def make(self) -> None:
-        """Make the thumbnails not made yet (in parallel)."""
+        """Make the thumbnails not made yet (in parallel); small pictures are shown as they are."""
         from datacurate.report.thumbs import FOLDER, make_thumbnails
 
-        present = [(path, sha) for sha, path in self.wanted.items() if sha not in self.thumbs and path.is_file()]
+        todo = {sha: path for sha, path in self.wanted.items() if sha not in self.thumbs and sha not in self.direct}
+        self.direct |= self._small(todo)
+        present = [(path, sha) for sha, path in todo.items() if sha not in self.direct and path.is_file()]
         made = make_thumbnails(self.ws.reports / FOLDER, present, quiet=self.quiet)
         self.thumbs.update({sha: f"{FOLDER}/{name}" for sha, name in made.items()})
 
+    def _small(self, todo: dict[str, Path]) -> set[str]:
+        """The contents among `todo` small enough to show as they are."""
+        if self.cat is not None:
+            rows = self.cat.db.execute(
+                f"SELECT DISTINCT sha256 FROM files WHERE problem IS NULL AND format IN ({','.join('?' * len(DIRECT_FORMATS))}) "
+                "AND max(width, height) <= ? AND size <= ?", (*DIRECT_FORMATS, DIRECT_SIDE, DIRECT_BYTES))
+            return {r[0] for r in rows if r[0] in todo}
+        return {sha for sha, path in todo.items() if _small_file(path)}
+
     def thumb(self, pic: Pic) -> str | None:
+        if pic.sha256 in self.direct:
+            return self.href(pic)
         return self.thumbs.get(pic.sha256 or "")
 
     def href(self, pic: Pic) -> str | None:
         """The full-size file, relative to reports/ (None when it is not on disk)."""
+        if "_hrefs" not in self.__dict__:
+            self._up, self._hrefs = os.path.relpath(self.ws.root, self.ws.reports), {}
+        if pic.path not in self._hrefs:
+            self._hrefs[pic.path] = self._href(pic.path)
+        return self._hrefs[pic.path]
+
+    def _href(self, path: str) -> str | None:
         from datacurate.fsutil import text_path
 
-        if "_up" not in self.__dict__:
-            self._up = os.path.relpath(self.ws.root, self.ws.reports)
-        if not os.path.isfile(os.path.join(self.ws.root, text_path(pic.path))):
+        if not os.path.isfile(os.path.join(self.ws.root, text_path(path))):
             return None
-        return quote(os.fsencode(os.path.join(self._up, text_path(pic.path))).replace(os.sep.encode(), b"/"))
+        return quote(os.fsencode(os.path.join(self._up, text_path(path))).replace(os.sep.encode(), b"/"))
+
+
+def _small_file(path: Path) -> bool:
+    """A file a browser may show as its own thumbnail (read from its header; False when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        if path.stat().st_size > DIRECT_BYTES:
+            return False
+        with Image.open(path) as im:
+            return im.format in DIRECT_FORMATS and max(im.size) <= DIRECT_SIDE
+    except Exception:  # noqa: BLE001 - not an image, gone: a thumbnail (or "no preview") instead
+        return False
 
 
 def write_review(ws: Workspace, pics: Pictures, stem: str, title: str, cards: list[Card], *, summary: Any,
@@ -131,7 +172,7 @@ def write_review(ws: Workspace, pics: Pictures, stem: str, title: str, cards: li
                 reasons=reasons, classes=classes, current=key, views=json.dumps(first, ensure_ascii=False).replace("<", "\\u003c"),
                 counts=_counts(views, reasons, classes), reason_label=reason_label, first=first)
             target = ws.reports / url
-            atomic_write_text(target, text)
+            atomic_write_text(target, text, sync=False)  # a page is made again from the catalog when lost
             written.add(target)
     _sweep(folder, written)
     return {"html": f"{stem}.html", "pages": str(len(written))}
@@ -165,4 +206,4 @@ def _sweep(folder: Path, written: set[Path]) -> None:
     if folder.is_dir():
         for old in folder.glob("*.html"):
             if old not in written:
-                old.unlink(missing_ok=True)
+                remove_file(old)

@@ -7,6 +7,8 @@ near the thumbnail size), so a report of 10,000 images does not decode them one 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import sys
@@ -14,10 +16,11 @@ from pathlib import Path
 from typing import Iterable
 
 from datacurate.clicommon import progress
-from datacurate.fsutil import atomic_path, file_mode
+from datacurate.fsutil import PARTIAL, file_mode, replace_file
 
 SIZE = 128
 FOLDER = "thumbs"
+_SERIAL = itertools.count()
 
 
 def name_for(sha256: str) -> str:
@@ -65,17 +68,32 @@ def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> 
 
 def _make(job: tuple[str, str, int]) -> bool:
     """Write one thumbnail; False when the image does not decode (the report shows 'no preview')."""
-    import warnings
-
+    from datacurate.imageio import captured_noise
     from datacurate.report.html import thumbnail_jpeg
 
     src, dst, mode = job
-    with warnings.catch_warnings():  # these files passed clean's decode: nothing to report here
-        warnings.simplefilter("ignore")
+    with captured_noise():  # what Pillow or libtiff say about a preview belongs nowhere, least of all the terminal
         data = thumbnail_jpeg(src, SIZE)  # None when it does not decode: a preview is not worth failing for
     if data is None:
         return False
-    with atomic_path(dst) as tmp:  # no fsync: a thumbnail is a cache, made again when missing
-        tmp.write_bytes(data)
-        os.chmod(tmp, mode)
+    _write(dst, data, mode)
     return True
+
+
+def _write(dst: str, data: bytes, mode: int) -> None:
+    """Write a thumbnail under a temporary name, then rename it over nothing or a regular file: no fsync (a
+    thumbnail is a cache, made again when missing) and the fewest system calls (a report may make 20,000)."""
+    tmp = f"{os.path.dirname(dst)}/.tmp-{os.getpid()}-{next(_SERIAL)}{PARTIAL}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        replace_file(tmp, dst)  # only ever over a regular file (fsutil.check_target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import queue
+import re
 from dataclasses import dataclass, field
 from typing import Iterator
 from urllib.parse import quote, quote_plus, urlencode, urljoin, urlsplit
@@ -49,6 +50,7 @@ class Page:
     refusal: Refusal | None = None
     info: dict[str, dict] = field(default_factory=dict)
     url: str | None = None
+    results_like: bool = False  # an unrecognised page that still holds images or image URLs (new markup?)
 
 
 def _json(content: bytes):
@@ -396,4 +398,12 @@ def read_page(spec: EngineSpec, content: bytes, url: str) -> Page:
         found = refusals.in_page(content, url)
         if found is not None:
             page.refusal, page.recognised = found, True
+    if not page.recognised:
+        page.results_like = len(_IMAGE_TAGS.findall(content)) + len(_IMAGE_URLS.findall(content)) >= 2
     return page
+
+
+# An unrecognised page with these is results in markup the parser does not know; without them it is a blank
+# page (what an engine sends past the last result).
+_IMAGE_TAGS = re.compile(rb"<img\b", re.I)
+_IMAGE_URLS = re.compile(rb"https?:(?:\\?/){2}[^\s\"'<>]+?\.(?:jpe?g|png|gif|webp|bmp|tiff?)\b", re.I)

@@ -51,7 +51,8 @@ a .jpg URL as image/jpeg), "huge" (`huge_bytes` of data, no Content-Length), "hu
 `drip_seconds`, no Content-Length).
 Page faults (`page_faults={"bing"|"baidu"|"google"|"flickr"|"wikimedia"|"openverse"|"site": fault}`):
 "429", "503" (always refused, with Retry-After), "429-once", "500", "404", "empty" (a well-formed
-page with no results), "changed" (markup the parsers do not know), "slow", "drip" (the page one
+page with no results), "changed" (markup the parsers do not know), "runs-out" (bing: past the last
+result a blank page without the results list, as Bing's /images/async sends), "slow", "drip" (the page one
 byte every `drip_seconds`); the refusals real engines send: "403" (a 403 page with the words
 Wikimedia sends clients without a proper User-Agent), "captcha" (a 200 page with a CAPTCHA),
 "sorry" (a 302 to Google's /sorry/ page, which answers 429), "antiflag" (Baidu's
@@ -81,7 +82,7 @@ IMAGE_FAULTS = (
     "404", "500", "503", "429", "429-always", "slow", "timeout", "truncated", "cut", "html", "webp", "png",
     "huge", "huge-declared", "bomb", "redirect", "redirect-loop", "robots", "noai", "drip",
 )
-PAGE_FAULTS = ("429", "503", "429-once", "500", "404", "empty", "changed", "slow", "drip",
+PAGE_FAULTS = ("429", "503", "429-once", "500", "404", "empty", "changed", "runs-out", "slow", "drip",
                "403", "captcha", "sorry", "antiflag", "bad-key", "api-error")
 PAGE_SIZES = {"bing": 35, "baidu": 30, "flickr": 100, "wikimedia": 50, "openverse": 20, "site": 10}
 LICENSES = ("by-sa", "cc0", "by", "pdm", "by-nc")  # the default licence of result r: LICENSES[r % 5]
@@ -439,6 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.page_faults.get("bing") == "changed":
             body = "".join(f'<figure class="res"><img data-full="{u}"></figure>' for _, u, _ in rows)
             return self._send(200, f"<html><body><main>{body}</main></body></html>".encode())
+        if self.fake.page_faults.get("bing") == "runs-out" and not rows:
+            return self._send(200, b"<html><head><script>var _G={};</script></head><body><div id=\"b_content\"></div>"
+                                   b"</body></html>")
         items = []
         for rank, url, page in rows:
             m = json.dumps({"cid": str(rank), "purl": page, "murl": url, "turl": f"{self.fake.base_url}/th/{rank}.jpg",

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 from datacurate.catalog import Catalog
 from datacurate.fsutil import atomic_write_text
-from datacurate.report.html import esc, table, write_page
+from datacurate.scrape.refusals import ADVICE
 from datacurate.scrape.result import ScrapeResult, rejected_text
 from datacurate.workspace import Workspace
 
@@ -55,7 +55,8 @@ def write_reports(ws: Workspace, cat: Catalog, result: ScrapeResult) -> dict[str
     """Write reports/attribution.csv and reports/scrape.html; return their paths."""
     rows = kept_images(ws, cat)
     csv_path = write_attribution(ws, cat, rows)
-    html_path = write_page(ws.reports / "scrape.html", "datacurate scrape", _body(result, rows))
+    html_path = ws.reports / "scrape.html"
+    atomic_write_text(html_path, render_page(result, rows))
     return {"attribution": csv_path, "html": html_path}
 
 
@@ -70,22 +71,15 @@ def write_attribution(ws: Workspace, cat: Catalog, rows: list[dict] | None = Non
     return csv_path
 
 
-def _body(result: ScrapeResult, rows: list[dict]) -> str:
-    parts = ["<h2>This run</h2>"]
-    runs = [{"class": k, "engine": e, "pages": t.pages, "candidates": t.candidates, "saved": t.saved,
-             "rejected": rejected_text(t.rejected)} for (k, e), t in sorted(result.tallies.items())]
-    parts.append(table(runs, ["class", "engine", "pages", "candidates", "saved", "rejected"]) if runs
-                 else "<p class=muted>nothing was wanted: every class was full</p>")
-    if result.refused:
-        parts.append("<h2>Engines that refused</h2><ul>")
-        parts += [f"<li><b>{esc(e)}</b>: {esc(r.text())}</li>" for e, r in result.refusals_in_order()]
-        parts.append("</ul>")
-    counts = Counter(r["license"] for r in rows)
-    parts.append(f"<h2>Licences and authors of the kept scraped images ({len(rows)})</h2>")
-    parts.append("<p>" + esc(", ".join(f"{k}: {v}" for k, v in counts.most_common()) or "none") +
-                 ". The same list is in attribution.csv. An image whose licence is unknown came from an engine "
-                 "that does not say (bing, baidu, a site, a URL list): find its terms on its source page before "
-                 "you publish it.</p>")
-    parts.append(table(rows, ["path", "class", "engine", "license", "license_version", "author", "title",
-                              "source_page"]))
-    return "".join(parts)
+def render_page(result: ScrapeResult, rows: list[dict]) -> str:
+    """scrape.html from its jinja2 template (datacurate/data/scrape.html.j2)."""
+    from datacurate.report.review import environment
+
+    runs = [{"klass": k, "engine": e, "pages": t.pages, "empty": t.empty_pages, "unrecognised": t.unrecognised_pages,
+             "candidates": t.candidates, "saved": t.saved, "rejected": rejected_text(t.rejected)}
+            for (k, e), t in sorted(result.tallies.items())]
+    refused = [(e, r.text(), ADVICE.get(r.kind, "")) for e, r in result.refusals_in_order()]
+    env = environment()
+    env.tests["web"] = lambda url: isinstance(url, str) and url.lower().startswith(("http://", "https://"))
+    return env.get_template("scrape.html.j2").render(runs=runs, refused=refused, rows=rows,
+                                                     licences=Counter(r["license"] for r in rows).most_common())

@@ -32,7 +32,7 @@ from datacurate.scrape.plan import class_queries, load_url_lists, select_classes
 from datacurate.scrape.refusals import Refusal
 from datacurate.scrape.result import ScrapeResult
 from datacurate.scrape.store import (
-    Store, disk_full_error, is_disk_full, prior_urls, record, sweep_partials, to_trainable, unlink_saved,
+    Store, disk_full_error, forget, is_disk_full, prior_urls, record, recover, sweep_partials, to_trainable, unlink_saved,
 )
 from datacurate.workspace import Workspace
 
@@ -62,6 +62,7 @@ class Stream:
     seen_pages: set = field(default_factory=set)
     done: bool = False
     busy: bool = False            # a page of this stream is being fetched
+    recognised: int = 0           # pages the parser recognised so far
 
 
 @dataclass
@@ -189,6 +190,7 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
          cluster=None) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
     sweep_partials(ws)
+    recover(ws, cat)  # files a killed run saved but never catalogued: recorded with their provenance
     rows = index_files(ws, cat, quiet=quiet)
     known = {r["sha256"] for r in rows if r["sha256"]}
     known.update(r[0] for r in cat.db.execute("SELECT sha256 FROM files WHERE sha256 IS NOT NULL"))
@@ -353,7 +355,9 @@ class Runner:
             if not is_disk_full(exc):
                 raise
             unlink_saved(self.ws, [row for _, row, _ in rows if row is not None])
+            forget(self.ws, [row for _, row, _ in rows])
             raise disk_full_error(self.ws.catalog_path) from None
+        forget(self.ws, [row for _, row, _ in rows])
 
     def usable(self) -> set:
         """Engines whose pages may be asked for now: not refused, and with --fallback only the first
@@ -474,12 +478,17 @@ class Runner:
             stream.done = True
             self._refuse(stream.engine, page.refusal)
             return
+        if not page.recognised and stream.recognised and not page.results_like:
+            tally.empty_pages += 1  # a blank page after recognised ones of this query: the results ran out
+            stream.done = True
+            return
         if not page.recognised:
             tally.unrecognised_pages += 1
             stream.done = True
             self._refuse(stream.engine, Refusal("format-changed", "a result page was not recognised (the page format "
                                                                   f"may have changed): {page.url}", 200, page.url))
             return
+        stream.recognised += 1
         if stream.engine == "greedy":  # a site page may hold only links: follow them either way
             for link in page.links:
                 if link not in stream.seen_pages and stream.fetched + len(stream.pending) < self.opts.max_pages:
@@ -544,7 +553,7 @@ class Runner:
             out.reason, out.detail = "duplicate", "the workspace already holds these bytes"
             return out
         try:
-            out.row = self.store.save(cand.klass, ex.data, saved_ins)
+            out.row = self.store.save(cand.klass, ex.data, saved_ins, prov=_prov(out))
         except OSError as exc:
             self.store.release(*digests)
             out.reason, out.detail = ("disk-full" if is_disk_full(exc) else "write-error"), str(exc)

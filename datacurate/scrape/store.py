@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from PIL import Image
 from datacurate.catalog import Catalog
 from datacurate.errors import UserError
 from datacurate.oserrors import disk_full, is_disk_full  # noqa: F401 (scrape.run imports is_disk_full here)
-from datacurate.fsutil import atomic_write_bytes, deferred_signals
+from datacurate.fsutil import atomic_write_bytes, atomic_write_text, deferred_signals
 from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
 from datacurate.workspace import Workspace
 
@@ -52,18 +53,69 @@ class Store:
         with self._lock:
             self.known.difference_update(digests)
 
-    def save(self, klass: str, data: bytes, ins: Inspection) -> dict:
-        """Write the bytes under their content name; return the files row."""
+    def save(self, klass: str, data: bytes, ins: Inspection, prov: dict | None = None) -> dict:
+        """Write the bytes under their content name; return the files row.
+
+        `prov` (the candidate's provenance) goes to the journal first, so a file whose catalog rows a
+        kill -9 cut off is recorded with its provenance by the next run (recover)."""
         name = f"{ins.sha256[:NAME_CHARS]}{ins.true_extension()}"
         path = self.ws.scraped / klass / name
+        row = {
+            "path": self.ws.rel(path), "home": self.ws.rel(path), "sha256": ins.sha256, "format": ins.format,
+            "width": ins.width, "height": ins.height, "mode": ins.mode, "frames": ins.frames, "class": klass,
+            "source": "scraped", "status": "ok", "reason": None, "problem": None, "detail": None, "checked": time.time(),
+        }
+        if prov is not None:
+            _journal(self.ws, name, {"prov": {**prov, "path": row["path"]}, "row": row, "hashes": ins.hashes})
         write_outside(staging_dir(self.ws) / name, path, data)
         st = path.stat()
-        return {
-            "path": self.ws.rel(path), "home": self.ws.rel(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "sha256": ins.sha256, "format": ins.format, "width": ins.width, "height": ins.height, "mode": ins.mode,
-            "frames": ins.frames, "class": klass, "source": "scraped", "status": "ok", "reason": None,
-            "problem": None, "detail": None, "checked": time.time(),
-        }
+        return {**row, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def journal_dir(ws: Workspace) -> Path:
+    """Where a save notes its provenance before the file moves into its class folder (.datacurate/scrape-journal)."""
+    return ws.state_dir / "scrape-journal"
+
+
+def _journal(ws: Workspace, name: str, entry: dict) -> None:
+    """One entry per saved file (no fsync: it guards against a killed process, which loses no written page)."""
+    atomic_write_text(journal_dir(ws) / f"{name}.json", json.dumps(entry), sync=False)  # fsutil's safe writer
+
+
+def forget(ws: Workspace, rows: Iterable[dict | None]) -> None:
+    """Drop the journal entries of saved files whose catalog rows are written (or whose files were taken back)."""
+    folder = journal_dir(ws)
+    for row in rows:
+        if row is not None:
+            (folder / f"{Path(row['path']).name}.json").unlink(missing_ok=True)
+
+
+def recover(ws: Workspace, cat: Catalog) -> list[str]:
+    """Record the files a killed scrape saved but never catalogued (their journal entries), with their
+    provenance; drop entries whose file is gone. Returns the paths recovered."""
+    from datacurate.clean.scan import sha256_file
+
+    folder = journal_dir(ws)
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry_path in sorted(folder.iterdir()):
+        try:
+            entry = json.loads(entry_path.read_text(encoding="utf-8"))
+            row, prov = entry["row"], entry["prov"]
+        except (OSError, ValueError, KeyError, TypeError):
+            entry_path.unlink(missing_ok=True)  # a half-written entry: its file was never moved in
+            continue
+        path = ws.abs(row["path"])
+        known = cat.db.execute("SELECT 1 FROM provenance WHERE path=? AND sha256=?", (row["path"], prov["sha256"])).fetchone()
+        if not known and path.is_file() and sha256_file(str(path)) == row["sha256"]:
+            st = path.stat()
+            record(cat, [(prov, {**row, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, entry.get("hashes"))])
+            with cat.transaction():
+                cat.log("recover", prov.get("image_url"), row["path"], None, "saved by a scrape that was killed before it recorded it")
+            found.append(row["path"])
+        entry_path.unlink(missing_ok=True)
+    return found
 
 
 def staging_dir(ws: Workspace) -> Path:

@@ -2,9 +2,11 @@
 
 - data/split/manifest.csv (or .jsonl): path (under data/split), label, split, sha256 (of the placed file),
   source and licence (from the scrape's provenance for scraped images; `original` and empty for yours).
-- data/split/<split>/metadata.csv (or .jsonl): Hugging Face imagefolder's convention, `file_name` relative
-  to the split folder, then label, sha256, source, licence: `load_dataset("imagefolder", data_dir="data/split")`
-  reads train and valid with these columns.
+- data/split/<split>/metadata.jsonl: Hugging Face imagefolder's convention, `file_name` relative to the
+  split folder, then label, sha256, source, licence: `load_dataset("imagefolder", data_dir="data/split")`
+  reads train and validation with these columns. Always JSON lines: from a CSV `datasets` guesses the types
+  with pandas, so an all-empty licence column (originals only) became float64 and clashed with the split
+  holding a scraped image, and a class named 007 became the number 7.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ def render(rows: list[dict], columns: list[str], fmt: str) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def per_split(rows: list[dict], splits: Sequence[str], fmt: str) -> dict[str, bytes]:
-    """{"<split>/metadata.<fmt>": content}: imagefolder metadata, file_name relative to the split folder."""
+METADATA_NAME = "metadata.jsonl"  # JSON lines whatever --manifest says: every value stays a string
+
+
+def per_split(rows: list[dict], splits: Sequence[str]) -> dict[str, bytes]:
+    """{"<split>/metadata.jsonl": content}: imagefolder metadata, file_name relative to the split folder."""
     out = {}
     for s in splits:
         mine = [dict(r, file_name=r["path"][len(s) + 1:]) for r in rows if r["split"] == s]
-        out[f"{s}/metadata.{fmt}"] = render(mine, METADATA, fmt)
+        out[f"{s}/{METADATA_NAME}"] = render(mine, METADATA, "jsonl")
     return out
 
 

@@ -15,7 +15,7 @@ from datacurate.catalog import open_catalog
 from datacurate.clicommon import phase
 from datacurate.clean.scan import index_files
 from datacurate.errors import UserError
-from datacurate.fsutil import PARTIAL, file_mode, shown, text_path
+from datacurate.fsutil import PARTIAL, check_folder, check_target, file_mode, remove_file, replace_file, shown, text_path
 from datacurate.lock import workspace_lock
 from datacurate.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
@@ -142,6 +142,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     """Build the folders and record them: split.csv and the catalog land with the folders or not at all."""
     items, res, opts = out.items, out.assignment, out.options
     splits = ["train", "valid"] + (["test"] if opts.test > 0 else [])
+    _check_outputs(ws, splits, opts.manifest)
     placed = _converted(ws, _placements(ws, items, res, opts.convert), items, opts, out, quiet)
     files, listing = {}, None
     if opts.manifest:
@@ -149,7 +150,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
         from datacurate.split import manifest
 
         listing = manifest.rows_for(list(placed.items()), {r["path"]: r for r in rows}, provenance_of(cat))
-        files = manifest.per_split(listing, splits, opts.manifest)
+        files = manifest.per_split(listing, splits)
     tmp = None
     try:
         ws.split_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,7 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
 
         def record() -> None:
             save(cat, items, res, memory, forget=fresh)  # one transaction: if it fails, the folders go back
-            os.replace(tmp, ws.split_dir / CSV_NAME)
+            replace_file(tmp, ws.split_dir / CSV_NAME)
 
         with phase(f"split: building {ws.split_dir.name}/ ({len(placed)} files, {opts.link})", quiet=quiet):
             out.tree = build(ws.split_dir, list(placed.values()), splits, opts.link, then=record, files=files)
@@ -180,6 +181,17 @@ def _write(ws: Workspace, cat, out: SplitResult, rows, memory: Memory, fresh: bo
     cat.log("split", None, str(ws.split_dir), None, detail=out.summary())
 
 
+def _check_outputs(ws: Workspace, splits: list[str], manifest: str | None) -> None:
+    """Before anything is built: every file split replaces is a regular file (or missing), every folder a folder."""
+    from datacurate.split.manifest import manifest_path
+
+    for name in ("train", "valid", "test"):
+        check_folder(ws.split_dir / name)
+    for path in (ws.split_dir / CSV_NAME, ws.reports / balance_mod.CSV_NAME, ws.reports / balance_mod.HTML_NAME,
+                 *([manifest_path(ws.split_dir, manifest)] if manifest else [])):
+        check_target(path)
+
+
 def _write_manifest(ws: Workspace, listing: list[dict] | None, fmt: str | None) -> Path | None:
     """data/split/manifest.<fmt> (a manifest of the other format, or one from a run without --manifest, goes)."""
     from datacurate.fsutil import atomic_write_bytes
@@ -188,7 +200,7 @@ def _write_manifest(ws: Workspace, listing: list[dict] | None, fmt: str | None) 
 
     for other in MANIFEST_FORMATS:
         if other != fmt:
-            manifest_path(ws.split_dir, other).unlink(missing_ok=True)
+            remove_file(manifest_path(ws.split_dir, other))
     if listing is None or fmt is None:
         return None
     path = manifest_path(ws.split_dir, fmt)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from datacurate.fsutil import copy_file, deferred_signals, link_or_copy
+from datacurate.fsutil import check_folder, copy_file, deferred_signals, link_or_copy
 
 BUILD_PREFIX = ".tmp-build-"
 
@@ -38,9 +38,11 @@ def build(root: Path, placements: Sequence[Placement], splits: Sequence[str], mo
     """Write the tree for `splits` under `root`, replacing each split folder atomically; others are dropped.
 
     `root` is data/split; a split named in `splits` with no files gets an empty folder; `files` (path
-    under root -> bytes, e.g. "train/metadata.csv") land with the tree. The swaps and `then` (the
+    under root -> bytes, e.g. "train/metadata.jsonl") land with the tree. The swaps and `then` (the
     catalog update) run with Ctrl-C held, so folders and records land together.
     """
+    for s in ("train", "valid", "test"):
+        check_folder(root / s)  # only real folders are swapped out (never a device node, FIFO or link)
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root)
     work = root / f"{BUILD_PREFIX}{uuid.uuid4().hex[:12]}"

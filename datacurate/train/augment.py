@@ -3,17 +3,19 @@
 A policy is chosen with `--augment PRESET` or `train.augment` in datacurate.yaml, either a preset name or a
 mapping `{preset: NAME, key: value, ...}` (a mapping without `preset` starts from `none`). Every random
 draw comes from torch's generator seeded per (seed, epoch, image) inside the loader worker, so a resumed
-run and any number of workers see the same pictures.
+run and any number of workers see the same pictures. Parsing and validation import no torch (config checks
+run them), only `build` and `apply` do.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from datacurate.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 AUTO = ("none", "randaugment", "trivialaugment", "autoaugment")
 
@@ -200,6 +202,8 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 def apply(transform: Callable, im, seed: int) -> torch.Tensor:
     """Run `transform` with torch's generator seeded by `seed`, leaving the caller's generator as it was."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return transform(im)

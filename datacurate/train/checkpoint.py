@@ -51,12 +51,22 @@ def copy(src: Path, dst: Path) -> None:
 
 def torch_load(path: str | os.PathLike, missing: str, unreadable: str):
     """torch.load(weights_only=True) on the CPU; a missing or unreadable file is a UserError."""
+    import warnings
+    import zipfile
+
+    from datacurate.errors import cut
+
     if not Path(path).is_file():
         raise UserError(missing)
+    if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+        raise UserError(f"{unreadable}: it is a TorchScript program (from `datacurate export` or torch.jit.save), "
+                        f"not a state dict or a datacurate checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on the file's format: the line below says what matters
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not loadable"
-        raise UserError(f"{unreadable} ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise UserError(f"{unreadable} ({cut(f'{type(exc).__name__}: {exc}', 160)})") from None
 
 
 def load(path: Path) -> dict:

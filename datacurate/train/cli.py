@@ -120,7 +120,7 @@ def _processes(gpus: int | None, processes: int | None, flags: dict, plan_only: 
     if gpus is not None:
         if flags.get("device") not in (None, "auto", "cuda"):
             raise UserError(f"--gpus with --device {flags['device']}: GPUs train on CUDA; for the CPU use --processes N --device cpu")
-        launch.check_processes(gpus)
+        launch.check_processes(gpus, "--gpus")
         if not plan_only:
             launch.check_gpus(gpus)
             flags["device"] = "cuda"
@@ -303,19 +303,23 @@ def export(ctx, run, fmt, output, label_map, ema, check, as_json):
 
 
 @click.command("augment-preview")
-@click.option("--policy", metavar="PRESET", help="Preset to show (default: train.augment of datacurate.yaml, else characters).")
+@click.option("--augment", metavar="PRESET", help="Preset to show, as train --augment (default: train.augment of datacurate.yaml, "
+              "else characters).")
+@click.option("--policy", "policy_alias", metavar="PRESET", hidden=True, help="The older name of --augment.")
 @click.option("-n", "n", type=click.IntRange(1, 64), default=8, show_default=True, help="Augmented versions per image.")
 @click.option("--per-class", type=click.IntRange(1, 100), default=2, show_default=True, help="Train images shown per class.")
 @click.option("--max-classes", type=click.IntRange(0, 100000), default=0, show_default=True, help="Show the first N classes only (0: all).")
 @click.option("--seed", type=int, help="Seed (default: train.seed).")
 @json_option
 @pass_ctx
-def augment_preview(ctx, policy, n, per_class, max_classes, seed, as_json):
+def augment_preview(ctx, augment, policy_alias, n, per_class, max_classes, seed, as_json):
     """See what the augmentation policy does to train images before training on it (reports/augment.html)."""
     from datacurate.train.preview import augment_preview as run_preview
 
+    if augment and policy_alias and augment != policy_alias:
+        raise UserError(f"--augment {augment} and --policy {policy_alias} disagree; give --augment alone")
     ws = ctx.workspace()
-    res = run_preview(ws, policy=policy, n=n, per_class=per_class, seed=seed, max_classes=max_classes)
+    res = run_preview(ws, policy=augment or policy_alias, n=n, per_class=per_class, seed=seed, max_classes=max_classes)
     if as_json:
         echo_json({"policy": res.description, "html": str(res.html), "png": str(res.png), "images": res.images,
                    "classes": res.classes, "versions": n})

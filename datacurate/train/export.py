@@ -1,8 +1,9 @@
 """`export`: a run's network as ONNX or TorchScript, its description beside it, checked against PyTorch.
 
 The exported model takes float32 NCHW images normalised with the run's mean and std (any batch size)
-and returns logits. The same name with .json (model.onnx: model.json) holds the classes, the label map and the preprocessing
-(resize, crop, mean, std), so `datacurate predict --model FILE` needs nothing else. The check runs real
+and returns logits. FILE.json beside it holds the classes, the label map and the preprocessing
+(resize, crop, mean, std), so `datacurate predict --model FILE` needs nothing else; each format has its
+own (t.onnx.json, t.pt.json). Only a regular file (or nothing) at either path is replaced. The check runs real
 images of the split through both and reports the largest difference of the logits.
 """
 
@@ -19,7 +20,7 @@ from typing import Iterator
 import torch
 
 from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, atomic_write_text
+from datacurate.fsutil import atomic_path, atomic_write_text, check_target, write_error
 from datacurate.train.data import ImageSet, collate, list_images, to_input
 from datacurate.workspace import Workspace
 
@@ -65,9 +66,12 @@ def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None
     names = read_label_map(label_map, lr.classes) if label_map else {}
     path = Path(out) if out else lr.run_dir / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     if path.suffix == ".json":
-        raise UserError(f"-o {path}: the description is written beside the model under its name with .json; pick another name")
+        raise UserError(f"-o {path}: the description is written to FILE.json beside the model; pick another name")
     if path.is_dir():
         raise UserError(f"-o {path} is a folder; give a file name")
+    meta_path = sidecar(path)
+    check_target(path)  # a device node, FIFO or link given as -o: refused before anything is written
+    check_target(meta_path)
     if fmt == "onnx" and lr.config.get("head") == "bilinear" and lr.config.get("bilinear", "compact") == "compact":
         raise UserError("the compact bilinear head uses an FFT, which ONNX cannot express; use --format torchscript")
     model = lr.model.float().eval()
@@ -81,13 +85,14 @@ def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None
                     torch.jit.trace(model, dummy).save(str(tmp))
     except UserError:
         raise
+    except OSError as exc:  # the disk, not the model: "cannot write PATH: ..."
+        raise write_error(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - an operator the exporter cannot express
         raise UserError(f"{lr.config.get('arch', 'the model')} (head {lr.config.get('head', 'linear')}) cannot be exported to {fmt}: "
                         f"{type(exc).__name__}: {str(exc)[:150]}") from None
     meta = {"format": fmt, "run": lr.name, "arch": lr.config.get("arch"), "classes": lr.classes, "label_map": names,
             "preprocess": lr.pre.as_dict(), "input": "float32 NCHW, RGB scaled to [0, 1], minus mean, divided by std",
             "output": "logits (softmax gives the probabilities)", "ema": ema, "config": lr.config}
-    meta_path = path.with_suffix(".json")
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     x = _check_batch(ws, lr.pre, check)
     if x is None:
@@ -104,6 +109,11 @@ def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None
         with torch.no_grad(), quiet_jit():
             got = torch.jit.load(str(path)).eval()(x)
     return ExportResult(path, meta_path, fmt, len(x), float((ref - got).abs().max()))
+
+
+def sidecar(path: Path) -> Path:
+    """The description beside an exported file: FILE.json (model.onnx.json), one per format and stem."""
+    return path.with_name(path.name + ".json")
 
 
 @contextlib.contextmanager

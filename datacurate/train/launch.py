@@ -32,9 +32,9 @@ def check_gpus(n: int) -> None:
                         f"for processes on the CPU use --processes {n} --device cpu")
 
 
-def check_processes(n: int) -> None:
+def check_processes(n: int, flag: str = "--processes") -> None:
     if n < 1:
-        raise UserError(f"--processes must be at least 1, got {n}")
+        raise UserError(f"{flag} must be at least 1, got {n}")
     if env_rank() is not None:
         raise UserError("--gpus/--processes inside a torchrun launch: torchrun already started the processes; drop the flag")
 

@@ -23,6 +23,20 @@ from datacurate.train.plan import Plan
 from datacurate.train.schedules import StageSchedule
 
 
+@contextlib.contextmanager
+def norms_frozen(model: nn.Module):
+    """Batch norm layers use their running statistics for the block: a training batch of one image (the
+    last of an epoch of k x batch + 1 images) cannot be normalised by its own statistics."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in layers:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.train()
+
+
 @dataclass
 class Device:
     """Where and how the model runs: device, autocast dtype (None: fp32), channels_last."""
@@ -238,7 +252,7 @@ class Loop:
                     if self.mix is not None and n:
                         x, target = self.mix(x, y, self.state.epoch, i)
                         y = target.argmax(1)
-                with self.dev.autocast():
+                with self.dev.autocast(), norms_frozen(model) if train and x.shape[0] == 1 else contextlib.nullcontext():
                     out = model(x)
                 loss = self.criterion(out.float(), target)
                 if train and self.teacher is not None:

@@ -280,6 +280,14 @@ class TrainOptions(StageOptions):
             (parse_groups if info.field_name == "groups" else parse_stages)(value)
         return value
 
+    @field_validator("augment")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        from datacurate.train.augment import parse_policy  # imports no torch: checked with the rest of the config
+
+        parse_policy(value, "train.augment")
+        return value
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: Any) -> Any:
@@ -293,6 +301,9 @@ class TrainOptions(StageOptions):
             raise UserError(f"train: early_stop {self.early_stop} needs ema (a decay such as 0.999)")
         if self.resize is not None and self.resize < self.img_size:
             raise UserError(f"train: resize must be at least img_size ({self.img_size}), got {self.resize}")
+        from datacurate.train.sizes import check_input_size
+
+        check_input_size(self.arch, self.img_size, "train: img_size")
         return self
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,30 @@ def describe(model: nn.Module, plan: Plan, arch: str = "") -> list[str]:
             lr = " -> ".join(f"{st.lrs[g.name] * f:.3g}" for f in factors)
             lines.append(f"  group {g.name}: {g.optimizer} lr {lr} weight_decay {g.weight_decay:g}, {state}")
     return lines + plan.notes
+
+
+MIN_STEPS = 100  # fewer optimizer steps in all and a fine-tuned model underfits (issue 20: 12 steps, 0.6 vs 0.91)
+
+
+def steps_per_epoch(images: int, batch: int, world: int = 1) -> int:
+    """Optimizer steps in one epoch: one per global batch, the last one partial."""
+    return math.ceil(images / (batch * world))
+
+
+def step_lines(plan: Plan, images: int, batch: int, world: int = 1) -> list[str]:
+    """The plan's line on optimizer steps per stage, and a warning with what to change when they are too few."""
+    per = steps_per_epoch(images, batch, world)
+    total = per * plan.epochs
+    stages = ", ".join(f"stage {i} {s.spec.name} {s.spec.epochs * per}" for i, s in enumerate(plan.stages, 1))
+    lines = [f"optimizer steps: {per} per epoch ({images} train images / batch {batch * world}); {stages}; {total} in all"]
+    if total < MIN_STEPS:
+        small = min(8, batch)
+        hint = (f"a smaller --batch-size ({small} gives {steps_per_epoch(images, small, world)} steps per epoch), "
+                if small < batch else "")
+        lines.append(f"warning: {total} optimizer steps in all, fewer than {MIN_STEPS}: the model will likely underfit. "
+                     f"Use {hint}more epochs (--epochs, --head-epochs or train.stages), or `datacurate fit-head RUN` "
+                     "on the network's features (docs/train.md, Very small data)")
+    return lines
 
 
 def _factors(st: StagePlan) -> list[float]:

@@ -39,6 +39,11 @@ def expand(inputs: list[str]) -> list[Path]:
             out.append(p)
         else:
             raise UserError(f"{item}: no such file or folder")
+    if not out:
+        from datacurate.imageio import IMAGEFOLDER_EXTENSIONS
+
+        raise UserError(f"no image to predict in {', '.join(inputs[:3])}{' ...' if len(inputs) > 3 else ''} "
+                        f"(a folder's images are its files ending in {', '.join(IMAGEFOLDER_EXTENSIONS[:4])}, ...)")
     return out
 
 

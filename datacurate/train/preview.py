@@ -42,9 +42,11 @@ def _uri(t: torch.Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def augment_preview(ws: Workspace, *, policy: Any = None, n: int = 8, per_class: int = 2, seed: int | None = None,
+def augment_preview(ws: Workspace, *, augment: Any = None, policy: Any = None, n: int = 8, per_class: int = 2, seed: int | None = None,
                     img_size: int | None = None, max_classes: int = 0) -> PreviewResult:
-    """Write reports/augment.html and augment.png for `policy` (default: train.augment of datacurate.yaml)."""
+    """Write reports/augment.html and augment.png for `augment` (default: train.augment of datacurate.yaml).
+
+    `policy` is the older name of `augment`, still accepted."""
     import torchvision.transforms.v2.functional as F
 
     from datacurate.train.augment import describe, parse_policy
@@ -52,8 +54,11 @@ def augment_preview(ws: Workspace, *, policy: Any = None, n: int = 8, per_class:
 
     if n < 1 or per_class < 1 or max_classes < 0:
         raise UserError("-n and --per-class must be at least 1, --max-classes at least 0")
+    policy = augment if augment is not None else policy
+    if policy is not None:
+        parse_policy(policy, "--augment")
     opts = resolve(ws, {"augment": policy, "seed": seed, "img_size": img_size})
-    pol = parse_policy(opts["augment"], "--policy" if policy else "train.augment")
+    pol = parse_policy(opts["augment"], "--augment" if policy else "train.augment")
     classes, samples = scan_folder(ws.split_dir / "train")
     if not samples:
         raise UserError(f"{ws.split_dir / 'train'} has no images; run `datacurate split` first")

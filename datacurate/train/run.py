@@ -21,7 +21,7 @@ from datacurate.train.loop import Loop, pick_device
 from datacurate.train.models import create_model, empty_weights
 from datacurate.train.options import DEFAULTS, TrainOptions, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
-from datacurate.train.plan import build_plan, describe
+from datacurate.train.plan import build_plan, describe, step_lines, steps_per_epoch
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.workspace import Workspace
 
@@ -164,16 +164,19 @@ def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
 def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], classes: list[str] | None = None,
           processes: int | None = None):
     """(model without weights, plan lines) for --plan: the split's classes, or 2 when there is no split yet."""
+    images = None
     if classes is None:
         if (ws.split_dir / "train").is_dir():
-            classes = _samples(ws.split_dir)[0]
+            classes, train_samples, _ = _samples(ws.split_dir)
+            images = len(train_samples)
         else:
             classes = ["class0", "class1"]
             echo(f"{ws.split_dir / 'train'} does not exist yet: the plan assumes 2 classes")
     with empty_weights():  # names and shapes only: the plan of the largest model takes milliseconds
         model = create_model(opts["arch"], len(classes), "none", options=opts)
     plan = build_plan(model, opts)
-    return plan, describe(model, plan, opts["arch"]) + summary(opts, processes)
+    steps = step_lines(plan, images, opts["batch_size"], processes or 1) if images else []
+    return plan, describe(model, plan, opts["arch"]) + summary(opts, processes) + steps
 
 
 def _samples(split: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
@@ -196,7 +199,8 @@ def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_
     if opts["sync_bn"]:
         model = distributed.sync_batchnorm(model, d, device_name)
     plan = build_plan(model, opts)
-    lines = describe(model, plan, opts["arch"]) + summary(opts, d.world_size)
+    steps = step_lines(plan, len(train_samples), opts["batch_size"], d.world_size)
+    lines = describe(model, plan, opts["arch"]) + summary(opts, d.world_size) + steps
     if plan.epochs == 0:
         raise UserError("every stage has 0 epochs: nothing to train")
     opts["name"] = name
@@ -236,8 +240,12 @@ def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"train": to_jsonable(opts)}, allow_unicode=True, sort_keys=False))
         atomic_write_text(run_dir / "plan.txt", "\n".join(lines) + "\n")
     procs = f" x {d.world_size} processes ({d.backend}), global batch {bs * d.world_size}" if d.active else ""
+    total = plan.epochs * steps_per_epoch(len(train_samples), bs, d.world_size)
     echo(f"run {name}: {len(train_samples)} train / {len(valid_samples)} valid images, {len(classes)} classes, "
-         f"{plan.epochs} epochs on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}{procs}")
+         f"{plan.epochs} epochs, {total} optimizer steps on {dev.device.type}{' ' + str(dev.amp_dtype).replace('torch.', '') if dev.amp_dtype else ''}{procs}")
+    if d.main and not ck:
+        for line in steps[1:]:  # the too-few-steps warning
+            echo(line)
     if opts["tensorboard"] and d.main:
         loop.tensorboard = tblog.Scalars(run_dir)
     try:

@@ -117,7 +117,11 @@ def exported_scorer(path: str, device: str = "auto") -> tuple[Scorer, dict]:
     from datacurate.train.loop import pick_device
 
     p = Path(path)
-    meta_path = p.with_suffix(".json")
+    from datacurate.train.export import sidecar
+
+    meta_path = sidecar(p)
+    if not meta_path.exists() and p.with_suffix(".json").is_file():
+        meta_path = p.with_suffix(".json")  # an export made before each format had its own description
     if not p.is_file():
         raise UserError(f"--model {path}: no such file")
     try:

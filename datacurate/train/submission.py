@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -55,9 +56,11 @@ def lines(records: Iterable[dict], columns: list[tuple[str, str]], errors: list[
         buf.truncate()
         return text
 
+    records = iter(records)
+    first = next(records, None)  # a bad input (no image, no run) is refused before the header is out
     w.writerow([h for _, h in columns])
     yield take()
-    for rec in records:
+    for rec in itertools.chain([first] if first is not None else [], records):
         if "error" in rec:
             errors.append(rec)
             continue

@@ -40,6 +40,10 @@ class VetOptions(StageOptions):
     def _train_first_needs_run(self) -> "VetOptions":
         if self.train_first and not self.run:
             raise UserError("vet: train_first needs run (the name of the run to train on the originals)")
+        if not self.run:  # a run brings its own size
+            from datacurate.train.sizes import check_input_size
+
+            check_input_size(self.backbone, self.img_size, "vet: img_size")
         return self
 
 

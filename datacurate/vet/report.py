@@ -4,7 +4,8 @@ Each flagged image is a card beside its nearest originals of its own class (and,
 of the class it looks like), with score and threshold, the closest calls first, in pages of
 datacurate.report.review (filterable by class and reason, thumbnails as files). A dry run
 reports its plan (marked as such); a real run, and `datacurate report vet`, report from the
-catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now.
+catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now;
+they also write reports/vet-map.html, the cached embeddings in 2-D (datacurate.review.projection).
 """
 
 from __future__ import annotations
@@ -57,7 +58,23 @@ def write_reports(ws: Workspace, result: VetResult, *, cat: Catalog | None = Non
 
 def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None = None, quiet: bool = True,
                        page_size: int | None = None) -> dict[str, str]:
-    """vet.csv and vet.html from the catalog's vet_scores (`datacurate report vet`)."""
+    """vet.csv, vet.html and vet-map.html from the catalog's vet_scores (`datacurate report vet`)."""
+    cards, classes, scores = catalog_cards(cat)
+    view = VetView(False, result.model if result else (scores[0]["model"] if scores else ""), classes, cards,
+                   moved=sum(1 for c in cards if "not moved" not in c.lines[0]),
+                   listed=sum(1 for c in cards if "not moved" in c.lines[0]))
+    if result is not None:
+        view.skipped, view.notes, view.kept = result.skipped_classes, result.notes, result.kept_by_user
+    rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
+    out = _write(ws, rows, view, quiet, page_size)
+    from datacurate.review.projection import write_map
+
+    found = write_map(ws, cat, quiet=quiet)
+    return out | ({"map": found} if found else {})
+
+
+def catalog_cards(cat: Catalog) -> tuple[list[Card], dict[str, dict], list[dict]]:
+    """The cards of what vet holds in quarantine and the originals it lists, per-class counts, and every score."""
     scores = [dict(r) for r in cat.db.execute("SELECT * FROM vet_scores ORDER BY class, path")]
     where = {}
     for r in cat.db.execute("SELECT path, sha256, status, reason FROM files WHERE sha256 IS NOT NULL ORDER BY status='ok'"):
@@ -76,13 +93,7 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None 
             if moved:
                 c[reason] += 1
             cards.append(_card(now, s, moved))
-    view = VetView(False, result.model if result else (scores[0]["model"] if scores else ""), classes, cards,
-                   moved=sum(1 for c in cards if "not moved" not in c.lines[0]),
-                   listed=sum(1 for c in cards if "not moved" in c.lines[0]))
-    if result is not None:
-        view.skipped, view.notes, view.kept = result.skipped_classes, result.notes, result.kept_by_user
-    rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
-    return _write(ws, rows, view, quiet, page_size)
+    return cards, classes, scores
 
 
 def _score_row(s: Score) -> dict:

@@ -39,7 +39,7 @@ def ensure_trusted_run(ws: Workspace, opts: VetOptions, originals, *, quiet: boo
 
 
 def _trusted_split(ws: Workspace, seed: int, originals) -> Path:
-    from datacurate.fsutil import link_or_copy
+    from datacurate.fsutil import free_path, link_or_copy
     from datacurate.split.eligible import rank_of
 
     folder = ws.state_dir / "vet" / "trusted-split"
@@ -55,5 +55,6 @@ def _trusted_split(ws: Workspace, seed: int, originals) -> Path:
             part = "valid" if n < n_valid else "train"
             dst = folder / part / klass / row["path"].rsplit("/", 1)[-1]
             dst.parent.mkdir(parents=True, exist_ok=True)
+            dst = free_path(dst)  # circle/a.jpg and circle/sub/a.jpg: a.jpg and a-1.jpg
             link_or_copy(ws.abs(row["path"]), dst)
     return folder
