@@ -194,6 +194,24 @@ def test_run_model_trained_first_on_the_originals(ws: Path):
     again = json.loads(run_cli("-C", str(ws), "-q", "vet", "--run", "trusted", "--train-first", "--dry-run", "--json",
                                check=True).stdout)
     assert again["embedded"] == 0 and again["flags"] == out["flags"]  # the run is reused, not trained again
+    told = run_cli("-C", str(ws), "vet", "--run", "other", "--train-first", "--dry-run", check=True)
+    assert "dry run: run other does not exist, so it is trained on the originals now" in told.stdout
+
+
+def test_a_judge_no_better_than_chance_moves_nothing(tmp_path: Path):
+    """Two classes of the same colour: the classifier cannot tell them apart out of fold, so vet refuses (exit 2)."""
+    rng = random.Random(7)
+    for klass in ("left", "right"):
+        for n in range(12):
+            _put(tmp_path / "data" / "original" / klass / f"o{n:02d}.jpg", jpeg(picture(HUES["red"], rng)))
+        _put(tmp_path / "data" / "scraped" / klass / "chart.jpg", jpeg(chart(rng)))
+    (tmp_path / "datacurate.yaml").write_text(yaml.safe_dump({"vet": VET_CONFIG}), encoding="utf-8")
+    before = _files(tmp_path)
+    for extra in (["--dry-run"], []):
+        proc = run_cli("-C", str(tmp_path), "-q", "vet", *extra)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "judges no better than chance (out-of-fold accuracy" in proc.stderr and "nothing was set aside" in proc.stderr
+    assert _files(tmp_path) == before
 
 
 def test_class_without_originals_is_named_and_skipped(ws: Path):
@@ -208,7 +226,9 @@ def test_class_without_originals_is_named_and_skipped(ws: Path):
     (["--run", "nosuchrun"], "no run 'nosuchrun'"),
     (["--weights", "imagenet"], "DATACURATE_OFFLINE forbids downloading"),
     (["--offtopic-quantile", "2"], "offtopic_quantile must be a number between 0.5 and 1"),
-    (["--recognised-prob", "0.2"], "recognised_prob must be a number between 0.5 and 1"),
+    (["--offtopic-z", "0.1"], "offtopic_z must be a number between 0.5 and 20"),
+    (["--offtopic-z", "x"], "--offtopic-z"),
+    (["--keep-recognised"], "No such option '--keep-recognised'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ws: Path, tmp_path: Path, monkeypatch, args, needle):
     monkeypatch.setenv("DATACURATE_OFFLINE", "1")
@@ -221,38 +241,3 @@ def test_no_originals_at_all_is_exit_2(tmp_path: Path):
     _put(tmp_path / "data" / "scraped" / "a" / "x.jpg", jpeg(picture(0.5, random.Random(1))))
     proc = run_cli("-C", str(tmp_path), "vet", "--weights", "none", "--backbone", "resnet18")
     assert proc.returncode == 2 and "no class has two or more usable originals" in proc.stderr
-
-
-def test_far_but_recognised_member_is_kept_unless_the_rule_is_off():
-    """Beyond the distance threshold but confidently its own class: kept (keep_recognised, within
-    recognised_within thresholds), else off-topic."""
-    from datacurate.vet.options import VetOptions
-    from datacurate.vet.records import VetResult
-    from datacurate.vet.run import _judge
-
-    rng = np.random.default_rng(0)
-    axes = np.eye(6)
-
-    def vec(*parts):
-        return sum(parts) + rng.normal(0, 0.02, 6)
-
-    rows, raw = [], []
-    for klass, axis in (("a", 0), ("b", 1)):
-        for n in range(12):  # originals: their own axis and a shared one
-            rows.append({"path": f"o/{klass}{n}", "class": klass, "source": "original", "sha256": f"{klass}{n}"})
-            raw.append(vec(axes[axis], 0.5 * axes[2]))
-    planted = {"s/unusual": vec(axes[0]),           # class a's axis alone: far from a's originals, clearly a
-               "s/offtopic": vec(0.5 * axes[1], axes[3]),  # near neither class, and not recognised as a
-               "s/usual": vec(axes[0], 0.5 * axes[2])}
-    for path, v in planted.items():
-        rows.append({"path": path, "class": "a", "source": "scraped", "sha256": path})
-        raw.append(v)
-    both = {"s/offtopic": "off-topic", "s/unusual": "off-topic"}
-    for options, expected in ((dict(recognised_within=1000.0), {"s/offtopic": "off-topic"}),
-                              (dict(recognised_within=1000.0, keep_recognised=False), both),
-                              ({}, both)):  # by default only within 3 thresholds: this one lies further
-        result = VetResult(dry_run=True)
-        _judge(rows, np.array(raw), ["a", "b"], lambda sha, reason: False, VetOptions(**options), result)
-        assert {f.path: f.reason for f in result.flags} == expected, options
-        unusual = next(s for s in result.scores if s.path == "s/unusual")
-        assert unusual.distance > 3 * unusual.threshold and unusual.likeliest == "a" and unusual.quality > 0.9

@@ -40,6 +40,7 @@ class VetView:
     kept: list[str] = field(default_factory=list)
     moved: int = 0
     listed: int = 0
+    judge: dict = field(default_factory=dict)
 
 
 def write_reports(ws: Workspace, result: VetResult, *, cat: Catalog | None = None, quiet: bool = True,
@@ -81,6 +82,10 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None 
                    listed=sum(1 for c in cards if "not moved" in c.lines[0]))
     if result is not None:
         view.skipped, view.notes, view.kept = result.skipped_classes, result.notes, result.kept_by_user
+        view.judge = result.judge
+        for name, c in result.classes.items():
+            if name in classes:
+                classes[name]["calibration"] = c.get("calibration")
     rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
     return _write(ws, rows, view, quiet, page_size)
 
@@ -104,7 +109,7 @@ def _plan_view(result: VetResult) -> VetView:
                                         "other": [[p, shas.get(p)] for p in scores[f.path].other_neighbours]})
         cards.append(_card(f.dst or f.path, row, f.move))
     return VetView(result.dry_run, result.model, result.classes, cards, result.skipped_classes, result.notes,
-                   result.kept_by_user, len(result.moved), len(result.listed))
+                   result.kept_by_user, len(result.moved), len(result.listed), result.judge)
 
 
 def _card(now: str, s: dict, moved: bool) -> Card:
