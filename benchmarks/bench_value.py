@@ -48,9 +48,9 @@ def recipes(weights: Path | None, smoke: bool) -> tuple[dict, dict]:
         train = {"arch": "resnet18", "weights": "none", "freeze_until": "fc", "img_size": 32, "head_epochs": 1,
                  "epochs": 0, "milestones": [], "gamma": [], "batch_size": 8, "workers": 0, "augment": "none"}
         return vet, train
-    vet = {"backbone": "mobilenet_v2", "weights": str(weights), "img_size": 224, "workers": 1}
-    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 160,
-             "head_epochs": 15, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 8, "workers": 1,
+    vet = {"backbone": "mobilenet_v2", "weights": str(weights), "img_size": 224, "workers": 0}
+    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 128,
+             "head_epochs": 10, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0,
              "augment": "none"}
     return vet, train
 

@@ -116,3 +116,23 @@ def test_a_judge_at_chance_is_refused():
     result = VetResult(dry_run=True, judge={"trusted": False, "about": j.judge.describe()})
     with pytest.raises(UserError, match="no better than chance"):
         _check_judge(result, VetOptions())
+
+
+def test_bench_value_smoke_runs_the_real_stages(tmp_path, capsys):
+    """benchmarks/bench_value.py --smoke: clean, vet, split, train and evaluate on four generated workspaces."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_value.py"
+    spec = importlib.util.spec_from_file_location("bench_value", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--smoke", "--work", str(tmp_path), "--json", str(tmp_path / "out.json")]) == 0
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert [r["task"] for r in rows] == ["smoke"] and set(rows[0]["accuracy"]) == set(bench.VARIANTS)
+    assert rows[0]["flags"]["off-topic recall"][0] == 1.0
+    assert "| smoke | 6 |" in capsys.readouterr().out
+    assert not any((tmp_path / f"smoke-6-0-{v}" / "data" / "test").exists() for v in ("originals", "noisy"))
+    with pytest.raises(SystemExit):
+        bench.main(["--work", str(tmp_path)])  # neither --data/--weights nor --smoke
