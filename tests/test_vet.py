@@ -241,3 +241,20 @@ def test_no_originals_at_all_is_exit_2(tmp_path: Path):
     _put(tmp_path / "data" / "scraped" / "a" / "x.jpg", jpeg(picture(0.5, random.Random(1))))
     proc = run_cli("-C", str(tmp_path), "vet", "--weights", "none", "--backbone", "resnet18")
     assert proc.returncode == 2 and "no class has two or more usable originals" in proc.stderr
+
+
+def test_reason_and_the_csv_say_how_each_verdict_was_reached(ws: Path):
+    """Score, threshold, where the threshold came from (here: too few scraped images, so the originals) and the rule."""
+    out = json.loads(run_cli("-C", str(ws), "-q", *VET, "--json", check=True).stdout)
+    assert out["judge"]["trusted"] and out["judge"]["accuracy"] > 0.9
+    assert all(c["calibration"].startswith("originals: quantile 0.98") for c in out["classes"].values())
+    moved = run_cli("-C", str(ws), "reason", "data/quarantine/off-topic/scraped/red/chart.jpg", check=True).stdout
+    assert "set aside by vet as off-topic" in moved and "threshold from the originals: quantile 0.98" in moved
+    assert "rule: distance to its class's originals over the threshold" in moved
+    kept = run_cli("-C", str(ws), "reason", "data/scraped/red/s0.jpg", check=True).stdout
+    assert "in place" in kept and "vet kept: cosine distance" in kept and "originals: quantile 0.98" in kept
+    with open(ws / "reports" / "vet.csv", encoding="utf-8") as fh:
+        details = {r["path"]: r["detail"] for r in csv.DictReader(fh)}
+    assert details["data/scraped/red/s0.jpg"].startswith("kept: cosine distance")
+    page = (ws / "reports" / "vet.html").read_text(encoding="utf-8")
+    assert "The judge: out-of-fold accuracy" in page and "threshold set from" in page

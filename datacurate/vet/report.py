@@ -24,7 +24,7 @@ from datacurate.vet.records import REASONS, Score, VetResult
 from datacurate.workspace import Workspace
 
 CSV_COLUMNS = ("path", "class", "source", "distance", "threshold", "quality", "likeliest", "likeliest_prob", "flag",
-               "looks_like", "sha256")
+               "looks_like", "sha256", "detail")
 
 
 @dataclass
@@ -93,7 +93,7 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None 
 def _score_row(s: Score) -> dict:
     return {"path": s.path, "class": s.klass, "source": s.source, "distance": s.distance, "threshold": s.threshold,
             "quality": s.quality, "likeliest": s.likeliest, "likeliest_prob": s.likeliest_prob, "flag": s.flag,
-            "looks_like": s.looks_like, "sha256": s.sha256, "detail": None,
+            "looks_like": s.looks_like, "sha256": s.sha256, "detail": s.detail or None,
             "neighbours": json.dumps({"own": [[p, None] for p in s.own_neighbours],
                                       "other": [[p, None] for p in s.other_neighbours]})}
 
@@ -146,7 +146,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     for s in rows:
         out.writerow([s["path"], s["class"], s["source"], f"{s['distance']:.5f}", f"{s['threshold']:.5f}",
                       _num(s["quality"]), s["likeliest"] or "", _num(s["likeliest_prob"]), s["flag"],
-                      s["looks_like"] or "", s["sha256"]])
+                      s["looks_like"] or "", s["sha256"], s.get("detail") or ""])
     atomic_write_text(path, buf.getvalue())
 
 
