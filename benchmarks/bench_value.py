@@ -49,8 +49,8 @@ def recipes(weights: Path | None, smoke: bool) -> tuple[dict, dict]:
                  "epochs": 0, "milestones": [], "gamma": [], "batch_size": 8, "workers": 0, "augment": "none"}
         return vet, train
     vet = {"backbone": "mobilenet_v2", "weights": str(weights), "img_size": 224, "workers": 0}
-    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 128,
-             "head_epochs": 10, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0,
+    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 112,
+             "head_epochs": 6, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0,
              "augment": "none"}
     return vet, train
 
@@ -192,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [t for t in realdata.tasks(args.data, args.work / "offtopic") if t.name in args.tasks]
         originals, seeds, draw_kw = args.originals, args.seeds, {}
     start = time.perf_counter()
-    rows = [run_task(t, n, seeds, args.work, vet_opts, recipe, **draw_kw) for t in tasks for n in originals]
+    rows = []
+    for n in originals:
+        for t in tasks:
+            rows.append(run_task(t, n, seeds, args.work, vet_opts, recipe, **draw_kw))
+            print(table(rows[-1:]), flush=True)
     print(table(rows))
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.json:

@@ -116,12 +116,12 @@ def _place_thresholds(near: Neighbourhood, labels, source, n_classes: int, opts:
     for c in range(n_classes):
         if c in big:
             near.threshold[c] = medians[c] + opts.offtopic_z * spread
-            notes.append(f"scraped pool: median {medians[c]:.3f} of this class's {len(pools[c])} scraped images + "
-                         f"{opts.offtopic_z:g} x MAD {spread:.3f} (pooled over {n_pool} scraped images)")
+            notes.append(f"scraped pool: median {medians[c]:.3f} of {len(pools[c])} images + {opts.offtopic_z:g} x MAD "
+                         f"{spread:.3f} of {n_pool}")
         else:
             near.threshold[c] = loo[c]
-            notes.append(f"originals: quantile {opts.offtopic_quantile:g} of the originals' leave-one-out distances "
-                         f"({len(near.loo[c])} originals; fewer than {MIN_POOL} scraped images to calibrate on)")
+            notes.append(f"originals: quantile {opts.offtopic_quantile:g} of {len(near.loo[c])} leave-one-out distances "
+                         f"(under {MIN_POOL} scraped images)")
     return notes
 
 
@@ -179,8 +179,8 @@ def _verdict(i: int, own: int, source: str, j: Judgement) -> Verdict | None:
     other = _likelier_other(i, own, j)
     far = dist > thr
     if other is not None and (not far or j.near.distance[i, other] <= j.near.threshold[other]):
-        rule = ("another class is likelier, over the bar the originals set" + ("" if not far else
-                ", and it lies within that class's threshold"))
+        rule = (f"another class is likelier, over the bar where at most {WRONG_CLASS_RATE:.0%} of the originals would "
+                "be flagged out of fold" + ("" if not far else ", and it lies within that class's threshold"))
         return Verdict("wrong-class", rule, float(j.probs[i, other]), float(j.bar[other]), other)
     if far:
         return Verdict("off-topic", "distance to its class's originals over the threshold", dist, thr)

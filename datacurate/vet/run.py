@@ -184,17 +184,15 @@ def _score_and_flag(i: int, r, own: int, j, classes: list[str], paths: list[str]
     v = j.verdicts.get(i)
     calibration = j.calibration[own]
     if v is None:
-        score.detail = (f"kept: cosine distance {dist:.3f} to its class's originals within the threshold {thr:.3f} "
-                        f"({calibration})") if r["source"] != "test" else "test image: never judged"
+        score.detail = (f"kept: cosine distance {dist:.3f} <= threshold {thr:.3f} (threshold from the {calibration})"
+                        if r["source"] != "test" else "test image: never judged")
         return score, None
     if v.reason == "off-topic":
-        detail = (f"cosine distance {dist:.3f} to its class's {opts.neighbours} nearest originals is over the "
-                  f"threshold {thr:.3f} (threshold from the {calibration}; rule: {v.rule})")
+        detail = f"cosine distance {dist:.3f} > threshold {thr:.3f} (threshold from the {calibration}; rule: {v.rule})"
     else:
         other = classes[v.looks_like]
-        detail = (f"looks like {other} (p={v.score:.2f} >= bar {v.threshold:.2f}, the bar at which at most 3% of "
-                  f"the originals would be flagged out of fold; {r['class']} p={float(j.probs[i, own]):.2f}; "
-                  f"rule: {v.rule})")
+        detail = (f"looks like {other} (p={v.score:.2f} >= bar {v.threshold:.2f}; {r['class']} "
+                  f"p={float(j.probs[i, own]):.2f}; rule: {v.rule})")
     score.detail = detail
     move = r["source"] == "scraped" or opts.move_originals
     return score, Flag(r["path"], r["class"], r["source"], v.reason, v.score, v.threshold,
