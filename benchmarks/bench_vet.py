@@ -26,7 +26,6 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +235,7 @@ def main() -> None:
     ap.add_argument("--speed-arch", default="resnet18")
     ap.add_argument("--speed-long-side", type=int, default=1024, help="long side of the speed test's JPEGs")
     ap.add_argument("--speed-only", action="store_true", help="only (c)")
-    ap.add_argument("--flags-only", action="store_true", help="only (a), with and without vet's keep_recognised rule")
+    ap.add_argument("--flags-only", action="store_true", help="only (a), at offtopic_z 2.0, 2.25 (the default) and 3.0")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the workspace")
@@ -264,10 +263,10 @@ def main() -> None:
         opts = VetOptions(backbone=args.backbone, weights=args.weights, workers=args.workers)
     else:
         opts = VetOptions(run="trusted", train_first=True, workers=args.workers)
-    if args.flags_only:  # the same run and embeddings judged by both rules
-        for keep in (False, True):
-            result = vet(ws, options=replace(opts, keep_recognised=keep), dry_run=True, quiet=not args.verbose)
-            print(f"\n(a) keep_recognised={keep}")
+    if args.flags_only:  # the same run and embeddings judged at three thresholds
+        for z in (2.0, 2.25, 3.0):
+            result = vet(ws, options=opts.model_copy(update={"offtopic_z": z}), dry_run=True, quiet=not args.verbose)
+            print(f"\n(a) offtopic_z={z}")
             report_flags(truth, result)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -197,6 +197,19 @@ class StatsRun(Result):
         return [{"channel": c, "mean": m, "std": s} for c, m, s in zip("RGB", r.mean, r.std)]
 
 
+def _calibration_lines(classes: dict[str, dict]) -> list[str]:
+    """How vet's thresholds were set: a line per class for a few classes, else a count per way."""
+    notes = {name: c["calibration"] for name, c in classes.items() if c.get("calibration")}
+    if len(notes) <= 4:
+        return [f"threshold of {name}: {note}" for name, note in notes.items()]
+    ways: dict[str, int] = {}
+    for note in notes.values():
+        way = note.split(":", 1)[0]
+        ways[way] = ways.get(way, 0) + 1
+    return ["thresholds set from " + ", ".join(f"the {way} for {n} classes" for way, n in ways.items())
+            + " (reports/vet.html has each)"]
+
+
 class VetRun(Result):
     stage = "vet"
     columns = ("path", "class", "source", "distance", "threshold", "quality", "likeliest", "likeliest_prob", "flag", "looks_like")
@@ -214,6 +227,9 @@ class VetRun(Result):
             out.append(f"{f.reason:<11}  {f.path}  {where}  {f.detail}")
         rows = [{"class": name, **c} for name, c in r.classes.items()]
         out += table_lines(rows, ["class", "originals", "scraped", "threshold", "off-topic", "wrong-class"])
+        out += _calibration_lines(r.classes)
+        if r.judge:
+            out.append(f"judge: {r.judge['about']}")
         counts = r.counts()
         out.append(f"{r.model}: embedded {r.embedded} new images ({r.cached} from the cache); "
                    f"{'would set aside' if r.dry_run else 'set aside'} {counts['off-topic']} off-topic and "

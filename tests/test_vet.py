@@ -196,6 +196,24 @@ def test_run_model_trained_first_on_the_originals(ws: Path):
     split = ws / ".datacurate" / "vet" / "trusted-split"
     assert len(list(split.rglob("*.jpg"))) == 3 * N_ORIGINAL and not any(split.rglob("s*.jpg"))
     assert out["embedded"] == 0  # the run is reused, not trained again
+    told = run_cli("-C", str(ws), "vet", "--run", "other", "--train-first", "--dry-run", check=True)
+    assert "dry run: run other does not exist, so it is trained on the originals now" in told.stderr  # a notice, as progress
+
+
+def test_a_judge_no_better_than_chance_moves_nothing(tmp_path: Path):
+    """Two classes of the same colour: the classifier cannot tell them apart out of fold, so vet refuses (exit 2)."""
+    rng = random.Random(7)
+    for klass in ("left", "right"):
+        for n in range(12):
+            _put(tmp_path / "data" / "original" / klass / f"o{n:02d}.jpg", jpeg(picture(HUES["red"], rng)))
+        _put(tmp_path / "data" / "scraped" / klass / "chart.jpg", jpeg(chart(rng)))
+    (tmp_path / "datacurate.yaml").write_text(yaml.safe_dump({"vet": VET_CONFIG}), encoding="utf-8")
+    before = _files(tmp_path)
+    for extra in (["--dry-run"], []):
+        proc = run_cli("-C", str(tmp_path), "-q", "vet", *extra)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "judges no better than chance (out-of-fold accuracy" in proc.stderr and "nothing was set aside" in proc.stderr
+    assert _files(tmp_path) == before
 
 
 def test_class_without_originals_is_named_and_skipped(ws: Path):
@@ -210,7 +228,9 @@ def test_class_without_originals_is_named_and_skipped(ws: Path):
     (["--run", "nosuchrun"], "no run 'nosuchrun'"),
     (["--weights", "imagenet"], "DATACURATE_OFFLINE forbids downloading"),
     (["--offtopic-quantile", "2"], "offtopic_quantile must be a number between 0.5 and 1"),
-    (["--recognised-prob", "0.2"], "recognised_prob must be a number between 0.5 and 1"),
+    (["--offtopic-z", "0.1"], "offtopic_z must be a number between 0.5 and 20"),
+    (["--offtopic-z", "x"], "--offtopic-z"),
+    (["--keep-recognised"], "No such option '--keep-recognised'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ws: Path, tmp_path: Path, monkeypatch, args, needle):
     monkeypatch.setenv("DATACURATE_OFFLINE", "1")
@@ -225,41 +245,6 @@ def test_no_originals_at_all_is_exit_2(tmp_path: Path):
     assert proc.returncode == 2 and "no class has two or more usable originals" in proc.stderr
 
 
-def test_far_but_recognised_member_is_kept_unless_the_rule_is_off():
-    """Beyond the distance threshold but confidently its own class: kept (keep_recognised, within
-    recognised_within thresholds), else off-topic."""
-    from datacurate.vet.options import VetOptions
-    from datacurate.vet.records import VetResult
-    from datacurate.vet.run import _judge
-
-    rng = np.random.default_rng(0)
-    axes = np.eye(6)
-
-    def vec(*parts):
-        return sum(parts) + rng.normal(0, 0.02, 6)
-
-    rows, raw = [], []
-    for klass, axis in (("a", 0), ("b", 1)):
-        for n in range(12):  # originals: their own axis and a shared one
-            rows.append({"path": f"o/{klass}{n}", "class": klass, "source": "original", "sha256": f"{klass}{n}"})
-            raw.append(vec(axes[axis], 0.5 * axes[2]))
-    planted = {"s/unusual": vec(axes[0]),           # class a's axis alone: far from a's originals, clearly a
-               "s/offtopic": vec(0.5 * axes[1], axes[3]),  # near neither class, and not recognised as a
-               "s/usual": vec(axes[0], 0.5 * axes[2])}
-    for path, v in planted.items():
-        rows.append({"path": path, "class": "a", "source": "scraped", "sha256": path})
-        raw.append(v)
-    both = {"s/offtopic": "off-topic", "s/unusual": "off-topic"}
-    for options, expected in ((dict(recognised_within=1000.0), {"s/offtopic": "off-topic"}),
-                              (dict(recognised_within=1000.0, keep_recognised=False), both),
-                              ({}, both)):  # by default only within 3 thresholds: this one lies further
-        result = VetResult(dry_run=True)
-        _judge(rows, np.array(raw), ["a", "b"], lambda sha, reason: False, VetOptions(**options), result)
-        assert {f.path: f.reason for f in result.flags} == expected, options
-        unusual = next(s for s in result.scores if s.path == "s/unusual")
-        assert unusual.distance > 3 * unusual.threshold and unusual.likeliest == "a" and unusual.quality > 0.9
-
-
 def test_trusted_split_takes_files_of_one_name_in_nested_folders(tmp_path: Path):
     """Issue 21 item 6: circle/a.jpg and circle/sub/a.jpg both reach the trusted split (was FileExistsError)."""
     from datacurate.vet.trust import _trusted_split
@@ -272,3 +257,20 @@ def test_trusted_split_takes_files_of_one_name_in_nested_folders(tmp_path: Path)
     folder = _trusted_split(Workspace.open(tmp_path), 0, rows)
     got = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
     assert len(got) == 4 and len(set(got)) == 4 and sum("/circle/a" in p for p in got) == 3
+
+
+def test_reason_and_the_csv_say_how_each_verdict_was_reached(ws: Path):
+    """Score, threshold, where the threshold came from (here: too few scraped images, so the originals) and the rule."""
+    out = json.loads(run_cli("-C", str(ws), "-q", *VET, "--json", check=True).stdout)
+    assert out["judge"]["trusted"] and out["judge"]["accuracy"] > 0.9
+    assert all(c["calibration"].startswith("originals: quantile 0.98") for c in out["classes"].values())
+    moved = run_cli("-C", str(ws), "reason", "data/quarantine/off-topic/scraped/red/chart.jpg", check=True).stdout
+    assert "set aside by vet as off-topic" in moved and "threshold from the originals: quantile 0.98" in moved
+    assert "rule: distance to its class's originals over the threshold" in moved
+    kept = run_cli("-C", str(ws), "reason", "data/scraped/red/s0.jpg", check=True).stdout
+    assert "in place" in kept and "vet kept: cosine distance" in kept and "originals: quantile 0.98" in kept
+    with open(ws / "reports" / "vet.csv", encoding="utf-8") as fh:
+        details = {r["path"]: r["detail"] for r in csv.DictReader(fh)}
+    assert details["data/scraped/red/s0.jpg"].startswith("kept: cosine distance")
+    page = (ws / "reports" / "vet.html").read_text(encoding="utf-8")
+    assert "The judge: out-of-fold accuracy" in page and "threshold set from" in page

@@ -300,6 +300,8 @@ def _compared(cat: Catalog, row, out: Reason) -> None:
         return
     if out.stage == "vet":
         out.distance, out.threshold, out.looks_like = score["distance"], score["threshold"], score["looks_like"]
+    elif out.stage is None and score["detail"]:
+        out.detail = f"vet {score['detail']}"  # kept: its score, the threshold and how that was set
     near = json.loads(score["neighbours"] or "{}")
     for kind, label in (("own", f"nearest {score['class']} originals"), ("other", f"nearest {score['looks_like']} originals")):
         for path, _sha in near.get(kind, []):

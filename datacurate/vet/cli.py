@@ -18,14 +18,9 @@ from datacurate.cluster.cli import ray_flag, ray_options
 @click.option("--workers", type=int, help="DataLoader workers (default min(8, CPUs - 1)).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where the backbone runs (default auto).")
 @click.option("--neighbours", type=int, help="Nearest originals compared with (default 5).")
-@click.option("--offtopic-quantile", type=float, help="Calibration: this quantile of the originals' own distances (default 0.98).")
+@click.option("--offtopic-z", type=float, help="Threshold: the class's median scraped distance + this many MADs (default 2.25).")
+@click.option("--offtopic-quantile", type=float, help="Classes with under 12 scraped images: this quantile of the originals' own distances (default 0.98).")
 @click.option("--offtopic-threshold", type=float, help="A fixed cosine distance instead of the calibrated threshold.")
-@click.option("--keep-recognised/--no-keep-recognised", default=None,
-              help="A far image the classifier confidently calls its own class is kept, not off-topic (default on).")
-@click.option("--recognised-prob", type=float,
-              help="Own-class probability that counts as confident: this or cleanlab's threshold, the lower (default 0.9).")
-@click.option("--recognised-within", type=float,
-              help="A recognised image is kept only within this many times its class's threshold (default 3).")
 @click.option("--folds", type=int, help="K of the K-fold logistic regression (default 5).")
 @click.option("--move-originals", is_flag=True, default=None, help="Also move originals that look like another class.")
 @click.option("--seed", type=int, help="Seed (default 0).")

@@ -22,6 +22,7 @@ class Score:
     likeliest_prob: float | None
     flag: str = ""              # off-topic | wrong-class | "" (kept)
     looks_like: str | None = None
+    detail: str = ""            # how it was decided: score, threshold, how the threshold was set, the rule
     own_neighbours: list[str] = field(default_factory=list)    # nearest originals of its own class
     other_neighbours: list[str] = field(default_factory=list)  # nearest originals of the class it looks like
 
@@ -57,6 +58,7 @@ class VetResult:
     undecodable: dict[str, str] = field(default_factory=dict)
     kept_by_user: list[str] = field(default_factory=list)      # restored from a vet quarantine: not judged again
     notes: list[str] = field(default_factory=list)
+    judge: dict = field(default_factory=dict)                   # the classifier's out-of-fold check on the originals
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -77,7 +79,7 @@ class VetResult:
     def summary(self) -> dict:
         return {
             "dry_run": self.dry_run, "model": self.model, "embedded": self.embedded, "cached": self.cached,
-            "classes": self.classes, "skipped_classes": self.skipped_classes,
+            "judge": self.judge, "classes": self.classes, "skipped_classes": self.skipped_classes,
             "set_aside" if not self.dry_run else "would_set_aside": self.counts(),
             "flags": [{"path": f.path, "class": f.klass, "source": f.source, "reason": f.reason,
                        "score": round(f.score, 4), "threshold": round(f.threshold, 4), "looks_like": f.looks_like,

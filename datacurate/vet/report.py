@@ -25,7 +25,7 @@ from datacurate.vet.records import REASONS, Score, VetResult
 from datacurate.workspace import Workspace
 
 CSV_COLUMNS = ("path", "class", "source", "distance", "threshold", "quality", "likeliest", "likeliest_prob", "flag",
-               "looks_like", "sha256")
+               "looks_like", "sha256", "detail")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class VetView:
     kept: list[str] = field(default_factory=list)
     moved: int = 0
     listed: int = 0
+    judge: dict = field(default_factory=dict)
 
 
 def write_reports(ws: Workspace, result: VetResult, *, cat: Catalog | None = None, quiet: bool = True,
@@ -65,6 +66,10 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None 
                    listed=sum(1 for c in cards if "not moved" in c.lines[0]))
     if result is not None:
         view.skipped, view.notes, view.kept = result.skipped_classes, result.notes, result.kept_by_user
+        view.judge = result.judge
+        for name, c in result.classes.items():
+            if name in classes:
+                classes[name]["calibration"] = c.get("calibration")
     rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
     out = _write(ws, rows, view, quiet, page_size)
     from datacurate.review.projection import write_map
@@ -99,7 +104,7 @@ def catalog_cards(cat: Catalog) -> tuple[list[Card], dict[str, dict], list[dict]
 def _score_row(s: Score) -> dict:
     return {"path": s.path, "class": s.klass, "source": s.source, "distance": s.distance, "threshold": s.threshold,
             "quality": s.quality, "likeliest": s.likeliest, "likeliest_prob": s.likeliest_prob, "flag": s.flag,
-            "looks_like": s.looks_like, "sha256": s.sha256, "detail": None,
+            "looks_like": s.looks_like, "sha256": s.sha256, "detail": s.detail or None,
             "neighbours": json.dumps({"own": [[p, None] for p in s.own_neighbours],
                                       "other": [[p, None] for p in s.other_neighbours]})}
 
@@ -115,7 +120,7 @@ def _plan_view(result: VetResult) -> VetView:
                                         "other": [[p, shas.get(p)] for p in scores[f.path].other_neighbours]})
         cards.append(_card(f.dst or f.path, row, f.move))
     return VetView(result.dry_run, result.model, result.classes, cards, result.skipped_classes, result.notes,
-                   result.kept_by_user, len(result.moved), len(result.listed))
+                   result.kept_by_user, len(result.moved), len(result.listed), result.judge)
 
 
 def _card(now: str, s: dict, moved: bool) -> Card:
@@ -152,7 +157,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     for s in rows:
         out.writerow([s["path"], s["class"], s["source"], f"{s['distance']:.5f}", f"{s['threshold']:.5f}",
                       _num(s["quality"]), s["likeliest"] or "", _num(s["likeliest_prob"]), s["flag"],
-                      s["looks_like"] or "", s["sha256"]])
+                      s["looks_like"] or "", s["sha256"], s.get("detail") or ""])
     atomic_write_text(path, buf.getvalue())
 
 

@@ -47,8 +47,11 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
         classes = _vetted_classes(rows, result)
         rows = [r for r in rows if r["class"] in classes]
         if opts.train_first:
-            from datacurate.vet.trust import ensure_trusted_run
+            from datacurate.vet.trust import ensure_trusted_run, needs_training
 
+            if dry_run and needs_training(ws, opts):
+                echo(f"dry run: run {opts.run} does not exist, so it is trained on the originals now (the model vet "
+                     "judges with; a dry run moves no image, but the run is kept)")
             ensure_trusted_run(ws, opts, [r for r in rows if r["source"] == "original"], quiet=quiet, echo=echo)
         with phase("vet: loading the model", quiet=quiet):
             backbone = load_backbone(ws, opts, quiet=quiet)
@@ -58,7 +61,9 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
         with phase(f"vet: judging {len(rows)} images (neighbours, {opts.folds}-fold classifier)", quiet=quiet):
-            _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result)
+            _judge(rows, np.stack([vectors[r["sha256"]] for r in rows]), classes, kept, opts, result,
+                   _held_pool(cat, backbone.key))
+        _check_judge(result, opts)
         if not dry_run:
             with phase(f"vet: setting aside {len(result.moved)} files", quiet=quiet):
                 _move(ws, cat, result)
@@ -69,6 +74,27 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             result.reports = write_reports(ws, result, cat=None if dry_run else cat, quiet=quiet)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _held_pool(cat: Catalog, key: str) -> list[tuple[str, np.ndarray]]:
+    """(class, vector) of the scraped images vet holds in quarantine, embedded by this model."""
+    from datacurate.vet.embed import cached
+
+    held = cat.db.execute("SELECT class, sha256 FROM files WHERE status='quarantined' AND source='scraped' AND "
+                          "reason IN (?,?) AND sha256 IS NOT NULL AND class IS NOT NULL ORDER BY sha256",
+                          REASONS).fetchall()
+    vectors = cached(cat, key, [r["sha256"] for r in held])
+    return [(r["class"], vectors[r["sha256"]]) for r in held if r["sha256"] in vectors]
+
+
+def _check_judge(result: VetResult, opts: VetOptions) -> None:
+    """Refuse to move anything when the model cannot tell the classes apart (out of fold, on the originals)."""
+    judge = result.judge
+    if not judge or judge["trusted"]:
+        return
+    model = f"run {opts.run}" if opts.run else f"{opts.backbone} with weights {opts.weights}"
+    raise UserError(f"vet: the model judges no better than chance ({judge['about']}), so nothing was set aside; "
+                    f"judge with better features ({model} now: ImageNet weights, a longer-trained run) or add originals")
 
 
 def _usable(row: sqlite3.Row) -> bool:
@@ -106,41 +132,39 @@ def _vetted_classes(rows: list[sqlite3.Row], result: VetResult) -> list[str]:
     return classes
 
 
-def _judge(rows, raw: np.ndarray, classes: list[str], kept: Callable[[str, str], bool], opts: VetOptions, result: VetResult) -> None:
-    from datacurate.vet.scoring import nearest_other, neighbourhood, normalise
-    from datacurate.vet.wrongclass import class_probabilities, looks_like
+def _judge(rows, raw: np.ndarray, classes: list[str], kept: Callable[[str, str], bool], opts: VetOptions,
+           result: VetResult, pool: list[tuple[str, np.ndarray]] = ()) -> None:
+    """Verdicts for `rows` (vectors `raw`); `pool` ((class, vector) of the scraped images vet holds in
+    quarantine) joins the calibration so that a second run judges the rest the same way."""
+    from datacurate.vet.judge import judge_all
+    from datacurate.vet.scoring import normalise
 
-    x = normalise(raw)
     index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[r["class"]] for r in rows])
-    is_original = np.array([r["source"] == "original" for r in rows])
-    near = neighbourhood(x, labels, is_original, len(classes), opts.neighbours, opts.offtopic_quantile,
-                         opts.offtopic_threshold)
-    cp = class_probabilities(x, labels, is_original, len(classes), opts.folds, opts.seed) if len(classes) > 1 else None
-    if cp is None:
+    pool = [(c, v) for c, v in pool if c in index]
+    x = normalise(np.concatenate([raw, np.stack([v for _, v in pool])]) if pool else raw)
+    labels = np.array([index[r["class"]] for r in rows] + [index[c] for c, _ in pool])
+    source = np.array([r["source"] for r in rows] + ["scraped"] * len(pool))
+    judged = np.arange(len(x)) < len(rows)
+    j = judge_all(x, labels, source, len(classes), opts, judged=judged)
+    result.judge = {"trusted": j.judge.trusted, "accuracy": j.judge.accuracy, "chance": j.judge.chance,
+                    "p_value": j.judge.p_value, "originals": j.judge.originals, "about": j.judge.describe()}
+    if j.probs is None:
         result.notes.append("one class only: wrong-class needs two or more classes with originals")
     for c, name in enumerate(classes):
-        result.classes[name] = {"originals": int(((labels == c) & is_original).sum()),
+        result.classes[name] = {"originals": int(((labels == c) & (source == "original")).sum()),
                                 "scraped": sum(1 for r, l in zip(rows, labels) if l == c and r["source"] == "scraped"),
-                                "threshold": round(float(near.threshold[c]), 4), "off-topic": 0, "wrong-class": 0}
+                                "threshold": round(float(j.near.threshold[c]), 4), "off-topic": 0, "wrong-class": 0,
+                                "calibration": j.calibration[c]}
     paths = [r["path"] for r in rows]
     for i, r in enumerate(rows):
-        own = labels[i]
-        score = Score(r["path"], r["class"], r["source"], r["sha256"], float(near.distance[i, own]),
-                      float(near.threshold[own]), None if cp is None else float(cp.quality[i]), None, None,
-                      own_neighbours=[paths[j] for j in near.neighbours[own][i] if j >= 0])
-        if cp is not None:
-            best = int(np.argmax(cp.probs[i]))
-            score.likeliest, score.likeliest_prob = classes[best], float(cp.probs[i, best])
-        flag = _verdict(i, r, own, near, cp, classes, opts, nearest_other, looks_like)
+        score, flag = _score_and_flag(i, r, labels[i], j, classes, paths, opts)
         if flag and kept(r["sha256"], flag.reason):
             result.kept_by_user.append(r["path"])
             flag = None
         if flag:
             score.flag, score.looks_like = flag.reason, flag.looks_like
             if flag.looks_like:
-                other = index[flag.looks_like]
-                score.other_neighbours = [paths[j] for j in near.neighbours[other][i] if j >= 0]
+                score.other_neighbours = [paths[k] for k in j.near.neighbours[index[flag.looks_like]][i] if k >= 0]
             result.flags.append(flag)
             if flag.move:
                 result.classes[r["class"]][flag.reason] += 1
@@ -148,51 +172,31 @@ def _judge(rows, raw: np.ndarray, classes: list[str], kept: Callable[[str, str],
     result.flags.sort(key=lambda f: (f.klass, f.reason, -f.score, f.path))
 
 
-def _verdict(i, row, own, near, cp, classes, opts: VetOptions, nearest_other, looks_like) -> Flag | None:
-    """Off-topic, wrong-class or nothing, for image i (test images are never judged)."""
-    source = row["source"]
-    if source == "test":
-        return None
-    dist, thr = float(near.distance[i, own]), float(near.threshold[own])
-    if source == "scraped" and dist > thr:
-        other = nearest_other(near.distance[i].copy(), near.threshold, own)
-        if other is not None and (cp is None or looks_like(cp.probs[i], cp.thresholds, own) != other):
-            other = None  # near another class's originals, but the classifier does not see that class in it
-        if other is None and not (opts.keep_recognised and dist <= opts.recognised_within * thr
-                                  and _recognised(cp, i, own, opts.recognised_prob)):
-            return Flag(row["path"], row["class"], source, "off-topic", dist, thr, None,
-                        f"cosine distance {dist:.3f} to its class's originals is over the threshold {thr:.3f}", True)
-        if other is not None:
-            return Flag(row["path"], row["class"], source, "wrong-class", dist, thr, classes[other],
-                        f"far from {row['class']} ({dist:.3f} > {thr:.3f}), close to {classes[other]}'s originals "
-                        f"({near.distance[i, other]:.3f} <= {near.threshold[other]:.3f}) and classified as "
-                        f"{classes[other]} (p={cp.probs[i, other]:.2f})", True)
-        # recognised: an unusual but clear member of its class, a little beyond the threshold (far beyond it, a
-        # classifier of the known classes is confident about anything); only the wrong-class test below applies
-    if cp is None:
-        return None
-    if source == "original":
-        if not cp.original_issues[i]:
-            return None
-        other = int(np.argmax(cp.probs[i]))
-        if other == own:
-            return None
-        return Flag(row["path"], row["class"], source, "wrong-class", float(cp.probs[i, other]),
-                    float(cp.thresholds[other]), classes[other],
-                    f"looks like {classes[other]} (p={cp.probs[i, other]:.2f}; {row['class']} p={cp.probs[i, own]:.2f})",
-                    opts.move_originals)
-    other = looks_like(cp.probs[i], cp.thresholds, own)
-    if other is None:
-        return None
-    return Flag(row["path"], row["class"], source, "wrong-class", float(cp.probs[i, other]), float(cp.thresholds[other]),
-                classes[other], f"looks like {classes[other]} (p={cp.probs[i, other]:.2f} >= its confident threshold "
-                f"{cp.thresholds[other]:.2f}; {row['class']} p={cp.probs[i, own]:.2f})", True)
-
-
-def _recognised(cp, i: int, own: int, bar: float) -> bool:
-    """The classifier is confident image i is its own class: its probability reaches the class's cleanlab
-    confident threshold or `bar`, whichever is lower (a run's model makes those thresholds near 1)."""
-    return cp is not None and bool(cp.probs[i, own] >= min(float(cp.thresholds[own]), bar))
+def _score_and_flag(i: int, r, own: int, j, classes: list[str], paths: list[str], opts: VetOptions):
+    """The Score of row i, and its Flag (None: kept), each saying how it was decided."""
+    dist, thr = float(j.near.distance[i, own]), float(j.near.threshold[own])
+    score = Score(r["path"], r["class"], r["source"], r["sha256"], dist, thr, None, None, None,
+                  own_neighbours=[paths[k] for k in j.near.neighbours[own][i] if k >= 0])
+    if j.probs is not None:
+        best = int(np.argmax(j.probs[i]))
+        score.likeliest, score.likeliest_prob = classes[best], float(j.probs[i, best])
+        score.quality = float(j.probs[i, own])
+    v = j.verdicts.get(i)
+    calibration = j.calibration[own]
+    if v is None:
+        score.detail = (f"kept: cosine distance {dist:.3f} <= threshold {thr:.3f} (threshold from the {calibration})"
+                        if r["source"] != "test" else "test image: never judged")
+        return score, None
+    if v.reason == "off-topic":
+        detail = f"cosine distance {dist:.3f} > threshold {thr:.3f} (threshold from the {calibration}; rule: {v.rule})"
+    else:
+        other = classes[v.looks_like]
+        detail = (f"looks like {other} (p={v.score:.2f} >= bar {v.threshold:.2f}; {r['class']} "
+                  f"p={float(j.probs[i, own]):.2f}; rule: {v.rule})")
+    score.detail = detail
+    move = r["source"] == "scraped" or opts.move_originals
+    return score, Flag(r["path"], r["class"], r["source"], v.reason, v.score, v.threshold,
+                       None if v.looks_like is None else classes[v.looks_like], detail, move)
 
 
 def _move(ws: Workspace, cat: Catalog, result: VetResult) -> None:
@@ -214,7 +218,7 @@ def _store_scores(cat: Catalog, result: VetResult) -> None:
     shas = {s.path: s.sha256 for s in result.scores}
     now = time.time()
     rows = [(s.sha256, moved.get(s.path, s.path), s.klass, s.source, s.distance, s.threshold, s.quality, s.likeliest,
-             s.likeliest_prob, s.flag, s.looks_like, details.get(s.path),
+             s.likeliest_prob, s.flag, s.looks_like, details.get(s.path) or s.detail,
              json.dumps({"own": [[p, shas.get(p)] for p in s.own_neighbours],
                          "other": [[p, shas.get(p)] for p in s.other_neighbours]}, ensure_ascii=False),
              result.model, now) for s in result.scores]

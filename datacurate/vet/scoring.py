@@ -1,11 +1,10 @@
 """Off-topic scores: how far an image lies from its class's originals, by faiss k-nearest neighbours.
 
 An image's distance to a class is the mean cosine distance to its k nearest originals of that
-class (an original leaves itself out). The threshold is calibrated on the originals: each class's
-leave-one-out distances are divided by their median (classes differ in spread), the ratios of all
-classes are pooled, and a class's threshold is the pooled `quantile` times its own median. An
-image further than that from its own class is off-topic unless it lies within another class's
-threshold, which makes it a candidate for wrong-class instead.
+class (an original leaves itself out). Thresholds are placed by vet.judge; the originals' own
+leave-one-out distances are kept here for its fallback (few scraped images): each class's
+distances are divided by their median (classes differ in spread), the ratios of all classes are
+pooled, and a class's threshold is the pooled `quantile` times its own median.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ class Neighbourhood:
 
     distance: np.ndarray                 # (n images, n classes) mean cosine distance to the k nearest originals
     neighbours: list[np.ndarray]         # per class: (n images, k) row indices of those originals (-1: none)
-    threshold: np.ndarray                # (n classes,) off-topic threshold per class
-    calibrated: bool                     # False when --offtopic-threshold fixed it
+    threshold: np.ndarray                # (n classes,) off-topic threshold per class (placed by vet.judge)
+    loo: list[np.ndarray]                # per class: its originals' leave-one-out distances
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -32,9 +31,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def neighbourhood(x: np.ndarray, labels: np.ndarray, is_original: np.ndarray, n_classes: int, k: int,
-                  quantile: float, fixed: float | None = None) -> Neighbourhood:
-    """kNN distances of the rows of x (unit vectors) to each class's originals, with calibrated thresholds."""
+def neighbourhood(x: np.ndarray, labels: np.ndarray, is_original: np.ndarray, n_classes: int, k: int) -> Neighbourhood:
+    """kNN distances of the rows of x (unit vectors) to each class's originals."""
     import faiss
 
     n = len(x)
@@ -53,8 +51,7 @@ def neighbourhood(x: np.ndarray, labels: np.ndarray, is_original: np.ndarray, n_
         distance[:, c] = 1.0 - near_sims.mean(axis=1)
         neighbours.append(np.take_along_axis(ids, keep, axis=1))
         loo.append(distance[members, c])
-    threshold = _calibrate(loo, quantile) if fixed is None else np.full(n_classes, fixed)
-    return Neighbourhood(distance, neighbours, threshold, fixed is None)
+    return Neighbourhood(distance, neighbours, np.zeros(n_classes), loo)
 
 
 def _drop_self(ids: np.ndarray, kc: int) -> np.ndarray:
@@ -65,16 +62,8 @@ def _drop_self(ids: np.ndarray, kc: int) -> np.ndarray:
     return order[:, :kc]
 
 
-def _calibrate(loo: list[np.ndarray], quantile: float) -> np.ndarray:
+def leave_one_out_threshold(loo: list[np.ndarray], quantile: float) -> np.ndarray:
     """Per class: the pooled `quantile` of (leave-one-out distance / class median) times the class median."""
     medians = np.array([max(float(np.median(d)), 1e-6) for d in loo])
     ratios = np.concatenate([d / m for d, m in zip(loo, medians)])
     return float(np.quantile(ratios, quantile)) * medians
-
-
-def nearest_other(distance: np.ndarray, threshold: np.ndarray, own: int) -> int | None:
-    """The other class whose originals an image (one row of distances) lies within, closest first."""
-    rel = distance / threshold
-    rel[own] = np.inf
-    best = int(np.argmin(rel))
-    return best if rel[best] <= 1.0 else None

@@ -19,13 +19,19 @@ from datacurate.workspace import Workspace
 VALID_SHARE = 0.2
 
 
+def needs_training(ws: Workspace, opts: VetOptions) -> bool:
+    """Whether run `opts.run` does not exist yet (train_first will train it)."""
+    name = str(opts.run)
+    return not ((ws.runs / name / "last.pt").is_file() or Path(name).is_file())
+
+
 def ensure_trusted_run(ws: Workspace, opts: VetOptions, originals, *, quiet: bool = True,
                        echo: Callable[[str], None] = lambda s: None) -> None:
     """Train run `opts.run` on the originals (rows of the catalog) unless it exists."""
     from datacurate.train.run import train
 
     name = str(opts.run)
-    if (ws.runs / name / "last.pt").is_file() or Path(name).is_file():
+    if not needs_training(ws, opts):
         return
     if "/" in name or name.startswith("."):
         from datacurate.errors import UserError
