@@ -7,16 +7,16 @@ from pathlib import Path
 
 import yaml
 
-from datacurate.commands import TEMPLATE
+from datacurate.template import render
 from datacurate.workspace import DEFAULT_PATHS, Workspace
 
 
 def _uncommented() -> dict:
     """The template with every commented option line switched on."""
     lines = []
-    for line in TEMPLATE.read_text(encoding="utf-8").splitlines():
+    for line in render().split("\n\n", 1)[1].splitlines():  # after the header's comment
         m = re.match(r"^#( {1,3})(\S.*)$", line)
-        if m and not m.group(2).startswith(("datacurate", "Every", "flag")):
+        if m:
             indent = len(m.group(1)) - 1
             lines.append(" " * indent + m.group(2))
         elif not line.startswith("#"):
