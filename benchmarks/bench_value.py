@@ -49,8 +49,8 @@ def recipes(weights: Path | None, smoke: bool) -> tuple[dict, dict]:
                  "epochs": 0, "milestones": [], "gamma": [], "batch_size": 8, "workers": 0, "augment": "none"}
         return vet, train
     vet = {"backbone": "mobilenet_v2", "weights": str(weights), "img_size": 224, "workers": 0}
-    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 112,
-             "head_epochs": 6, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0,
+    train = {"arch": "mobilenet_v2", "weights": str(weights), "freeze_until": "classifier.1", "img_size": 96,
+             "head_epochs": 5, "epochs": 0, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0,
              "augment": "none"}
     return vet, train
 

@@ -118,7 +118,8 @@ def render(data: dict, *, title: str, thumbs: dict[str, str], full: dict[str, st
 
 
 def write_map(ws: Workspace, cat: Catalog, *, quiet: bool = True) -> str | None:
-    """reports/vet-map.html (thumbnails as files under reports/thumbs/); its workspace path, None with no embeddings."""
+    """reports/vet-map.html (thumbnails as files under reports/thumbs/, small pictures as they are); its workspace
+    path, None with no embeddings."""
     from datacurate.fsutil import atomic_write_text
     from datacurate.report.review import Pic, Pictures
 
