@@ -88,7 +88,7 @@ def catalog_cards(cat: Catalog) -> tuple[list[Card], dict[str, dict], list[dict]
     for s in scores:
         now, status, reason = where.get(s["sha256"], (None, None, None))
         c = classes.setdefault(s["class"], {"originals": 0, "scraped": 0, "threshold": 0.0, "off-topic": 0,
-                                            "wrong-class": 0})
+                                            "wrong-class": 0, "calibration": None})  # the run's, when there is one
         if s["source"] in ("original", "scraped") and now and (status == "ok" or reason in REASONS):
             c["originals" if s["source"] == "original" else "scraped"] += 1
             c["threshold"] = round(max(c["threshold"], s["threshold"]), 4)
