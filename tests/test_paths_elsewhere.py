@@ -161,6 +161,15 @@ def test_quarantine_on_another_device_sits_beside_the_source(tmp_path: Path, mon
     assert w.rel(big / "cat" / "a.jpg") == (big / "cat" / "a.jpg").as_posix()
 
 
+def _each_is_one_line(ws: Path, commands, message: str) -> None:
+    """Each command in the workspace exits 2 with one stderr line holding `message` (no internal error)."""
+    for args in commands:
+        proc = run_cli("-C", str(ws), *args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+        assert "internal error" not in proc.stderr
+
+
 @pytest.mark.parametrize("entry, message", [
     ("original: {tmp}/nowhere/original", "paths.original {tmp}/nowhere/original: no such folder"),
     ("scraped: {tmp}/unmounted/disk/scraped", "(is the disk mounted?)"),
@@ -173,11 +182,7 @@ def test_a_paths_entry_that_does_not_exist_is_one_line(tmp_path: Path, entry: st
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     (ws / "datacurate.yaml").write_text("paths:\n  " + entry.format(tmp=tmp_path) + "\n", encoding="utf-8")
-    for args in (["clean"], ["split"], ["scrape", "--dry-run"]):
-        proc = run_cli("-C", str(ws), *args)
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], proc.stderr
+    _each_is_one_line(ws, (["clean"], ["split"], ["scrape", "--dry-run"]), message.format(tmp=tmp_path))
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -197,10 +202,7 @@ def test_overlapping_paths_are_one_line(tmp_path: Path, entry: str, message: str
     (ws / "linked").symlink_to(ws / "data" / "split")
     (ws / "datacurate.yaml").write_text("paths:\n  " + entry + "\n", encoding="utf-8")
     before = sorted(p.relative_to(ws) for p in ws.rglob("*"))
-    for args in (["clean"], ["split"]):
-        proc = run_cli("-C", str(ws), *args)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    _each_is_one_line(ws, (["clean"], ["split"]), message)
     assert sorted(p.relative_to(ws) for p in ws.rglob("*")) == before
     with pytest.raises(UserError, match="paths"):
         Workspace.open(ws)
@@ -220,12 +222,7 @@ def test_a_default_folder_that_is_a_file_or_a_dangling_link_is_one_line(tmp_path
         target.write_text("x")
     else:
         target.symlink_to(tmp_path / "gone")
-    for args in (["clean"], ["report"]):
-        proc = run_cli("-C", str(ws), *args)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-        assert ("is a file, not a folder" if make == "file" else "is a symbolic link to") in lines[0], proc.stderr
-        assert "internal error" not in proc.stderr
+    _each_is_one_line(ws, (["clean"], ["report"]), "is a file, not a folder" if make == "file" else "is a symbolic link to")
 
 
 def test_a_nul_byte_in_paths_is_one_line(tmp_path: Path):
