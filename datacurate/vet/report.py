@@ -115,7 +115,6 @@ def _plan_view(result: VetResult) -> VetView:
     cards = []
     for f in result.flags:
         row = _score_row(scores[f.path])
-        row["detail"] = f.detail
         row["neighbours"] = json.dumps({"own": [[p, shas.get(p)] for p in scores[f.path].own_neighbours],
                                         "other": [[p, shas.get(p)] for p in scores[f.path].other_neighbours]})
         cards.append(_card(f.dst or f.path, row, f.move))

@@ -214,11 +214,10 @@ def _store_scores(cat: Catalog, result: VetResult) -> None:
     import json
 
     moved = {f.path: f.dst for f in result.flags if f.dst}
-    details = {f.path: f.detail for f in result.flags}
     shas = {s.path: s.sha256 for s in result.scores}
     now = time.time()
     rows = [(s.sha256, moved.get(s.path, s.path), s.klass, s.source, s.distance, s.threshold, s.quality, s.likeliest,
-             s.likeliest_prob, s.flag, s.looks_like, details.get(s.path) or s.detail,
+             s.likeliest_prob, s.flag, s.looks_like, s.detail,
              json.dumps({"own": [[p, shas.get(p)] for p in s.own_neighbours],
                          "other": [[p, shas.get(p)] for p in s.other_neighbours]}, ensure_ascii=False),
              result.model, now) for s in result.scores]
