@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from datacurate.clean.run import clean
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 SIZES_MP = (1, 3, 6, 12)
 

@@ -6,7 +6,7 @@
 
 (a) accuracy: real photographs (the sample images that scikit-image and scikit-learn ship, plus
 their four quadrants as extra, harder negatives: same camera, same texture, different picture)
-turned into variants; every image is hashed by datacurate.imageio.inspect_bytes, the same decode
+turned into variants; every image is hashed by datacurate.core.imageio.inspect_bytes, the same decode
 clean uses (EXIF applied, JPEG draft decode). For each transformation T the images are the
 originals plus their T variants; a positive pair is (original, its variant), a negative pair is
 any two images of different pictures. Pair precision = TP / (TP + FP), recall = TP / positives,
@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacurate.clean.search import codes_from_hex, pairs_within  # noqa: E402
-from datacurate.imageio import HASH_KINDS, Limits, inspect_bytes  # noqa: E402
+from datacurate.core.imageio import HASH_KINDS, Limits, inspect_bytes  # noqa: E402
 
 PHOTOS = ["astronaut", "brick", "camera", "chelsea", "cell", "clock", "coffee", "coins", "grass", "gravel",
           "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "page", "retina", "rocket",
@@ -178,7 +178,7 @@ def run_accuracy(args) -> None:
     photos = load_photos(not args.no_quadrants)
     rows = hash_all(photos)
     print(f"accuracy: {len(photos)} pictures ({sum('-q' not in p for p in photos)} photographs + quadrants), "
-          f"{len(rows)} images hashed in {time.perf_counter() - t0:.1f}s through datacurate.imageio.inspect_bytes")
+          f"{len(rows)} images hashed in {time.perf_counter() - t0:.1f}s through datacurate.core.imageio.inspect_bytes")
     for kind in HASH_KINDS:
         res, dist, _ = evaluate(rows, kind)
         if kind == "phash" or args.all_kinds:

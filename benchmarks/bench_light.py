@@ -4,7 +4,7 @@
 
 Takes the photos under DATA (every image file below it, e.g. realdata's cats/, dogs/, cat-breeds/;
 `--per-folder` from each top folder, in name order) and makes of each, as JPEGs at quality 90 read
-through clean's own decode (datacurate.imageio.inspect_bytes):
+through clean's own decode (datacurate.core.imageio.inspect_bytes):
 
 - to flag: brightened x2.5 and x3.5 (ImageEnhance.Brightness: highlights blown out, the rest lifted),
   and washed out (blended 80% with white);
@@ -29,7 +29,7 @@ from PIL import Image, ImageEnhance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, image_flags  # noqa: E402
-from datacurate.imageio import inspect_bytes  # noqa: E402
+from datacurate.core.imageio import inspect_bytes  # noqa: E402
 
 TO_FLAG = ("x2.5", "x3.5", "washed")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")

@@ -3,7 +3,7 @@
     python benchmarks/bench_quality.py            # table of metric ranges + flag rates at the defaults
 
 The photographs are scikit-image's bundled samples (skimage.data: real camera pictures, no
-download). Each goes through the same decode clean uses (datacurate.imageio.inspect_bytes, as a
+download). Each goes through the same decode clean uses (datacurate.core.imageio.inspect_bytes, as a
 JPEG at quality 90, as clean would meet it) unspoiled, and in variants that a quality flag
 should catch: darkened, washed out, blurred, and flat/placeholder-like pictures. A threshold is
 good when it flags every spoiled variant and none of the good photographs (nor their harmless
@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, image_flags  # noqa: E402
-from datacurate.imageio import inspect_bytes  # noqa: E402
+from datacurate.core.imageio import inspect_bytes  # noqa: E402
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text",
           "immunohistochemistry", "hubble_deep_field", "retina", "cat", "clock", "cell", "stereo_motorcycle",

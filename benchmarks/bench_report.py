@@ -5,7 +5,7 @@ clean (which sets N copies aside), then times in the same run:
 
   baseline: the former report's way: one inline data-URI thumbnail per card, made one by one
             (report.html.card), for every card (the former page capped this at 200 per reason);
-  report:   `datacurate report clean` (datacurate.report.regenerate.report), cold (no thumbnails
+  report:   `datacurate report clean` (datacurate.regenerate.report), cold (no thumbnails
             made yet: made in worker processes) and warm (thumbnails reused), every card on pages.
 
     python benchmarks/bench_report.py --pairs 10000
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacurate.clean.run import clean  # noqa: E402
 from datacurate.report.html import card  # noqa: E402
-from datacurate.report.regenerate import report  # noqa: E402
-from datacurate.workspace import Workspace  # noqa: E402
+from datacurate.regenerate import report  # noqa: E402
+from datacurate.core.workspace import Workspace  # noqa: E402
 
 
 def make(root: Path, pairs: int, side: int = 160) -> None:

@@ -50,7 +50,7 @@ def run(root: Path, tmp: Path) -> None:
 
     from datacurate.review.app import create_app, new_token
     from datacurate.review.serve import bind
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     token = new_token()
     sock = bind("127.0.0.1", 0)

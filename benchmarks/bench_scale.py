@@ -27,11 +27,11 @@ from bench_clean import make_small, photo_like  # noqa: E402
 from raycluster import LocalCluster  # noqa: E402
 
 from datacurate.clean.run import clean  # noqa: E402
-from datacurate.clean.scan import _decode_all, walk_files  # noqa: E402
-from datacurate.cluster.options import RayOptions  # noqa: E402
-from datacurate.cluster.session import connected  # noqa: E402
-from datacurate.imageio import Limits  # noqa: E402
-from datacurate.workspace import Workspace  # noqa: E402
+from datacurate.core.index import _decode_all, walk_files  # noqa: E402
+from datacurate.executors.options import RayOptions  # noqa: E402
+from datacurate.executors.ray import connected  # noqa: E402
+from datacurate.core.imageio import Limits  # noqa: E402
+from datacurate.core.workspace import Workspace  # noqa: E402
 
 TARGET = 10_000_000
 SIZES_MP = (0.5, 1.0, 3.0)   # scraped pictures are mostly under a few megapixels
@@ -64,7 +64,7 @@ def best(repeats: int, *runs):
 def bench_clean(base: Path, address: str, cores: int, repeats: int) -> dict:
     """The decode phase alone (local pool vs Ray tasks, best of `repeats`), then one whole `clean --dry-run`
     each on fresh copies (connect and node check included)."""
-    from datacurate.cluster.tasks import decoder
+    from datacurate.scrape.remote import decoder
 
     paths = [e.path for e in walk_files(base / "data" / "original")]
     with connected(RayOptions(address=address), [base]) as cluster:
@@ -85,7 +85,7 @@ def bench_clean(base: Path, address: str, cores: int, repeats: int) -> dict:
 def driver_cost(root: Path, count: int, cores: int) -> float:
     """Seconds per file of clean's own part (walk, stat, catalog rows, duplicate search, plan) on the driver:
     a first clean of `count` tiny files less the decode inside that very run (timed around scan._decode_all)."""
-    from datacurate.clean import scan
+    from datacurate.core import index as scan
 
     make_small(root, count)
     spent = []
@@ -107,7 +107,7 @@ def driver_cost(root: Path, count: int, cores: int) -> float:
 def bench_vet(base: Path, address: str, count: int, cores: int, repeats: int) -> dict:
     """vet's embedding (resnet18, 224 px, random weights: the cost, not the answer) of `count` images:
     the local loop against actors on the cluster, best of `repeats`; the actors' start measured apart."""
-    from datacurate.cluster.embed import embed_on_cluster
+    from datacurate.vet.remote import embed_on_cluster
     from datacurate.vet.embed import embed_files, load_backbone
     from datacurate.vet.options import VetOptions
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from icrawler.builtin import BingImageCrawler  # noqa: E402
 from icrawler.builtin.bing import BingFeeder  # noqa: E402
 
-from datacurate.scrape.fakeengine import FakeEngine, make_image  # noqa: E402
+from datacurate.demo.engine import FakeEngine, make_image  # noqa: E402
 
 
 def host_feeder(base: str) -> type:

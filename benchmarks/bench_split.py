@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from datacurate.split import SplitOptions, split_dataset
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 def make_workspace(root: Path, files: int, classes: int) -> list[Path]:

@@ -71,8 +71,8 @@ def bench_loader(folder: Path, workers: int, batch: int, passes: int = 1) -> dic
     import torchvision
     from torchvision import transforms as T
 
-    from datacurate.train.augment import parse_policy
-    from datacurate.train.data import IMAGENET_MEAN, IMAGENET_STD, ImageSet, Preprocess, make_loader, scan_folder, set_epoch, to_input
+    from datacurate.vision.augment import parse_policy
+    from datacurate.vision.data import IMAGENET_MEAN, IMAGENET_STD, ImageSet, Preprocess, make_loader, scan_folder, set_epoch, to_input
 
     stock_tf = T.Compose([T.Resize(255), T.CenterCrop(224), T.ColorJitter(brightness=0.05), T.ToTensor(),
                           T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -111,8 +111,8 @@ POLICIES = {"characters (default)": "characters", "none": "none", "garbage": "ga
 
 def bench_policies(folder: Path, passes: int = 5, size: int = 224) -> dict:
     """Images/s of one loader worker's work (decode + augmentation + tensor) per policy, against the default's."""
-    from datacurate.train.augment import parse_policy
-    from datacurate.train.data import ImageSet, Preprocess, scan_folder
+    from datacurate.vision.augment import parse_policy
+    from datacurate.vision.data import ImageSet, Preprocess, scan_folder
 
     _, samples = scan_folder(folder)
     pre = Preprocess(round(size * 255 / 224), size)
@@ -133,9 +133,9 @@ def bench_policies(folder: Path, passes: int = 5, size: int = 224) -> dict:
 
 # -- (b) frozen vs full step time -----------------------------------------------------------------
 def _setup(freeze_until: str, device, amp_dtype, channels_last: bool, arch: str = "resnext101_32x8d"):
-    from datacurate.train.freeze import apply_trainable, set_train_mode
+    from datacurate.vision.freeze import apply_trainable, set_train_mode
     from datacurate.train.groups import build_optimizers
-    from datacurate.train.models import create_model
+    from datacurate.vision.models import create_model
     from datacurate.train.options import DEFAULTS
     from datacurate.train.plan import build_plan
 
@@ -196,8 +196,8 @@ class _null:
 # -- (c) GPU throughput through datacurate's loop -------------------------------------------------
 def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: str = "cuda", size: int = 224,
               arch: str = "resnext101_32x8d", freeze_until: str = "layer3.18") -> dict:
-    from datacurate.train.augment import parse_policy
-    from datacurate.train.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
+    from datacurate.vision.augment import parse_policy
+    from datacurate.vision.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
     from datacurate.train.loop import Loop, pick_device
 
     dev = pick_device(device, True, True)
@@ -254,7 +254,7 @@ def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: st
 def bench_train_cli(folder: Path, batch: int, workers: int, device: str = "cuda", size: int = 224) -> dict:
     """The whole `datacurate train` path on CUDA (1 head epoch + 1 epoch from layer3.18, weights none)."""
     from datacurate.train.run import train
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="dc-bench-ws-"))
     for split in ("train", "valid"):

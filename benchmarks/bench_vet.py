@@ -134,9 +134,9 @@ def flag_figures(truth: dict[str, str], flags: dict[str, str]) -> dict:
 
 def train_variant(ws_root: Path, name: str, scraped: list[str], recipe: dict, quiet: bool) -> float:
     """Valid accuracy of the recipe trained on originals + `scraped` (workspace-relative paths)."""
-    from datacurate.fsutil import link_or_copy
+    from datacurate.core.fsutil import link_or_copy
     from datacurate.train.run import train
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     split = ws_root / "variants" / name
     shutil.rmtree(split, ignore_errors=True)
@@ -175,7 +175,7 @@ def embed_speed(paths: list[Path], arch: str, batch: int, workers: int, rounds: 
 
     from datacurate.vet.embed import embed_files, load_backbone
     from datacurate.vet.options import VetOptions
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     opts = VetOptions(backbone=arch, weights="none", batch_size=batch, workers=workers, device="auto")
     bb = load_backbone(Workspace(Path.cwd()), opts)
@@ -189,7 +189,7 @@ def embed_speed(paths: list[Path], arch: str, batch: int, workers: int, rounds: 
         with torch.inference_mode():
             return [model(x.to(device, non_blocking=True)).float().cpu() for x, _ in loader]
 
-    from datacurate.train.data import ImageSet, collate
+    from datacurate.vision.data import ImageSet, collate
 
     ours_loader = DataLoader(ImageSet([(str(p), 0) for p in paths], bb.pre), batch_size=batch, num_workers=workers,
                              collate_fn=collate)
@@ -243,7 +243,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from datacurate.vet import VetOptions, vet
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-vet-"))
     if args.speed_only:

@@ -180,7 +180,7 @@ def embeddings(files: list[Path], weights: Path, cache: Path, backbone: str = "m
     """Vectors from vet's own embedder (the backbone with `weights`), cached in `cache` (.npz) by file."""
     from datacurate.vet.embed import embed_files, load_backbone
     from datacurate.vet.options import VetOptions
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     key = hashlib.sha256(f"{backbone}{img_size}{weights.resolve()}".encode()).hexdigest()[:12]
     store = cache.with_suffix(f".{key}.npz")

@@ -5,7 +5,7 @@ evaluate, predict, relabel`. Names load on first use, so `import datacurate` sta
 when train, evaluate or predict run).
 """
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 __version__ = "0.1.0"
 __all__ = ["UserError", "Workspace", "scrape", "clean", "vet", "split", "stats", "train", "evaluate", "predict", "relabel"]
@@ -16,7 +16,7 @@ def __getattr__(name: str):
     import importlib
 
     if name == "Workspace":
-        from datacurate.workspace import Workspace
+        from datacurate.core.workspace import Workspace
 
         return Workspace
     if name in _STAGE_PACKAGES:  # callable packages: datacurate.clean(ws, ...) (see datacurate/api.py)

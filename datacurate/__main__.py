@@ -1,3 +1,3 @@
-from datacurate.cli import run
+from datacurate.cli.main import run
 
 run()

@@ -22,7 +22,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from datacurate import results
@@ -41,7 +41,7 @@ def _check(stage: str, wait: Any = None, **flags: Any) -> None:
     """The run switches as the CLI's flags allow them: true/false switches, --wait seconds >= 0 (UserError)."""
     import math
 
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
 
     for name, value in flags.items():
         if not isinstance(value, bool):
@@ -53,7 +53,7 @@ def _check(stage: str, wait: Any = None, **flags: Any) -> None:
 
 def _path_list(stage: str, what: str, value: Any) -> list[str | os.PathLike]:
     """`value` as a list of paths: one path (str, os.PathLike) or a list or tuple of them (UserError otherwise)."""
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
 
     if isinstance(value, (str, os.PathLike)):
         return [value]
@@ -68,7 +68,7 @@ def _writing(ws: Workspace, command: str, *, dry_run: bool = False, wait: float 
     if dry_run and not ws.state_dir.exists():
         yield
         return
-    from datacurate.lock import workspace_lock
+    from datacurate.core.lock import workspace_lock
 
     with workspace_lock(ws, command, wait=wait):
         yield
@@ -230,7 +230,7 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
     from datacurate.train.evaluate import evaluate as run_evaluate
     from datacurate.train.options import EvaluateOptions
 
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
 
     _check("evaluate", quiet=quiet)
     if run is not None and not isinstance(run, str):
@@ -240,7 +240,7 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
     ws = workspace(ws)
     opts = ws.options(EvaluateOptions, {**options, "run": run, "data": None if data is None else str(data)})
     if opts.run is None:
-        from datacurate.errors import UserError
+        from datacurate.core.errors import UserError
 
         raise UserError("evaluate needs a run (a name under runs/)")
     return EvaluateRun(run_evaluate(ws, opts.run, opts.data, batch_size=opts.batch_size, workers=opts.workers,
@@ -261,7 +261,7 @@ def predict(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence
 def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
                 model_file: str | os.PathLike | None = None, **options: Any):
     """predict's records one at a time, as they are computed (what `datacurate predict` streams)."""
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
     from datacurate.train.options import PredictOptions
     from datacurate.train.predict import predict as run_predict
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.errors import UserError
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.errors import UserError
+from datacurate.core.workspace import Workspace
 
 SIDECARS = ("", "-wal", "-shm", "-journal")
 NOT_SALVAGED = {"files", "meta"}  # the folders are the truth for files; meta is the new catalog's own
@@ -52,7 +52,7 @@ class RebuildResult:
 
 def rebuild_catalog(ws: Workspace, *, quiet: bool = True) -> RebuildResult:
     """Move the catalog aside (catalog.sqlite.damaged-<time>) and rebuild it from the folders."""
-    from datacurate.clean.scan import ALL_FOLDERS, index_files
+    from datacurate.core.index import ALL_FOLDERS, index_files
 
     old, was_damaged = _set_aside(ws.catalog_path)
     result = RebuildResult(old, was_damaged)

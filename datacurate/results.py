@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datacurate.fsutil import shown
+from datacurate.core.fsutil import shown
 
 
 class Result:
@@ -72,7 +72,7 @@ class Result:
 
 
 def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]:
-    from datacurate.clicommon import table_lines as lines
+    from datacurate.core.terminal import table_lines as lines
 
     return lines(rows, columns)
 

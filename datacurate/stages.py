@@ -1,7 +1,7 @@
 """The stages in pipeline order and the config sections: the one list to extend when adding a stage.
 
 Each stage names what it reads (the pipeline's fingerprint covers those folders) and its options
-model ("module:Model", a datacurate.options.StageOptions imported only when a config is checked:
+model ("module:Model", a datacurate.core.options.StageOptions imported only when a config is checked:
 the one definition of the section's keys, the command's flags and the Python API's keywords). datacurate.yaml and pipeline files may
 hold only these sections; every section is checked whole when the workspace opens and before a
 pipeline's first stage, so a bad value surfaces even where a flag would override it.
@@ -13,16 +13,16 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from datacurate.errors import UserError, cut
-from datacurate.options import StageOptions, opt
-from datacurate.workspace import CONFIG_NAME, DEFAULT_PATHS
+from datacurate.core.errors import UserError, cut
+from datacurate.core.options import StageOptions, opt
+from datacurate.core.workspace import CONFIG_NAME, DEFAULT_PATHS
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     inputs: tuple[str, ...]   # what it reads: layout names, "a/b" under one, or "classes"
-    check: str                # "module:Model": its options model (datacurate/options.py), validating its section
+    check: str                # "module:Model": its options model (datacurate/core/options.py), validating its section
     default: bool = True      # in a pipeline that lists no `stages:`
 
 
@@ -38,7 +38,7 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME = {s.name: s for s in STAGES}
 # Sections that configure a command but are not pipeline stages.
 OTHER_SECTIONS = {"paths": "datacurate.stages:PathsOptions", "predict": "datacurate.train.options:PredictOptions",
-                  "ray": "datacurate.cluster.options:RayOptions"}
+                  "ray": "datacurate.executors.options:RayOptions"}
 # Keys a pipeline file may hold besides the sections.
 PIPELINE_KEYS = ("stages", "description")
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from datacurate.stages import flag_of, options_model
-from datacurate.workspace import DEFAULT_PATHS
+from datacurate.core.workspace import DEFAULT_PATHS
 
 ORDER = ("paths", "clean", "scrape", "vet", "ray", "split", "train", "evaluate", "predict")
 COMMENTED = ("paths", "ray")  # sections written commented out whole (no `paths:` / `ray:` line in effect)

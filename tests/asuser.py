@@ -16,7 +16,7 @@ NOBODY = 65534
 
 def cli(*args: str) -> tuple[int, str, str]:
     """The real console entry point, in-process: (exit code, stdout, stderr)."""
-    from datacurate.cli import run
+    from datacurate.cli.main import run
 
     old = sys.argv, sys.stdout, sys.stderr
     out, err = io.StringIO(), io.StringIO()
@@ -45,8 +45,8 @@ def give_to_nobody(root: Path) -> None:
 
 def demo_workspace(root: Path, per_class: int = 4) -> Path:
     """A workspace of generated pictures with the demo's planted problems."""
-    from datacurate.commands import init_workspace
-    from datacurate.demodata import make_demo_data
+    from datacurate.cli.commands import init_workspace
+    from datacurate.demo.data import make_demo_data
 
     init_workspace(root)
     make_demo_data(root, per_class=per_class)

@@ -45,7 +45,7 @@ def template_values() -> dict[tuple[str, str], object]:
 
 def test_the_init_template_states_the_code_defaults():
     from datacurate.stages import options_model
-    from datacurate.workspace import DEFAULT_PATHS
+    from datacurate.core.workspace import DEFAULT_PATHS
 
     stated = template_values()
     assert ("clean", "threshold") in stated and ("train", "workers") in stated and len(stated) > 60
@@ -70,7 +70,7 @@ def test_every_key_is_a_flag_unless_yaml_only():
     """Each option is its command's --flag, or the one FLAGS_ELSEWHERE table says where (or that it is yaml only)."""
     import click
 
-    from datacurate.cli import main
+    from datacurate.cli.main import main
     from datacurate.stages import FLAGS_ELSEWHERE, flag_of, options_model, sections
     from datacurate.template import render
 
@@ -178,7 +178,7 @@ def test_the_api_takes_the_workspace_lock(tmp_path: Path):
     ws = demo_workspace(tmp_path / "ws")
     (ws / ".datacurate").mkdir(exist_ok=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom datacurate.lock import workspace_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom datacurate.core.lock import workspace_lock\n"
          f"with workspace_lock({str(ws)!r}, 'clean'):\n    print('held', flush=True)\n    time.sleep(30)"],
         stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT)})
     try:
@@ -203,7 +203,7 @@ def test_json_on_every_summary_command(tmp_path: Path):
         assert code == 0, (args, err)
         data = json.loads(out)
         assert isinstance(data, dict) and data, (args, out)
-    from datacurate.cli import COMMANDS, main
+    from datacurate.cli.main import COMMANDS, main
 
     missing = []
     for name in COMMANDS:
@@ -216,8 +216,8 @@ def test_json_on_every_summary_command(tmp_path: Path):
 def test_bad_arguments_of_the_api_are_user_errors(tmp_path: Path):
     """Issue 21 item 10: the run switches, paths and the workspace itself, checked as the CLI checks them."""
     from datacurate import Workspace, clean, predict, split
-    from datacurate.demodata import make_demo_data
-    from datacurate.errors import UserError
+    from datacurate.demo.data import make_demo_data
+    from datacurate.core.errors import UserError
 
     make_demo_data(tmp_path, per_class=3, test_per_class=1)
     ws = Workspace(tmp_path)

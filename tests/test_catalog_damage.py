@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from asuser import cli, demo_workspace
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 
 
 def _garbage(p: Path) -> None:

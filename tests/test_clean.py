@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from conftest import encode, photo, run_cli, write
-from datacurate.catalog import SCHEMA_VERSION, Catalog
+from datacurate.core.catalog import SCHEMA_VERSION, Catalog
 from datacurate.clean.run import clean
 from datacurate.clean.restore import restore
-from datacurate.errors import UserError
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.workspace import Workspace
 
 CLS = "可回收物_易拉罐"
 

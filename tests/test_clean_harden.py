@@ -18,12 +18,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from conftest import ROOT, encode, photo, run_cli, write
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.clean.restore import restore
 from datacurate.clean.run import clean
-from datacurate.errors import UserError
-from datacurate.imageio import inspect_bytes
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.imageio import inspect_bytes
+from datacurate.core.workspace import Workspace
 
 
 def sharp(w=96, h=72, seed=0) -> Image.Image:

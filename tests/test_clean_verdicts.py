@@ -18,11 +18,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from conftest import ROOT, encode, photo, run_cli, write
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.clean.keep import keep
 from datacurate.clean.restore import restore
 from datacurate.clean.run import clean
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 def sharp(w: int = 96, h: int = 72, seed: int = 0) -> Image.Image:
@@ -241,7 +241,7 @@ def killed(*args, **kwargs):
     {before}
     os.kill(os.getpid(), signal.SIGKILL)
 target.{name} = killed
-from datacurate.cli import main
+from datacurate.cli.main import main
 sys.argv = ["datacurate", *{args!r}]
 main()
 """
@@ -282,14 +282,14 @@ def record(cat, entries):
         os.kill(os.getpid(), signal.SIGKILL)  # the files are in their class folder, their rows not yet written
     original(cat, entries)
 run.record = record
-from datacurate.cli import main
+from datacurate.cli.main import main
 sys.argv = ["datacurate", *{args!r}]
 main()
 """
 
 
 def test_kill_9_between_a_scraped_file_and_its_catalog_rows(ws: Path):
-    from datacurate.scrape.fakeengine import FakeEngine, make_image
+    from datacurate.demo.engine import FakeEngine, make_image
 
     (ws / "data" / "original" / "cat").mkdir(parents=True)
     with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(6)]}) as fe:

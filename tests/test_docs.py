@@ -26,7 +26,7 @@ FOREIGN = {"--upgrade", "--head", "--address", "--port", "--nproc-per-node", "--
 
 def _flags() -> set[str]:
     """Every option of every datacurate command, and the global ones."""
-    from datacurate.cli import COMMANDS, main
+    from datacurate.cli.main import COMMANDS, main
 
     ctx = click.Context(main)
     out = {o for p in main.params for o in p.opts + p.secondary_opts}

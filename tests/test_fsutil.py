@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from datacurate.fsutil import atomic_path, atomic_write_bytes
+from datacurate.core.fsutil import atomic_path, atomic_write_bytes
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

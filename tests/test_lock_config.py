@@ -14,9 +14,9 @@ import yaml
 
 from asuser import cli, cli_as_nobody, demo_workspace, give_to_nobody, shared_dir
 from conftest import ROOT, encode, photo, run_cli, write
-from datacurate.errors import UserError
-from datacurate.lock import WorkspaceBusy, holder, workspace_lock
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.lock import WorkspaceBusy, holder, workspace_lock
+from datacurate.core.workspace import Workspace
 
 
 demo = demo_workspace
@@ -55,7 +55,7 @@ def test_lock_is_reentrant_and_waits(tmp_path: Path):
     ws = Workspace.open(demo(tmp_path / "ws"))
     with workspace_lock(ws, "run"), workspace_lock(ws, "split"):
         split_dataset(ws, SplitOptions())  # takes it a third time
-    script = f"import time; from datacurate.lock import workspace_lock\nwith workspace_lock({str(ws.root)!r}, 'clean'): time.sleep(1.5)"
+    script = f"import time; from datacurate.core.lock import workspace_lock\nwith workspace_lock({str(ws.root)!r}, 'clean'): time.sleep(1.5)"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     holder_proc = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
@@ -134,7 +134,7 @@ def test_every_section_is_checked_whatever_the_command(tmp_path: Path, config: d
 def test_train_augment_is_checked_without_torch(tmp_path: Path):
     """A bad train.augment fails at Workspace.open, in a process that never imports torch."""
     (tmp_path / "datacurate.yaml").write_text("train:\n  augment: {preset: none, hue: 0.9}\n", encoding="utf-8")
-    code = ("import sys\nfrom datacurate.errors import UserError\nfrom datacurate.workspace import Workspace\n"
+    code = ("import sys\nfrom datacurate.core.errors import UserError\nfrom datacurate.core.workspace import Workspace\n"
             "try:\n    Workspace.open(sys.argv[1])\nexcept UserError as exc:\n    print(exc)\n"
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
@@ -211,7 +211,7 @@ def test_read_only_workspace_and_unreadable_files_are_one_line_errors():
 
 def test_a_huge_config_is_refused_and_a_huge_bad_value_is_cut(tmp_path: Path, monkeypatch):
     """Issue 21 item 11: libyaml's loader where PyYAML has it, a size limit, errors cut to one short line."""
-    from datacurate import workspace as wsmod
+    from datacurate.core import workspace as wsmod
 
     assert wsmod.SAFE_LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     (tmp_path / "data" / "original").mkdir(parents=True)

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from datacurate.clean.model import Item
 from datacurate.clean.neardup import DEFAULT_THRESHOLD, find_near_duplicates
-from datacurate.errors import UserError
-from datacurate.imageio import inspect_bytes, inspect_file
+from datacurate.core.errors import UserError
+from datacurate.core.imageio import inspect_bytes, inspect_file
 
 K = DEFAULT_THRESHOLD
 
@@ -273,7 +273,7 @@ def test_float_images_in_unit_range_are_scaled_not_blackened(tmp_path: Path) -> 
 
 def test_colour_key_transparency_goes_on_the_background() -> None:
     """A grayscale PNG whose tRNS key hides most of it hashes like the fixed background, not the key colour."""
-    from datacurate.imageio import to_rgb
+    from datacurate.core.imageio import to_rgb
 
     arr = np.zeros((64, 64), np.uint8)
     arr[20:40, 20:40] = 200

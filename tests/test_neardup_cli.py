@@ -9,7 +9,7 @@ import imagehash
 from conftest import encode, photo, run_cli, write
 from PIL import ImageEnhance
 
-from datacurate.imageio import inspect_file
+from datacurate.core.imageio import inspect_file
 
 
 def phash_distance(a: Path, b: Path) -> int:

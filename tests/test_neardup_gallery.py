@@ -12,7 +12,7 @@ from conftest import encode, photo, write
 
 from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
 from datacurate.clean.model import Item, Pair
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 def test_gallery_and_csv(ws: Path) -> None:

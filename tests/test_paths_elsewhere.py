@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from conftest import encode, photo, run_cli
-from datacurate.demodata import CLASSES, draw, jpeg
-from datacurate.errors import UserError
-from datacurate.workspace import Workspace
-from datacurate.pipeline.demo import size_chart
+from datacurate.demo.data import CLASSES, draw, jpeg
+from datacurate.core.errors import UserError
+from datacurate.core.workspace import Workspace
+from datacurate.demo.run import size_chart
 
 VET = {"backbone": "resnet18", "weights": "none", "img_size": 64, "workers": 0}
 
@@ -131,7 +131,7 @@ def test_clean_restore_vet_split_with_folders_elsewhere(tmp_path: Path, how: str
     from datacurate.clean.run import clean
     from datacurate.clean.restore import restore
     from datacurate.split import SplitOptions, split_dataset
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     w = Workspace.open(ws)
     plan = clean(w, dry_run=True)
@@ -144,8 +144,8 @@ def test_clean_restore_vet_split_with_folders_elsewhere(tmp_path: Path, how: str
 
 def test_quarantine_on_another_device_sits_beside_the_source(tmp_path: Path, monkeypatch):
     """Whatever disks the machine has: a source on another device gets .datacurate-quarantine beside it."""
-    from datacurate import workspace as wsmod
-    from datacurate.clean.scan import quarantine_path
+    from datacurate.core import workspace as wsmod
+    from datacurate.core.index import quarantine_path
 
     big = tmp_path / "big" / "scraped"
     (big / "cat").mkdir(parents=True)

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, run_cli
 from datacurate.pipeline.runner import State, fingerprint, load_pipeline
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 FAST_TRAIN = {"arch": "resnet18", "weights": "none", "freeze_until": "none", "img_size": 32, "head_epochs": 0,
               "epochs": 1, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0, "name": "demo"}
@@ -42,10 +42,10 @@ def _stages(stdout: str) -> list[str]:
 
 
 def test_run_end_to_end_with_from_to_and_resume(demo_ws: Path, tmp_path: Path):
-    from datacurate.pipeline.demo import search_results
-    from datacurate.scrape.fakeengine import FakeEngine
+    from datacurate.demo.run import search_results
+    from datacurate.demo.engine import FakeEngine
     from datacurate.scrape.queries import plan_queries
-    from datacurate.demodata import CLASSES
+    from datacurate.demo.data import CLASSES
 
     queries = plan_queries(list(CLASSES), "{class} {suffix}", "picture", {})
     with FakeEngine(search_results(demo_ws, queries)) as engine:
@@ -77,7 +77,7 @@ def _png() -> bytes:
 
 
 def test_failing_stage_stops_the_run_with_its_message(demo_ws: Path, tmp_path: Path):
-    from datacurate.scrape.fakeengine import FakeEngine
+    from datacurate.demo.engine import FakeEngine
 
     with FakeEngine({}, page_faults={"bing": "empty"}) as engine:
         pipe = _pipeline(tmp_path, engine.base_url)

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from conftest import encode, photo, write
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.clean.run import clean
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 def scene(seed: int, w: int = 192, h: int = 144) -> Image.Image:

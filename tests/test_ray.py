@@ -81,8 +81,8 @@ def test_without_ray_nothing_imports_ray(ws: Path):
     """clean, vet's and scrape's command modules and a config with a `ray:` section load no Ray."""
     write(ws / "data" / "original" / "a" / "x.jpg", b"")
     (ws / "datacurate.yaml").write_text("ray:\n  batch_size: 8\n", encoding="utf-8")
-    code = ("import sys\nfrom datacurate.cli import main\n"
-            "import datacurate.vet.cli, datacurate.scrape.cli\n"
+    code = ("import sys\nfrom datacurate.cli.main import main\n"
+            "import datacurate.cli.vet, datacurate.cli.scrape\n"
             "try:\n    main.main(['-C', sys.argv[1], '-q', 'clean', '--json'], standalone_mode=False)\n"
             "finally:\n    print('RAY' if 'ray' in sys.modules else 'NO-RAY')\n")
     proc = subprocess.run([sys.executable, "-c", code, str(ws)], capture_output=True, text=True, timeout=120,
@@ -94,7 +94,7 @@ def test_without_ray_nothing_imports_ray(ws: Path):
 def test_without_ray_installed_the_flag_is_one_line_naming_the_extra(ws: Path):
     write(ws / "data" / "original" / "a" / "x.jpg", b"")
     code = ("import sys\nsys.modules['ray'] = None  # as if it were not installed: import fails, find_spec is None\n"
-            "sys.argv = ['datacurate'] + sys.argv[1:]\nfrom datacurate.cli import run\nrun()\n")
+            "sys.argv = ['datacurate'] + sys.argv[1:]\nfrom datacurate.cli.main import run\nrun()\n")
     for command in ("clean", "vet", "scrape"):
         proc = subprocess.run([sys.executable, "-c", code, "-C", str(ws), command, "--ray", "127.0.0.1:6379"],
                               capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -235,7 +235,7 @@ def test_vet_on_the_cluster_matches_a_local_run_with_an_actor_killed(cluster, tm
 
 
 def test_scrape_on_the_cluster_matches_a_local_run(cluster, tmp_path):
-    from datacurate.scrape.fakeengine import FakeEngine, ImageSpec, make_image
+    from datacurate.demo.engine import FakeEngine, ImageSpec, make_image
 
     held = make_image(999)
     results = [make_image(1), make_image(2, fmt="PNG"), ImageSpec(make_image(3), fault="webp"),

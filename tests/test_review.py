@@ -21,9 +21,9 @@ from datacurate.clean.keep import keep, reason
 from datacurate.clean.report import KEPT_FLAGGED
 from datacurate.clean.restore import restore
 from datacurate.clean.run import clean
-from datacurate.errors import UserError
-from datacurate.report.regenerate import report
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.regenerate import report
+from datacurate.core.workspace import Workspace
 
 NEAR = "data/scraped/red/s0_small.jpg"
 NEAR_Q = "data/quarantine/near-duplicate/scraped/red/s0_small.jpg"

@@ -25,7 +25,7 @@ from conftest import ROOT, run_cli
 from test_vet import _make
 
 from datacurate import api
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -67,7 +67,7 @@ class Served:
 
         from datacurate.review.app import create_app
         from datacurate.review.serve import bind
-        from datacurate.workspace import Workspace
+        from datacurate.core.workspace import Workspace
 
         sock = bind("127.0.0.1", 0)
         self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -185,11 +185,11 @@ def test_queue_after_clean_sets_identical_originals_aside_and_relabel_respects_l
     card, not offered as 'not duplicates'; test leaks and same-class identical copies, which no override brings
     back, are no cards; relabel refuses a test leak, and clean's pairs follow a relabelled file."""
     from conftest import encode, photo, write
-    from datacurate.catalog import open_catalog
+    from datacurate.core.catalog import open_catalog
     from datacurate.clean.keep import reason
     from datacurate.review.actions import Target, act
     from datacurate.review.queue import items
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     root = tmp_path / "w"
     orig = root / "data" / "original"

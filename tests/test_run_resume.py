@@ -61,7 +61,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_kill_9_of_run_then_rerun_finishes_its_own_run(tmp_path: Path):
     from datacurate.train.run import train
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     ws = demo_workspace(tmp_path / "ws", per_class=6)
     pipe = tmp_path / "pipe.yaml"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from datacurate.imageio import inspect_file
-from datacurate.scrape.fakeengine import FakeEngine, ImageSpec, make_image
+from datacurate.core.imageio import inspect_file
+from datacurate.demo.engine import FakeEngine, ImageSpec, make_image
 from conftest import ROOT, write
 
 FAST = ["--allow-private", "--delay", "0", "--timeout", "2", "--retries", "1", "--max-bytes", "1MB"]

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.scrape import engines as eng
-from datacurate.scrape.fakeengine import baidu_encode
+from datacurate.demo.engine import baidu_encode
 from datacurate.scrape.licenses import normalise, parse_filter
 from datacurate.scrape.refusals import from_status, in_page
 

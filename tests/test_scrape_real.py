@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datacurate.errors import UserError
-from datacurate.scrape.fakeengine import FakeEngine, ImageSpec, make_image
+from datacurate.core.errors import UserError
+from datacurate.demo.engine import FakeEngine, ImageSpec, make_image
 from datacurate.scrape.net import Net, NetConfig, Refused
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 from conftest import ROOT
 from test_scrape import KEY, classes, db, run_cli, saved_files, scrape
 
@@ -243,7 +243,7 @@ def test_a_full_disk_stops_with_one_line_and_no_file_without_its_rows(tmp_path, 
 
 
 def test_a_catalog_that_cannot_grow_takes_back_the_files_of_its_batch(tmp_path, monkeypatch):
-    from datacurate.catalog import Catalog
+    from datacurate.core.catalog import Catalog
     from datacurate.scrape import DEFAULTS, check_options, scrape as run_scrape
 
     ws = _ws_with(tmp_path)

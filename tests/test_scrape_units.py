@@ -9,9 +9,9 @@ import urllib.request
 import pytest
 from icrawler.builtin.bing import BingParser as IcBingParser
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.scrape import engines as eng
-from datacurate.scrape.fakeengine import FakeEngine, ImageSpec, baidu_encode, bomb_png, make_image
+from datacurate.demo.engine import FakeEngine, ImageSpec, baidu_encode, bomb_png, make_image
 from datacurate.scrape.net import HostGate, is_private_address, retry_after_seconds, x_robots_forbids
 from datacurate.scrape.options import DEFAULTS, check_options, parse_size
 from datacurate.scrape.queries import class_text, plan_queries, render

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from datacurate import api
-from datacurate.demodata import make_demo_data
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, atomic_write_text
-from datacurate.workspace import Workspace
+from datacurate.demo.data import make_demo_data
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path, atomic_write_text
+from datacurate.core.workspace import Workspace
 from test_train_run import TINY, _threads, cli  # noqa: F401 (_threads: autouse)
 
 KINDS = ("device", "fifo", "symlink", "folder")

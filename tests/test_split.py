@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from datacurate.cli import run
+from datacurate.cli.main import run
 from datacurate.split import SplitOptions, split_dataset
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 CAN = "可回收物_易拉罐"
 

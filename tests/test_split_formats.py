@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from datacurate.demodata import draw
+from datacurate.demo.data import draw
 
 TIMM = (".jpg", ".jpeg", ".png")
 
@@ -42,7 +42,7 @@ def odd_formats(tmp_path_factory) -> Path:
     scraped.mkdir(parents=True)
     draw("circle", rng).save(scraped / "web.webp", "WEBP")
     run_cli("-C", str(ws), "clean", check=True)
-    from datacurate.catalog import Catalog
+    from datacurate.core.catalog import Catalog
 
     with Catalog(ws / ".datacurate" / "catalog.sqlite") as cat:
         cat.add_provenance(**{"class": "circle", "engine": "wikimedia", "query": "circle", "image_url": "https://x.test/web.webp",
@@ -119,7 +119,7 @@ def test_convert_jpeg_with_csv_manifest_then_again_then_jsonl(odd_formats: Path)
 
 def test_python_function_and_bad_values(odd_formats: Path, tmp_path: Path):
     from datacurate.split import SplitOptions, split_dataset
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     ws = Workspace.open(odd_formats)
     res = split_dataset(ws, SplitOptions.from_mapping({"convert": "png", "manifest": "csv"}))

@@ -12,11 +12,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from datacurate.cli import main
-from datacurate.errors import UserError
-from datacurate.train.freeze import apply_trainable, frozen_before, resolve_modules, set_train_mode, summarize
+from datacurate.cli.main import main
+from datacurate.core.errors import UserError
+from datacurate.vision.freeze import apply_trainable, frozen_before, resolve_modules, set_train_mode, summarize
 from datacurate.train.groups import assign, build_optimizers, set_lrs
-from datacurate.train.models import create_model, head_name
+from datacurate.vision.models import create_model, head_name
 from datacurate.train.options import DEFAULTS, ScheduleSpec, parse_groups, parse_schedule, parse_stages
 from datacurate.train.plan import build_plan
 from datacurate.train.schedules import StageSchedule
@@ -216,7 +216,7 @@ class _NotFound(http.server.BaseHTTPRequestHandler):
 
 def _cli(args, capsys, monkeypatch, **env) -> tuple[int, str, str]:
     """Run the real console entry point in-process: (exit code, stdout, stderr)."""
-    from datacurate.cli import run
+    from datacurate.cli.main import run
 
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -296,7 +296,7 @@ def test_plan_default_freeze_every_architecture(tmp_path, capsys, monkeypatch):
     """`train --arch A --plan` alone plans every torchvision classifier; the default depth is the seed's."""
     import warnings
 
-    from datacurate.train.models import architectures
+    from datacurate.vision.models import architectures
 
     warnings.simplefilter("ignore", FutureWarning)  # googlenet/inception's init notice
     picked = {}
@@ -324,7 +324,7 @@ def test_resize_center_crop_matches_torchvision():
     from PIL import Image
     from torchvision import transforms as T
 
-    from datacurate.train.data import resize_center_crop
+    from datacurate.vision.data import resize_center_crop
 
     rng = np.random.default_rng(0)
     for w, h in ((500, 375), (375, 500), (300, 300), (1000, 260)):

@@ -22,7 +22,7 @@ import torch
 
 from datacurate.train import meter
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 from test_train_run import CLASSES, TINY, _threads, cli, history, make_split  # noqa: F401 (_threads: autouse)
 
 GROUPS = textwrap.dedent("""\

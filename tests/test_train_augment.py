@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from datacurate.errors import UserError
-from datacurate.train import augment
-from datacurate.train.augment import Policy, build, parse_policy
-from datacurate.train.data import ImageSet, Preprocess, resize_center_crop
+from datacurate.core.errors import UserError
+from datacurate.vision import augment
+from datacurate.vision.augment import Policy, build, parse_policy
+from datacurate.vision.data import ImageSet, Preprocess, resize_center_crop
 from test_train_run import CLASSES, cli, make_split
 
 RESIZE, CROP = 40, 32

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from datacurate.train import checkpoint
-from datacurate.train.augment import parse_policy
-from datacurate.train.data import EpochBatches, ImageSet, Preprocess, scan_folder
-from datacurate.train.models import create_model
+from datacurate.vision import checkpoint
+from datacurate.vision.augment import parse_policy
+from datacurate.vision.data import EpochBatches, ImageSet, Preprocess, scan_folder
+from datacurate.vision.models import create_model
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 from test_train_run import ROOT, _threads, cli, make_split  # noqa: F401 (_threads: autouse)
 
 # GroupNorm: no statistic depends on how the batch is cut, so 2 x 4 images must train like 1 x 8 (BatchNorm
@@ -111,7 +111,7 @@ KILL = """
 import json, os, signal, sys, time
 from pathlib import Path
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 def kill(step):  # rank 0, mid-epoch: kill -9 of the launcher's process group (torchrun keeps its workers in their own)
     if step == int(sys.argv[3]) and os.environ["RANK"] == "0":
         os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
@@ -219,9 +219,9 @@ def test_bad_launches_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
                          (["--dist-timeout", "0"], "dist_timeout")):
         code, _, err = cli([*base, *extra], capsys, monkeypatch)
         assert code == 2 and words in err, (extra, err)
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
     from datacurate.train.distributed import Dist, sync_batchnorm
-    from datacurate.train.models import create_model
+    from datacurate.vision.models import create_model
 
     with pytest.raises(UserError, match="--sync-bn needs CUDA"):
         sync_batchnorm(create_model("resnet18", 3), Dist(0, 2, 0, "gloo"), "cpu")

@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from datacurate.train import checkpoint
-from datacurate.train.models import create_model
+from datacurate.vision import checkpoint
+from datacurate.vision.models import create_model
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def make_split(root: Path, n_train: int = 4, n_valid: int = 2) -> Path:
 
 def cli(args, capsys, monkeypatch) -> tuple[int, str, str]:
     """The real console entry point, in-process: (exit code, stdout, stderr)."""
-    from datacurate.cli import run
+    from datacurate.cli.main import run
 
     monkeypatch.setattr(sys, "argv", ["datacurate", *args])
     capsys.readouterr()
@@ -139,7 +139,7 @@ KILLED = """
 import json, os, signal, sys, torch
 torch.set_num_threads(1)
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 def kill(step):
     if step == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -287,8 +287,8 @@ def test_an_input_size_the_architecture_cannot_take_is_named_before_anything_is_
 
 def test_gpus_0_and_a_torchscript_weights_file_are_named_as_such(tmp_path, capsys, monkeypatch, recwarn):
     """Issue 21 item 13: --gpus 0 names --gpus; a TorchScript file as --weights is one line, no torch warning."""
-    from datacurate.errors import UserError
-    from datacurate.train.models import read_weights_file
+    from datacurate.core.errors import UserError
+    from datacurate.vision.models import read_weights_file
 
     root = make_split(tmp_path)
     code, _, err = cli(["-C", str(root), "train", "--gpus", "0", "--plan"], capsys, monkeypatch)

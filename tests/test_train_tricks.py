@@ -16,14 +16,14 @@ import pytest
 import torch
 from torch import nn
 
-from datacurate.train import checkpoint
-from datacurate.train.freeze import apply_trainable
-from datacurate.train.heads import Head
-from datacurate.train.models import create_model, head_name
+from datacurate.vision import checkpoint
+from datacurate.vision.freeze import apply_trainable
+from datacurate.vision.heads import Head
+from datacurate.vision.models import create_model, head_name
 from datacurate.train.options import DEFAULTS
 from datacurate.train.plan import build_plan
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 from test_train_run import CLASSES, ROOT, TINY, _threads, cli, history, make_split, train_killed  # noqa: F401 (_threads: autouse)
 
 GROUPS = textwrap.dedent("""\
@@ -71,7 +71,7 @@ def test_group_norm_and_zero_gamma():
     assert sum(isinstance(x, nn.GroupNorm) for x in m.modules()) == 20
     assert all(float(b.bn2.weight.detach().abs().sum()) == 0 for layer in (m.layer1, m.layer2, m.layer3, m.layer4) for b in layer)
     assert float(m.layer1[0].bn1.weight.detach().abs().sum()) > 0
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
 
     with pytest.raises(UserError, match="no residual block"):
         create_model("alexnet", 3, "none", options={"zero_gamma": True})
@@ -158,7 +158,7 @@ def test_tta_reported_beside_plain_accuracy(run_ws, capsys, monkeypatch):
     ws = Workspace.open(run_ws)
     got = next(predict(ws, "tiny", [str(one)], top=3, tta="flip", device="cpu"))
     sc = open_scorer(ws, "tiny", device="cpu")
-    from datacurate.train.data import ImageSet
+    from datacurate.vision.data import ImageSet
 
     x = ImageSet([(str(one), 0)], sc.pre)[0][0][None]
     want = (sc.probs(x)[0] + sc.probs(x.flip(-1))[0]) / 2
@@ -228,7 +228,7 @@ WORKERS = """
 import os, sys, time, torch
 torch.set_num_threads(1)
 from datacurate.train.run import train
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 flags = dict(arch="resnet18", weights="none", img_size=32, batch_size=2, workers=2, device="cpu",
              freeze_until="layer4.1", head_epochs=1, epochs=1, name="w")
 def hang(step):

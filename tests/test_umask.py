@@ -19,9 +19,9 @@ FAST_TRAIN = {"arch": "resnet18", "weights": "none", "freeze_until": "none", "im
 
 @pytest.mark.slow
 def test_pipeline_elsewhere_writes_every_file_with_the_umask(tmp_path: Path):
-    from datacurate.demodata import CLASSES
-    from datacurate.pipeline.demo import search_results
-    from datacurate.scrape.fakeengine import FakeEngine
+    from datacurate.demo.data import CLASSES
+    from datacurate.demo.run import search_results
+    from datacurate.demo.engine import FakeEngine
     from datacurate.scrape.queries import plan_queries
 
     old = os.umask(0o022)
@@ -58,8 +58,8 @@ def test_pipeline_elsewhere_writes_every_file_with_the_umask(tmp_path: Path):
 
 
 def test_copies_and_the_catalog_follow_a_group_writable_umask(tmp_path: Path):
-    from datacurate.catalog import Catalog
-    from datacurate.fsutil import copy_file
+    from datacurate.core.catalog import Catalog
+    from datacurate.core.fsutil import copy_file
 
     src = tmp_path / "a.jpg"
     src.write_bytes(b"x")

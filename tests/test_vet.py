@@ -18,7 +18,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 from conftest import run_cli
-from datacurate.demodata import jpeg
+from datacurate.demo.data import jpeg
 
 HUES = {"red": 0.0, "green": 0.33, "blue": 0.66}
 CLASSES = tuple(HUES)
@@ -78,7 +78,7 @@ def prepared(tmp_path_factory) -> tuple[Path, dict[str, set[str]], dict]:
     """A cleaned workspace whose embeddings are cached (by a dry run), and a local weights file."""
     import torch
 
-    from datacurate.train.models import create_model
+    from datacurate.vision.models import create_model
 
     root = tmp_path_factory.mktemp("vet") / "ws"
     planted = _make(root)
@@ -174,7 +174,7 @@ def test_cache_survives_a_rename_and_embeds_only_new_images(ws: Path):
 
 def test_weights_file_gives_the_same_flags_through_the_python_api(ws: Path, prepared):
     from datacurate.vet import VetOptions, vet
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     opts = VetOptions(backbone="resnet18", weights="resnet18.pt", img_size=64, workers=0)
     result = vet(Workspace.open(ws), options=opts, dry_run=True)
@@ -248,7 +248,7 @@ def test_no_originals_at_all_is_exit_2(tmp_path: Path):
 def test_trusted_split_takes_files_of_one_name_in_nested_folders(tmp_path: Path):
     """Issue 21 item 6: circle/a.jpg and circle/sub/a.jpg both reach the trusted split (was FileExistsError)."""
     from datacurate.vet.trust import _trusted_split
-    from datacurate.workspace import Workspace
+    from datacurate.core.workspace import Workspace
 
     rows = []
     for n, rel in enumerate(["circle/a.jpg", "circle/sub/a.jpg", "circle/sub/deeper/a.jpg", "circle/b.jpg"]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.vet.judge import MIN_POOL, judge_all
 from datacurate.vet.options import VetOptions
 from datacurate.vet.records import VetResult

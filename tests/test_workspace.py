@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from datacurate.template import render
-from datacurate.workspace import DEFAULT_PATHS, Workspace
+from datacurate.core.workspace import DEFAULT_PATHS, Workspace
 
 
 def _uncommented() -> dict:

@@ -14,9 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from datacurate.clean.model import Item, Pair
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.fsutil import atomic_write_text
 from datacurate.report.review import PLAN, Pic, Pictures, environment
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 PAIR_COLUMNS = ["a", "b", "kind", "distance", "hash"]
 OUTCOME = {
@@ -118,7 +118,7 @@ class _Locator:
         return self.items.get(path)
 
     def _home(self, path: str) -> str | None:
-        from datacurate.clean.scan import place
+        from datacurate.core.index import place
 
         try:
             found = place(self.ws, self.ws.abs(path))
@@ -128,7 +128,7 @@ class _Locator:
 
     def _quarantined(self, path: str, reason: str | None) -> str:
         """Where a file not in the items would be if clean set it aside for `reason`."""
-        from datacurate.clean.scan import quarantine_path
+        from datacurate.core.index import quarantine_path
 
         if not reason or self.ws.abs(path).exists():
             return path
@@ -150,7 +150,7 @@ class _Locator:
         return {"pic": Pic(now, item.sha256 if item else self._sha(now)), "lines": info + lines, "kept": kept}
 
     def _sha(self, path: str) -> str | None:
-        from datacurate.clean.scan import sha256_file
+        from datacurate.core.index import sha256_file
 
         where = self.ws.abs(path)
         return sha256_file(str(where)) if where.is_file() else None

@@ -19,12 +19,12 @@ from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
-from datacurate import overrides
-from datacurate.catalog import Catalog, open_catalog
+from datacurate.core import overrides
+from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.clean.restore import RestoreResult, restore_row
-from datacurate.errors import UserError
-from datacurate.fsutil import shown
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import shown
+from datacurate.core.workspace import Workspace
 
 VET_REASONS = ("off-topic", "wrong-class")
 COPY_REASONS = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
@@ -34,7 +34,7 @@ def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike, *, index: bool =
     """The catalog row of the file at `raw` (relative to the current folder), or of the file that had
     that path before clean or vet set it aside. One clear UserError otherwise. A file of the data
     folders no command has seen yet is indexed (a write), or with index=False its path is returned."""
-    from datacurate.clean.scan import index_files, place
+    from datacurate.core.index import index_files, place
 
     given = Path(raw).expanduser()
     path = Path(os.path.abspath(Path(os.getcwd()) / given))

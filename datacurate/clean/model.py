@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from datacurate.imageio import mode_bits
+from datacurate.core.imageio import mode_bits
 
 
 @dataclass

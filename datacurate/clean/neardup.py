@@ -23,9 +23,9 @@ import numpy as np
 
 from datacurate.clean.model import Apart, Decision, Item, Pair, keeper_key, never_apart, settle
 from datacurate.clean.search import codes_from_hex, cross_within, search_unique, unique_codes
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
-# Chosen with `python benchmarks/bench_dedupe.py accuracy` (phash through datacurate.imageio, 93
+# Chosen with `python benchmarks/bench_dedupe.py accuracy` (phash through datacurate.core.imageio, 93
 # real pictures x 22 variants, 2.26 M pairs of different pictures). At K=10 every resized,
 # JPEG-recompressed (down to q15) and EXIF-rotated copy is found, brightness 0.995, a small
 # watermark 0.82, 2% crops 0.98; pair precision is 1.000 for every transformation except logo

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from datacurate.clean.quality import THRESHOLDS, _parse_drop
-from datacurate.imageio import Limits
-from datacurate.options import StageOptions, opt
+from datacurate.core.imageio import Limits
+from datacurate.core.options import StageOptions, opt
 
 # Chosen with `python benchmarks/bench_dedupe.py accuracy`: see datacurate/clean/neardup.py.
 DEFAULT_THRESHOLD = 10

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datacurate.clean.model import Decision, Item
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 FLAGS = ("placeholder", "low-information", "dark", "light", "blurry", "odd-size", "grayscale")  # reason priority
 DEFAULT_DROP = ("placeholder", "low-information", "dark", "light")  # blurry depends most on content: asked for only

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from datacurate import overrides
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.errors import UserError
-from datacurate.fsutil import free_path, text_path
-from datacurate.workspace import Workspace
+from datacurate.core import overrides
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import free_path, text_path
+from datacurate.core.workspace import Workspace
 
 RELABEL = "relabel"  # the events' action, and the reason restore reports when it undoes one
 
@@ -41,7 +41,7 @@ class RelabelResult:
 
 def classes(ws: Workspace, cat: Catalog) -> list[str]:
     """The workspace's classes: folders under original and scraped, and classes the catalog holds in place."""
-    from datacurate.fsutil import path_text
+    from datacurate.core.fsutil import path_text
 
     found = {r[0] for r in cat.db.execute("SELECT DISTINCT class FROM files WHERE status='ok' AND class != '' "
                                           "AND source IN ('original','scraped')")}
@@ -137,7 +137,7 @@ def move_back(ws: Workspace, cat: Catalog, now: str, to: str, *, origin: str | N
     catalog row what that place says (home, class, status, reason); return where it went."""
     from datacurate.clean.restore import follow_pairs
     from datacurate.clean.run import moved_together
-    from datacurate.clean.scan import place
+    from datacurate.core.index import place
 
     dst = free_path(ws.abs(to))
     info = place(ws, str(dst))

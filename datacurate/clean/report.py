@@ -14,11 +14,11 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.clean.model import Pair
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.fsutil import atomic_write_text
 from datacurate.report.review import Card, Pic, Pictures, environment, write_review
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 NO_PREVIEW = {"empty", "unreadable", "not-an-image", "unsupported", "too-large", "corrupt"}
 PAIRED = {"duplicate", "near-duplicate", "label-conflict", "test-leak"}

@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.clean.scan import index_files, quarantine_dir, sha256_file
-from datacurate.errors import UserError
-from datacurate.fsutil import free_path
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.index import index_files, quarantine_dir, sha256_file
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import free_path
+from datacurate.core.workspace import Workspace
 
 RENAMED = "renamed"   # pseudo-reason: undo clean's renames of kept files
 DERIVED = "derived"   # changed PNGs clean had made; restored only when asked for by name

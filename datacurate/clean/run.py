@@ -14,18 +14,18 @@ from typing import Iterator, Sequence
 
 from PIL import Image
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.clicommon import phase
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.terminal import phase
 from datacurate.clean.exact import find_exact_duplicates
 from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 from datacurate.clean.options import CleanOptions
 from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
-from datacurate.clean.scan import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, deferred_signals, free_path, replace_or_copy
-from datacurate.oserrors import disk_full, is_disk_full
-from datacurate.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
-from datacurate.workspace import Workspace
+from datacurate.core.index import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path, deferred_signals, free_path, replace_or_copy
+from datacurate.core.oserrors import disk_full, is_disk_full
+from datacurate.core.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
+from datacurate.core.workspace import Workspace
 
 # Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
 UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
@@ -106,7 +106,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
 
     `ray`: decode on a Ray cluster (an address, "auto"; False: locally; None: datacurate.yaml's `ray.address`).
     """
-    from datacurate.cluster.use import cluster_for
+    from datacurate.executors.use import cluster_for
 
     opts = ws.options(CleanOptions, flags).as_dict()
     limits, kind, threshold = limits_of(opts), opts["hash"], opts["threshold"]
@@ -117,7 +117,7 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
             cluster_for(ws, ray, [ws.state_dir, *roots, _against(ws, opts["against"])], quiet=quiet) as cluster:
         decoder = None
         if cluster is not None:
-            from datacurate.cluster.tasks import decoder as cluster_decoder
+            from datacurate.scrape.remote import decoder as cluster_decoder
 
             decoder = cluster_decoder(cluster)
         swept = [] if dry_run else sweep_partials([*roots, ws.reports])  # a kill -9 mid-write leaves .tmp-*.part
@@ -198,7 +198,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     all agree) take no part in the leak and near-duplicate searches.
     """
     from datacurate.clean.neardup import cluster, find_leaks
-    from datacurate.overrides import load as load_overrides
+    from datacurate.core.overrides import load as load_overrides
 
     said = load_overrides(cat)
     shas = {r["path"]: r["sha256"] for r in rows}
@@ -311,7 +311,7 @@ def _orphan_conversions(ws: Workspace, rows, limits: Limits) -> dict[str, str]:
 
 def _fix_for(row, limits: Limits, orphans: dict[str, str] | None = None) -> Fix | None:
     """A rename to the true extension, or a conversion to PNG for formats ImageFolder skips."""
-    from datacurate.imageio import TRAINABLE_EXTENSIONS
+    from datacurate.core.imageio import TRAINABLE_EXTENSIONS
 
     name = Path(row["path"])
     if row["path"] in (orphans or {}):

@@ -20,9 +20,9 @@ from typing import Any, Callable
 import yaml
 
 from datacurate import stages as registry
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_write_text
-from datacurate.workspace import Workspace, load_config
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_write_text
+from datacurate.core.workspace import Workspace, load_config
 
 # The stages, their order, sections and inputs are listed once, in datacurate/stages.py.
 STAGES = registry.stage_names()

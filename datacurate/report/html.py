@@ -14,7 +14,7 @@ def esc(value) -> str:
 
 def thumbnail_jpeg(path: str | os.PathLike, size: int = 160) -> bytes | None:
     """A JPEG thumbnail (longest side `size`) of the image at `path`, or None when it cannot be decoded."""
-    from datacurate.imageio import load_rgb
+    from datacurate.core.imageio import load_rgb
 
     try:
         im = load_rgb(path, size)

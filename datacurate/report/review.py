@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from datacurate.fsutil import atomic_write_text, remove_file
-from datacurate.workspace import Workspace
+from datacurate.core.fsutil import atomic_write_text, remove_file
+from datacurate.core.workspace import Workspace
 
 PAGE_SIZE = 200
 DIRECT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")  # what every browser shows
@@ -114,7 +114,7 @@ class Pictures:
         return self._hrefs[pic.path]
 
     def _href(self, path: str) -> str | None:
-        from datacurate.fsutil import text_path
+        from datacurate.core.fsutil import text_path
 
         if not os.path.isfile(os.path.join(self.ws.root, text_path(path))):
             return None

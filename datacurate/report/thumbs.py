@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from datacurate.clicommon import progress
-from datacurate.fsutil import PARTIAL, file_mode, replace_file
+from datacurate.core.terminal import progress
+from datacurate.core.fsutil import PARTIAL, file_mode, replace_file
 
 SIZE = 128
 FOLDER = "thumbs"
@@ -55,7 +55,7 @@ def make_thumbnails(folder: Path, wanted: Iterable[tuple[str | os.PathLike, str]
 
 
 def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> list[bool]:
-    from datacurate.clean.scan import die_with_parent
+    from datacurate.core.index import die_with_parent
 
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(jobs) < 16:
@@ -68,7 +68,7 @@ def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> 
 
 def _make(job: tuple[str, str, int]) -> bool:
     """Write one thumbnail; False when the image does not decode (the report shows 'no preview')."""
-    from datacurate.imageio import captured_noise
+    from datacurate.core.imageio import captured_noise
     from datacurate.report.html import thumbnail_jpeg
 
     src, dst, mode = job

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.errors import UserError
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.errors import UserError
+from datacurate.core.workspace import Workspace
 
 ACTIONS = ("keep", "aside", "relabel", "apart")
 WAIT = 5.0  # seconds an action waits for another command's workspace lock
@@ -47,7 +47,7 @@ class Target:
 def act(ws: Workspace, action: str, targets: Sequence[Target], *, klass: str | None = None,
         new_class: bool = False) -> list[dict]:
     """Carry out `action` on every target (one batch); [{"id", "path": where the file is now}]."""
-    from datacurate.lock import workspace_lock
+    from datacurate.core.lock import workspace_lock
 
     if action not in ACTIONS:
         raise BadRequest(f"unknown action {action!r}: choose among {', '.join(ACTIONS)}")
@@ -115,7 +115,7 @@ def _aside(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
 
 
 def _reasons() -> tuple[str, ...]:
-    from datacurate.clean.cli import SET_ASIDE
+    from datacurate.cli.clean import SET_ASIDE
 
     return SET_ASIDE
 
@@ -153,7 +153,7 @@ DO = {"keep": _keep, "aside": _aside, "relabel": _relabel, "apart": _apart}
 # -- undo -----------------------------------------------------------------------------------------
 def undo(ws: Workspace) -> list[dict]:
     """Reverse the latest batch still standing; [{"id", "path": where the file is now}]. UserError when none."""
-    from datacurate.lock import workspace_lock
+    from datacurate.core.lock import workspace_lock
 
     with workspace_lock(ws, "review", wait=WAIT):
         with open_catalog(ws) as cat:

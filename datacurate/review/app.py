@@ -22,9 +22,9 @@ import secrets
 import threading
 from typing import Any
 
-from datacurate.catalog import open_catalog
-from datacurate.errors import UserError
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import open_catalog
+from datacurate.core.errors import UserError
+from datacurate.core.workspace import Workspace
 
 HEADER = "x-datacurate-token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -215,7 +215,7 @@ class State:
         return await run_in_threadpool(self._locked, undo, self.ws)
 
     def _locked(self, function, *args: Any, **kwargs: Any):
-        from datacurate.oserrors import user_error
+        from datacurate.core.oserrors import user_error
         from datacurate.review.actions import BadRequest
 
         with self.busy:

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from datacurate.catalog import Catalog
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import Catalog
+from datacurate.core.workspace import Workspace
 
 ALL = ""  # the layout of every class together
 MAP_PAGE = "vet-map.html"
@@ -70,7 +70,7 @@ def project(x: np.ndarray, how: str | None = None, seed: int = 0) -> np.ndarray:
 
 def points(cat: Catalog, how: str | None = None) -> dict[str, list[Point]]:
     """{class: its points, ALL: every point}, each layout projected on its own."""
-    from datacurate.overrides import load
+    from datacurate.core.overrides import load
 
     key = model_key(cat)
     if key is None:
@@ -120,7 +120,7 @@ def render(data: dict, *, title: str, thumbs: dict[str, str], full: dict[str, st
 def write_map(ws: Workspace, cat: Catalog, *, quiet: bool = True) -> str | None:
     """reports/vet-map.html (thumbnails as files under reports/thumbs/, small pictures as they are); its workspace
     path, None with no embeddings."""
-    from datacurate.fsutil import atomic_write_text
+    from datacurate.core.fsutil import atomic_write_text
     from datacurate.report.review import Pic, Pictures
 
     data = map_data(cat)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.report.review import Card
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 VET = ("off-topic", "wrong-class")
 PAIRED = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
@@ -47,7 +47,7 @@ def card_id(sha256: str, reason: str) -> str:
 
 def items(ws: Workspace, cat: Catalog) -> list[Item]:
     """Every undecided card, closest call first (then reason, path)."""
-    from datacurate.overrides import load
+    from datacurate.core.overrides import load
 
     said = load(cat)
     status = {r[0]: r[1] for r in cat.db.execute("SELECT path, status FROM files")}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from typing import Callable
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.review.app import LOCAL_HOSTS
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 LOCAL = "127.0.0.1"
 
@@ -40,7 +40,7 @@ def serve(ws: Workspace, *, stages: tuple[str, ...] = (), port: int = 0, host: s
     """Serve the app for `ws` until interrupted; `started(url)` once it listens; open the URL unless not `browser`."""
     import uvicorn
 
-    from datacurate.catalog import open_catalog
+    from datacurate.core.catalog import open_catalog
     from datacurate.review.app import create_app, new_token
 
     need_server()

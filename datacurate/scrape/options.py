@@ -9,9 +9,9 @@ from typing import Any, Mapping
 from pydantic import PrivateAttr, field_validator
 
 from datacurate import __version__
-from datacurate.errors import UserError
-from datacurate.imageio import Limits
-from datacurate.options import StageOptions, opt
+from datacurate.core.errors import UserError
+from datacurate.core.imageio import Limits
+from datacurate.core.options import StageOptions, opt
 
 USER_AGENT = f"datacurate/{__version__} (image dataset builder; honours robots.txt and X-Robots-Tag)"
 ROBOTS_TOKEN = "datacurate"

@@ -8,10 +8,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.scrape.options import ScrapeOptions
 from datacurate.scrape.queries import load_overrides, plan_queries
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 def select_classes(ws: Workspace, opts: ScrapeOptions) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _SKIP = object()

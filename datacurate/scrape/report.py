@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Mapping
 
-from datacurate.catalog import Catalog
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.catalog import Catalog
+from datacurate.core.fsutil import atomic_write_text
 from datacurate.scrape.refusals import ADVICE
 from datacurate.scrape.result import ScrapeResult, rejected_text
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 COLUMNS = ["path", "class", "engine", "license", "license_version", "license_url", "author", "title",
            "source_page", "image_url"]

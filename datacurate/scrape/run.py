@@ -19,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.clicommon import phase
-from datacurate.clean.scan import index_files, walk_files
-from datacurate.imageio import inspect_bytes
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.terminal import phase
+from datacurate.core.index import index_files, walk_files
+from datacurate.core.imageio import inspect_bytes
 from datacurate.scrape import engines as eng
 from datacurate.scrape import refusals
 from datacurate.scrape.licenses import allows
@@ -34,7 +34,7 @@ from datacurate.scrape.result import ScrapeResult
 from datacurate.scrape.store import (
     Store, disk_full_error, forget, is_disk_full, prior_urls, record, recover, sweep_partials, to_trainable, unlink_saved,
 )
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 HASH_KINDS = ("phash",)
 
@@ -119,7 +119,7 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     `ray`: download and decode on a Ray cluster (an address, "auto"; False: here; None: datacurate.yaml's
     `ray.address`); result pages are still read here, and only this process saves and writes the catalog.
     """
-    from datacurate.cluster.use import cluster_for
+    from datacurate.executors.use import cluster_for
 
     warn = warn or (lambda msg: print(f"datacurate: warning: {msg}", file=sys.stderr))
     started = time.monotonic()
@@ -279,7 +279,7 @@ class Runner:
         self.finished: queue.SimpleQueue = queue.SimpleQueue()  # futures as they complete
         self.downloader = None  # a Ray cluster's: images are fetched and decoded there
         if cluster is not None:
-            from datacurate.cluster.tasks import Downloader
+            from datacurate.scrape.remote import Downloader
 
             self.downloader = Downloader(cluster, self.net.config, opts.max_bytes, self.limits)
 

@@ -15,12 +15,12 @@ from typing import Iterable
 
 from PIL import Image
 
-from datacurate.catalog import Catalog
-from datacurate.errors import UserError
-from datacurate.oserrors import disk_full, is_disk_full  # noqa: F401 (scrape.run imports is_disk_full here)
-from datacurate.fsutil import atomic_write_bytes, atomic_write_text, deferred_signals
-from datacurate.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
-from datacurate.workspace import Workspace
+from datacurate.core.catalog import Catalog
+from datacurate.core.errors import UserError
+from datacurate.core.oserrors import disk_full, is_disk_full  # noqa: F401 (scrape.run imports is_disk_full here)
+from datacurate.core.fsutil import atomic_write_bytes, atomic_write_text, deferred_signals
+from datacurate.core.imageio import CONVERTIBLE, Inspection, Limits, inspect_bytes
+from datacurate.core.workspace import Workspace
 
 NAME_CHARS = 16
 
@@ -93,7 +93,7 @@ def forget(ws: Workspace, rows: Iterable[dict | None]) -> None:
 def recover(ws: Workspace, cat: Catalog) -> list[str]:
     """Record the files a killed scrape saved but never catalogued (their journal entries), with their
     provenance; drop entries whose file is gone. Returns the paths recovered."""
-    from datacurate.clean.scan import sha256_file
+    from datacurate.core.index import sha256_file
 
     folder = journal_dir(ws)
     if not folder.is_dir():

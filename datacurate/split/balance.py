@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from datacurate.catalog import Catalog
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.catalog import Catalog
+from datacurate.core.fsutil import atomic_write_text
 
 SPLITS = ("train", "valid", "test")
 SOURCES = ("original", "scraped")

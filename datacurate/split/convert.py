@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from datacurate.clicommon import progress
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path
+from datacurate.core.terminal import progress
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path
 
 TIMM_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FORMATS = {"jpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
@@ -66,7 +66,7 @@ def prepare(split_dir: Path, sources: Sequence[tuple[str, str]], fmt: str, quali
 
 def convert_file(src: str | os.PathLike, dst: Path, fmt: str, quality: int = 95) -> None:
     """Write `src` converted to `fmt` at `dst` (atomically, with the user's umask)."""
-    from datacurate.imageio import captured_noise, for_saving_as
+    from datacurate.core.imageio import captured_noise, for_saving_as
 
     pillow_format = FORMATS[fmt][0]
     with captured_noise():

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Iterable
 
-from datacurate.imageio import IMAGEFOLDER_EXTENSIONS
+from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS
 
 SPLIT_SOURCES = ("original", "scraped")
 # Problems found by a decode that the trainer's loader cannot get past.

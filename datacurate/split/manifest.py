@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from datacurate.clean.scan import sha256_file
+from datacurate.core.index import sha256_file
 
 COLUMNS = ["path", "label", "split", "sha256", "source", "licence"]
 METADATA = ["file_name", "label", "sha256", "source", "licence"]

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from datacurate.catalog import Catalog
+from datacurate.core.catalog import Catalog
 from datacurate.split.assign import Assignment
 from datacurate.split.eligible import Item
 

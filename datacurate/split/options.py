@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from datacurate.errors import UserError
-from datacurate.options import StageOptions, opt
+from datacurate.core.errors import UserError
+from datacurate.core.options import StageOptions, opt
 
 SECTION = "split"
 LINK_MODES = ("hardlink", "symlink", "copy")

@@ -11,13 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datacurate.catalog import open_catalog
-from datacurate.clicommon import phase
-from datacurate.clean.scan import index_files
-from datacurate.errors import UserError
-from datacurate.fsutil import PARTIAL, check_folder, check_target, file_mode, remove_file, replace_file, shown, text_path
-from datacurate.lock import workspace_lock
-from datacurate.oserrors import DISK_FULL, disk_full
+from datacurate.core.catalog import open_catalog
+from datacurate.core.terminal import phase
+from datacurate.core.index import index_files
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import PARTIAL, check_folder, check_target, file_mode, remove_file, replace_file, shown, text_path
+from datacurate.core.lock import workspace_lock
+from datacurate.core.oserrors import DISK_FULL, disk_full
 from datacurate.split import balance as balance_mod
 from datacurate.split.assign import Assignment, assign
 from datacurate.split.clusters import groups, linked_pairs, moves
@@ -26,7 +26,7 @@ from datacurate.split.memory import Memory, save
 from datacurate.split.options import SplitOptions
 from datacurate.split.stats import STATS_NAME
 from datacurate.split.tree import Placement, TreeResult, build
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 CSV_NAME = "split.csv"
 
@@ -194,7 +194,7 @@ def _check_outputs(ws: Workspace, splits: list[str], manifest: str | None) -> No
 
 def _write_manifest(ws: Workspace, listing: list[dict] | None, fmt: str | None) -> Path | None:
     """data/split/manifest.<fmt> (a manifest of the other format, or one from a run without --manifest, goes)."""
-    from datacurate.fsutil import atomic_write_bytes
+    from datacurate.core.fsutil import atomic_write_bytes
     from datacurate.split.manifest import COLUMNS, manifest_path, render
     from datacurate.split.options import MANIFEST_FORMATS
 

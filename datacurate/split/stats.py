@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from datacurate.clicommon import progress
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_write_text
-from datacurate.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
+from datacurate.core.terminal import progress
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_write_text
+from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
 
 STATS_NAME = "stats.json"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from datacurate.fsutil import check_folder, copy_file, deferred_signals, link_or_copy
+from datacurate.core.fsutil import check_folder, copy_file, deferred_signals, link_or_copy
 
 BUILD_PREFIX = ".tmp-build-"
 

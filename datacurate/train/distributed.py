@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)  # a step or an epoch's checkpoint on rank 0 may take this long
 LAUNCHER_ENV = "DATACURATE_LAUNCHER_PID"  # set by `train --gpus/--processes`: the launcher holds the workspace lock
@@ -82,7 +82,7 @@ def setup(device_name: str, timeout: float) -> tuple[Dist, str]:
     if env_rank() is None:
         return SINGLE, device_name
     if os.environ.get("TORCHELASTIC_RUN_ID"):  # torchrun's worker: end with its agent, even after a kill -9 of torchrun
-        from datacurate.procutil import die_with_parent
+        from datacurate.core.procutil import die_with_parent
 
         die_with_parent(os.getppid())
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")

@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import torch
 
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_write_bytes, atomic_write_text
-from datacurate.train.data import list_images
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_write_bytes, atomic_write_text
+from datacurate.vision.data import list_images
+from datacurate.core.workspace import Workspace
 
 THUMB = 128
 

@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datacurate.clicommon import progress
-from datacurate.fsutil import atomic_write_text
-from datacurate.train.data import ImageSet, make_loader, scan_folder
+from datacurate.core.terminal import progress
+from datacurate.core.fsutil import atomic_write_text
+from datacurate.vision.data import ImageSet, make_loader, scan_folder
 from datacurate.train.errors import Prediction, write_errors_page, write_predictions
 from datacurate.train.outputs import plot_confusion, write_json
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 @dataclass
@@ -45,7 +45,7 @@ def evaluate(ws: Workspace, run: str, data: str | None = None, *, batch_size: in
     most confidently wrong images per class, each beside `examples` images of the class it was taken for.
     """
     from datacurate.train.scorers import open_scorer
-    from datacurate.train.tta import make_views
+    from datacurate.vision.tta import make_views
 
     sc = open_scorer(ws, run, device=device, head_from=head_from, ema=ema)
     folder = Path(data) if data else ws.split_dir / "valid"

@@ -19,10 +19,10 @@ from typing import Iterator
 
 import torch
 
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, atomic_write_text, check_target, write_error
-from datacurate.train.data import ImageSet, collate, list_images, to_input
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path, atomic_write_text, check_target, write_error
+from datacurate.vision.data import ImageSet, collate, list_images, to_input
+from datacurate.core.workspace import Workspace
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-3

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from datacurate.clicommon import progress
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, atomic_write_text
-from datacurate.train.data import ImageSet, make_loader, scan_folder, to_input
-from datacurate.workspace import Workspace
+from datacurate.core.terminal import progress
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path, atomic_write_text
+from datacurate.vision.data import ImageSet, make_loader, scan_folder, to_input
+from datacurate.core.workspace import Workspace
 
 CLASSIFIERS = ("svm", "logreg")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datacurate.errors import UserError
-from datacurate.train.freeze import resolve_modules
+from datacurate.core.errors import UserError
+from datacurate.vision.freeze import resolve_modules
 from datacurate.train.options import GENERIC_GROUPS, SEED_GROUPS, GroupSpec, parse_groups
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 from datacurate.train.distributed import LAUNCHER_ENV, env_rank
 
 

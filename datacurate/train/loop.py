@@ -12,11 +12,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from datacurate.fsutil import deferred_signals
-from datacurate.train import checkpoint
-from datacurate.train.data import Preprocess, set_epoch, to_input
+from datacurate.core.fsutil import deferred_signals
+from datacurate.vision import checkpoint
+from datacurate.vision.data import Preprocess, set_epoch, to_input
 from datacurate.train.distributed import SINGLE, Dist, all_gather, all_sum, wrap
-from datacurate.train.freeze import apply_trainable, set_train_mode
+from datacurate.vision.freeze import apply_trainable, set_train_mode
 from datacurate.train.groups import set_lrs
 from datacurate.train.meter import Meter, format_lrs
 from datacurate.train.plan import Plan
@@ -53,7 +53,7 @@ class Device:
 
 def pick_device(name: str, amp: bool, channels_last: bool) -> Device:
     """auto picks cuda, then mps, then cpu; on CUDA: bf16 autocast where supported (else fp16), channels_last."""
-    from datacurate.errors import UserError
+    from datacurate.core.errors import UserError
 
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
@@ -183,7 +183,7 @@ class Loop:
             set_epoch(loader, st.epoch)
         lrs = {}
         if self.dist.active:  # dropout and other draws: per (seed, epoch, rank), so a resumed run repeats them on every rank
-            from datacurate.train.augment import item_seed
+            from datacurate.vision.augment import item_seed
 
             torch.manual_seed(item_seed(self.seed, st.epoch, self.dist.rank))
         training = [g.name for g in self.plan.groups if sp.trainable.intersection(self.plan.members[g.name])]

@@ -8,8 +8,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from datacurate.errors import UserError
-from datacurate.options import StageOptions, opt
+from datacurate.core.errors import UserError
+from datacurate.core.options import StageOptions, opt
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
@@ -213,7 +213,7 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-# -- the options models of train, evaluate and predict (datacurate/options.py) ---------------------------
+# -- the options models of train, evaluate and predict (datacurate/core/options.py) ---------------------------
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Metric = Literal["valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema"]
 Tta = Literal["flip", "crops", "policy"]
@@ -283,7 +283,7 @@ class TrainOptions(StageOptions):
     @field_validator("augment")
     @classmethod
     def _policy(cls, value: Any) -> Any:
-        from datacurate.train.augment import parse_policy  # imports no torch: checked with the rest of the config
+        from datacurate.vision.augment import parse_policy  # imports no torch: checked with the rest of the config
 
         parse_policy(value, "train.augment")
         return value
@@ -301,7 +301,7 @@ class TrainOptions(StageOptions):
             raise UserError(f"train: early_stop {self.early_stop} needs ema (a decay such as 0.999)")
         if self.resize is not None and self.resize < self.img_size:
             raise UserError(f"train: resize must be at least img_size ({self.img_size}), got {self.resize}")
-        from datacurate.train.sizes import check_input_size
+        from datacurate.vision.sizes import check_input_size
 
         check_input_size(self.arch, self.img_size, "train: img_size")
         return self

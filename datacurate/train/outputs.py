@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from datacurate.fsutil import atomic_path, atomic_write_text
+from datacurate.core.fsutil import atomic_path, atomic_write_text
 
 
 def write_history(run_dir: Path, rows: list[dict]) -> None:

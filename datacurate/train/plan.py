@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from datacurate.errors import UserError
-from datacurate.train.freeze import TRAIN_SHARE, default_freeze_until, frozen_before, summarize
+from datacurate.core.errors import UserError
+from datacurate.vision.freeze import TRAIN_SHARE, default_freeze_until, frozen_before, summarize
 from datacurate.train.groups import assign, default_groups, param_count
 from datacurate.train.options import GroupSpec, StageSpec, default_stages, parse_groups, parse_stages
 
@@ -40,7 +40,7 @@ class Plan:
 
 def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
     """Resolve groups and stages against the model; every mistake is a UserError naming it."""
-    from datacurate.train.models import head_name
+    from datacurate.vision.models import head_name
 
     notes = []
     if not opts.get("stages") and opts.get("freeze_until") is None:

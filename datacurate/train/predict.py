@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from datacurate.errors import UserError
-from datacurate.train.data import ImageSet, collate, list_images
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.vision.data import ImageSet, collate, list_images
+from datacurate.core.workspace import Workspace
 
 
 def read_label_map(path: str | os.PathLike, classes: list[str]) -> dict[str, str]:
@@ -40,7 +40,7 @@ def expand(inputs: list[str]) -> list[Path]:
         else:
             raise UserError(f"{item}: no such file or folder")
     if not out:
-        from datacurate.imageio import IMAGEFOLDER_EXTENSIONS
+        from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS
 
         raise UserError(f"no image to predict in {', '.join(inputs[:3])}{' ...' if len(inputs) > 3 else ''} "
                         f"(a folder's images are its files ending in {', '.join(IMAGEFOLDER_EXTENSIONS[:4])}, ...)")
@@ -56,7 +56,7 @@ def predict(ws: Workspace, run: str | None, inputs: list[str], *, top: int = 5, 
     TorchScript file (its label map applies unless `label_map` is given); `tta` averages the views' softmax.
     """
     from datacurate.train.scorers import exported_scorer, open_scorer
-    from datacurate.train.tta import make_views
+    from datacurate.vision.tta import make_views
 
     names: dict[str, str] = {}
     if model_file:

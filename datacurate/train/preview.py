@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_path, atomic_write_text
-from datacurate.imageio import load_rgb
-from datacurate.train.data import ImageSet, Preprocess, resize_center_crop, scan_folder
-from datacurate.workspace import Workspace
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_path, atomic_write_text
+from datacurate.core.imageio import load_rgb
+from datacurate.vision.data import ImageSet, Preprocess, resize_center_crop, scan_folder
+from datacurate.core.workspace import Workspace
 
 
 @dataclass
@@ -49,7 +49,7 @@ def augment_preview(ws: Workspace, *, augment: Any = None, policy: Any = None, n
     `policy` is the older name of `augment`, still accepted."""
     import torchvision.transforms.v2.functional as F
 
-    from datacurate.train.augment import describe, parse_policy
+    from datacurate.vision.augment import describe, parse_policy
     from datacurate.train.run import resolve
 
     if n < 1 or per_class < 1 or max_classes < 0:

@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.fsutil import atomic_write_text
 from datacurate.train.outputs import best_epoch
 
 

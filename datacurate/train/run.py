@@ -10,20 +10,21 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from datacurate.errors import UserError
-from datacurate.fsutil import atomic_write_text
-from datacurate.train import checkpoint, distributed, tblog
-from datacurate.train.augment import describe as describe_policy
-from datacurate.train.augment import parse_policy
-from datacurate.train.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
+from datacurate.core.errors import UserError
+from datacurate.core.fsutil import atomic_write_text
+from datacurate.vision import checkpoint
+from datacurate.train import distributed, tblog
+from datacurate.vision.augment import describe as describe_policy
+from datacurate.vision.augment import parse_policy
+from datacurate.vision.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
 from datacurate.train.groups import build_optimizers
 from datacurate.train.loop import Loop, pick_device
-from datacurate.train.models import create_model, empty_weights
+from datacurate.vision.models import create_model, empty_weights
 from datacurate.train.options import DEFAULTS, TrainOptions, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
 from datacurate.train.plan import build_plan, describe, step_lines, steps_per_epoch
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 RESUME_KEEP = ("device", "workers", "dist_timeout", "tensorboard")  # options a resumed run may change; everything else comes from the run
 
@@ -262,7 +263,7 @@ def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_
 
 def summary(opts: dict[str, Any], world_size: int | None = None) -> list[str]:
     """--plan's lines on the augmentation, the head and the tricks (and the global batch on several processes)."""
-    from datacurate.train.heads import describe as describe_head
+    from datacurate.vision.heads import describe as describe_head
 
     raw = opts["augment"]
     preset = raw if isinstance(raw, str) else f"{raw.get('preset', 'none')} + overrides"
@@ -298,7 +299,7 @@ PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dea
 
 def sweep_partials(ws: Workspace, run_dir: Path, echo: Callable[[str], None]) -> int:
     """Delete .tmp-*.part files that a killed checkpoint write left: all in this run, old ones in other runs."""
-    from datacurate.fsutil import sweep_partials as sweep
+    from datacurate.core.fsutil import sweep_partials as sweep
 
     if not ws.runs.is_dir():
         return 0

@@ -15,14 +15,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from datacurate.errors import UserError
-from datacurate.train.data import Preprocess, to_input
+from datacurate.core.errors import UserError
+from datacurate.vision.data import Preprocess, to_input
 
 
 def final_linear(model: nn.Module) -> nn.Linear:
     """The Linear layer that produces the logits (inside a datacurate head, or the head itself)."""
-    from datacurate.train.heads import Head
-    from datacurate.train.models import head_name
+    from datacurate.vision.heads import Head
+    from datacurate.vision.models import head_name
 
     head = model.get_submodule(head_name(model))
     return head.fc if isinstance(head, Head) else head
@@ -54,7 +54,7 @@ class Scorer:
 
     def probs(self, images: torch.Tensor, views: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 (N, C, H, W) or (N, V, C, H, W) -> (plain probabilities, view-averaged ones or None)."""
-        from datacurate.train.tta import average
+        from datacurate.vision.tta import average
 
         n = len(images)
         if images.ndim == 5:
@@ -104,7 +104,7 @@ def open_scorer(ws, run: str, *, device: str = "auto", head_from: str | None = N
 
 def backbone_model(arch: str, weights: str, device: torch.device) -> nn.Module:
     """A torchvision backbone whose classifier passes its features through (for fit-head --backbone)."""
-    from datacurate.train.models import create_model
+    from datacurate.vision.models import create_model
 
     model = create_model(arch, 1, weights)
     return model.to(device).eval()

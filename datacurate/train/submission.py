@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 KEYS = ("id", "path", "label", "probability")
 FORMATS = ("jsonl", "csv")
@@ -79,7 +79,7 @@ class Submission:
 
 def write_submission(ws, run: str | None, inputs: list[str], path: str | Path, *, columns: str = "id,label", **predict_options) -> Submission:
     """Predict `inputs` with run `run` (options as datacurate.train.predict.predict) and write the CSV to `path`."""
-    from datacurate.fsutil import atomic_write_text
+    from datacurate.core.fsutil import atomic_write_text
     from datacurate.train.predict import predict
 
     cols = parse_columns(columns)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datacurate.errors import UserError
+from datacurate.core.errors import UserError
 
 EXTRA = "pip install 'datacurate[tensorboard]'"
 

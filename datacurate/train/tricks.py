@@ -7,8 +7,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from datacurate.errors import UserError
-from datacurate.train.augment import item_seed
+from datacurate.core.errors import UserError
+from datacurate.vision.augment import item_seed
 
 
 class BatchMix:

@@ -18,11 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
-from datacurate.catalog import Catalog
-from datacurate.clicommon import progress
-from datacurate.errors import UserError
+from datacurate.core.catalog import Catalog
+from datacurate.core.terminal import progress
+from datacurate.core.errors import UserError
 from datacurate.vet.options import VetOptions
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 
 @dataclass
@@ -40,8 +40,8 @@ def load_backbone(ws: Workspace, opts: VetOptions, *, quiet: bool = True) -> Bac
     import torch
     from torch import nn
 
-    from datacurate.train.data import Preprocess
-    from datacurate.train.models import create_model, head_name, swap_module
+    from datacurate.vision.data import Preprocess
+    from datacurate.vision.models import create_model, head_name, swap_module
 
     if opts.run:
         from datacurate.train.run import load_run
@@ -81,7 +81,7 @@ def _pre_key(pre) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    from datacurate.clean.scan import sha256_file
+    from datacurate.core.index import sha256_file
 
     digest = sha256_file(str(path))
     if digest is None:
@@ -109,7 +109,7 @@ def embed_files(backbone: Backbone, paths: Sequence[str | os.PathLike], opts: Ve
     """A vector per path (None where the file does not decode) and {index: why} for those."""
     from torch.utils.data import DataLoader
 
-    from datacurate.train.data import ImageSet
+    from datacurate.vision.data import ImageSet
 
     dev, model = placed(backbone.model, opts.device)
     workers = opts.workers if opts.workers is not None else max(0, min(8, (os.cpu_count() or 2) - 1))
@@ -130,7 +130,7 @@ def features(model, dev, pre, images) -> np.ndarray:
     """The model's vectors for a uint8 NCHW batch (the work of one batch, here or on a Ray actor)."""
     import torch
 
-    from datacurate.train.data import to_input
+    from datacurate.vision.data import to_input
 
     if not len(images):
         return np.zeros((0, 0), dtype=np.float32)
@@ -156,7 +156,7 @@ def placed(model, device: str):
 
 def _collate_keep_index(batch):
     """train.data.collate, plus the dataset indices of the decodable samples."""
-    from datacurate.train.data import collate
+    from datacurate.vision.data import collate
 
     images, _, bad = collate(batch)
     return images, [b[2] for b in batch if b[0] is not None], bad
@@ -180,7 +180,7 @@ def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str
     if todo:
         paths = list(todo)
         if cluster is not None:
-            from datacurate.cluster.embed import embed_on_cluster
+            from datacurate.vet.remote import embed_on_cluster
 
             vectors, bad = embed_on_cluster(cluster, backbone, paths, opts, quiet=quiet)
         else:

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from datacurate.errors import UserError
-from datacurate.options import StageOptions, opt
+from datacurate.core.errors import UserError
+from datacurate.core.options import StageOptions, opt
 
 SECTION = "vet"
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -39,7 +39,7 @@ class VetOptions(StageOptions):
         if self.train_first and not self.run:
             raise UserError("vet: train_first needs run (the name of the run to train on the originals)")
         if not self.run:  # a run brings its own size
-            from datacurate.train.sizes import check_input_size
+            from datacurate.vision.sizes import check_input_size
 
             check_input_size(self.backbone, self.img_size, "vet: img_size")
         return self

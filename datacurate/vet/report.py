@@ -18,11 +18,11 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from datacurate.catalog import Catalog
-from datacurate.fsutil import atomic_write_text
+from datacurate.core.catalog import Catalog
+from datacurate.core.fsutil import atomic_write_text
 from datacurate.report.review import Card, Pic, Pictures, environment, write_review
 from datacurate.vet.records import REASONS, Score, VetResult
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 CSV_COLUMNS = ("path", "class", "source", "distance", "threshold", "quality", "likeliest", "likeliest_prob", "flag",
                "looks_like", "sha256", "detail")

@@ -8,12 +8,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from datacurate.catalog import Catalog, open_catalog
-from datacurate.clicommon import phase
-from datacurate.errors import UserError
+from datacurate.core.catalog import Catalog, open_catalog
+from datacurate.core.terminal import phase
+from datacurate.core.errors import UserError
 from datacurate.vet.options import VetOptions
 from datacurate.vet.records import REASONS, Flag, Score, VetResult
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 SOURCES = ("original", "scraped", "test")
 
@@ -33,8 +33,8 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
     `ray`: embed on a Ray cluster's actors (an address, "auto"; False: here; None: datacurate.yaml's
     `ray.address`).
     """
-    from datacurate.clean.scan import index_files
-    from datacurate.cluster.use import cluster_for
+    from datacurate.core.index import index_files
+    from datacurate.executors.use import cluster_for
     from datacurate.vet.embed import embed_with_cache, load_backbone
 
     opts = options or resolve(ws, flags)
@@ -104,7 +104,7 @@ def _usable(row: sqlite3.Row) -> bool:
 def _restored_by_user(cat: Catalog) -> Callable[[str, str], bool]:
     """(sha256, reason) -> True for contents a person brought back from a vet quarantine or said to keep
     (`datacurate keep`): their judgement stands."""
-    from datacurate.overrides import load
+    from datacurate.core.overrides import load
 
     found = cat.db.execute(
         "SELECT f.sha256 FROM events e JOIN files f ON f.path = e.dst WHERE e.action='restore' AND e.reason IN (?,?)",

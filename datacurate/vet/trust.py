@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from datacurate.imageio import IMAGEFOLDER_EXTENSIONS
+from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS
 from datacurate.vet.options import VetOptions
-from datacurate.workspace import Workspace
+from datacurate.core.workspace import Workspace
 
 VALID_SHARE = 0.2
 
@@ -34,7 +34,7 @@ def ensure_trusted_run(ws: Workspace, opts: VetOptions, originals, *, quiet: boo
     if not needs_training(ws, opts):
         return
     if "/" in name or name.startswith("."):
-        from datacurate.errors import UserError
+        from datacurate.core.errors import UserError
 
         raise UserError(f"vet: --run {name!r} does not exist, and a run to train first needs a plain name")
     folder = _trusted_split(ws, opts.seed, originals)
@@ -45,7 +45,7 @@ def ensure_trusted_run(ws: Workspace, opts: VetOptions, originals, *, quiet: boo
 
 
 def _trusted_split(ws: Workspace, seed: int, originals) -> Path:
-    from datacurate.fsutil import free_path, link_or_copy
+    from datacurate.core.fsutil import free_path, link_or_copy
     from datacurate.split.eligible import rank_of
 
     folder = ws.state_dir / "vet" / "trusted-split"

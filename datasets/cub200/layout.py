@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from datacurate.fsutil import link_or_copy
+from datacurate.core.fsutil import link_or_copy
 
 
 def main(src: Path, workspace: Path) -> int:
