@@ -1,4 +1,4 @@
-"""The reasons clean and vet set a file aside under, and which of them a person may overrule."""
+"""The reasons a file can be set aside for, and those `keep` can overrule (read by the CLI and the review app)."""
 
 from __future__ import annotations
 

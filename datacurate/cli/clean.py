@@ -6,13 +6,15 @@ import click
 
 from datacurate.clean.options import DEFAULT_THRESHOLD, MAX_THRESHOLD
 from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
-from datacurate.clean.reasons import KEEPABLE, SET_ASIDE
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
 from datacurate.core.terminal import echo_json, echo_result, echo_table, json_option, pass_ctx
 from datacurate.cli.ray import ray_flag, ray_options
 from datacurate.core.fsutil import shown
-from datacurate.core.imageio import HASH_KINDS
+from datacurate.core.imageio import HASH_KINDS, REASONS
+
+KEEPABLE = ("too-small", "odd-aspect", "near-duplicate", "label-conflict") + FLAGS + ("off-topic", "wrong-class")
+SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
 
 
 def threshold_options(func):

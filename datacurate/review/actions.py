@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from datacurate.clean.reasons import SET_ASIDE
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.errors import UserError
 from datacurate.core.quarantine import quarantine
@@ -106,12 +105,18 @@ def _keep(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
 def _aside(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
     if row["status"] == "quarantined":
         return row["path"], {"moved": False}
-    reason = t.reason if t.reason in SET_ASIDE else (row["flags"] or "").split(",")[0]
-    if reason not in SET_ASIDE:
+    reason = t.reason if t.reason in _reasons() else (row["flags"] or "").split(",")[0]
+    if reason not in _reasons():
         raise UserError(f"{t.path}: no reason to set it aside under (its card's reason is {t.reason!r})")
     with open_catalog(ws) as cat:
         dst = quarantine(ws, cat, row["path"], reason, "set aside by a person (review)")
     return dst, {"moved": True}
+
+
+def _reasons() -> tuple[str, ...]:
+    from datacurate.clean.reasons import SET_ASIDE
+
+    return SET_ASIDE
 
 
 def _relabel(ws: Workspace, t: Target, row, *, klass: str, new_class: bool) -> tuple[str, dict]:
