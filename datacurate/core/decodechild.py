@@ -36,7 +36,7 @@ def inspect_in_child(kind: str, arg, limits, hash_kinds) -> dict:
 def _child() -> subprocess.Popen:
     if _CHILD and _CHILD[0][0] == os.getpid() and _CHILD[0][1].poll() is None:
         return _CHILD[0][1]
-    root = str(Path(__file__).resolve().parents[1])  # this copy of datacurate, whatever the current folder holds
+    root = str(Path(__file__).resolve().parents[2])  # above this copy of datacurate, whatever the current folder holds
     code = f"import sys; sys.path.insert(0, {root!r}); from datacurate.core.decodeproc import serve; serve({os.getpid()})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""Class balance as counts per class x split x source, and what follows from them (shares, imbalance, classes under a minimum)."""
+"""Class balance: counts per class x split x source, and what follows (shares, imbalance, classes under a minimum)."""
 
 from __future__ import annotations
 
