@@ -9,7 +9,6 @@ not, since the folders are the truth for those. Nothing is deleted: the old cata
 
 from __future__ import annotations
 
-import csv
 import os
 import sqlite3
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.errors import UserError
 from datacurate.core.workspace import Workspace
+from datacurate.split.memory import recall_split_csv
 
 SIDECARS = ("", "-wal", "-shm", "-journal")
 NOT_SALVAGED = {"files", "meta"}  # the folders are the truth for files; meta is the new catalog's own
@@ -63,7 +63,7 @@ def rebuild_catalog(ws: Workspace, *, quiet: bool = True) -> RebuildResult:
         rows = index_files(ws, cat, sources, decode=False, quiet=quiet)
         result.files = len(rows)
         result.quarantined = sum(r["status"] == "quarantined" for r in rows)
-        result.splits = _splits_from_csv(ws, cat)
+        result.splits = recall_split_csv(ws, cat)
     return result
 
 
@@ -133,23 +133,3 @@ def _copy_table(src: sqlite3.Connection, cat: Catalog, name: str, sql: str) -> i
         cat.db.executemany(f"INSERT OR IGNORE INTO {quoted} ({names}) VALUES ({','.join('?' * len(cols))})",
                            [tuple(row[i] for i in idx) for row in data])
     return len(data)
-
-
-def _splits_from_csv(ws: Workspace, cat: Catalog) -> int:
-    """files.split and the sticky split memory from data/split/split.csv, for files whose content still matches."""
-    from datacurate.split.memory import SCHEMA as MEMORY_SCHEMA
-    from datacurate.split.splitter import CSV_NAME
-
-    path = ws.split_dir / CSV_NAME
-    if not path.is_file():
-        return 0
-    sha = {r[0]: r[1] for r in cat.db.execute("SELECT path, sha256 FROM files WHERE status='ok'")}
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        placed = [(r["path"], r["split"], r["sha256"]) for r in csv.DictReader(fh)
-                  if r.get("split") and r.get("path") in sha and sha[r["path"]] == r.get("sha256")]
-    now = time.time()
-    cat.db.executescript(MEMORY_SCHEMA)
-    with cat.transaction() as db:
-        db.executemany("UPDATE files SET split=? WHERE path=?", [(s, p) for p, s, _ in placed])
-        db.executemany("INSERT OR IGNORE INTO split_memory VALUES (?,?,?,?)", [(h, s, p, now) for p, s, h in placed])
-    return len(placed)

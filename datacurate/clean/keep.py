@@ -16,65 +16,19 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Sequence
 
+from datacurate.clean.locate import NO_LEAK_OVERRIDE, check_no_leak, check_present, gone, locate
+from datacurate.clean.reasons import UNKEEPABLE
+from datacurate.clean.restore import RestoreResult, restore_row
 from datacurate.core import overrides
 from datacurate.core.catalog import Catalog, open_catalog
-from datacurate.clean.restore import RestoreResult, restore_row
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import shown
 from datacurate.core.workspace import Workspace
 
 VET_REASONS = ("off-topic", "wrong-class")
 COPY_REASONS = ("duplicate", "near-duplicate", "label-conflict", "test-leak")
-
-
-def locate(ws: Workspace, cat: Catalog, raw: str | os.PathLike, *, index: bool = True):
-    """The catalog row of the file at `raw` (relative to the current folder), or of the file that had
-    that path before clean or vet set it aside. One clear UserError otherwise. A file of the data
-    folders no command has seen yet is indexed (a write), or with index=False its path is returned."""
-    from datacurate.core.index import index_files, place
-
-    given = Path(raw).expanduser()
-    path = Path(os.path.abspath(Path(os.getcwd()) / given))
-    if not given.is_absolute() and not path.exists():  # the API also takes workspace-relative paths
-        inside = Path(os.path.abspath(ws.root / given))
-        path = inside if inside.exists() or _known(cat, ws.rel(inside)) else path
-    try:
-        rel = ws.rel(path)
-    except UserError:
-        raise UserError(f"{raw} is outside the workspace {ws.root}") from None
-    row = _known(cat, rel)
-    if row is None and path.is_file() and place(ws, str(path)) and not index:
-        return rel
-    if row is None and path.is_file() and place(ws, str(path)):
-        index_files(ws, cat, roots=[path.parent])  # a file no command has seen yet
-        row = cat.file(rel)
-    if row is None:
-        if not path.exists():
-            raise UserError(f"{raw}: no such file (not on disk, and the catalog knows no file that was there)")
-        raise UserError(f"{raw} is not a file in the workspace's data folders (original, scraped, test, quarantine)")
-    return row
-
-
-def gone(ws: Workspace, row) -> bool:
-    """A file the catalog has in quarantine that is no longer there (deleted by hand)."""
-    return row["status"] == "quarantined" and not os.path.lexists(ws.abs(row["path"]))
-
-
-def check_present(ws: Workspace, raw, row) -> None:
-    """UserError (before anything is recorded or moved) for a quarantined file deleted by hand."""
-    if gone(ws, row):
-        raise UserError(f"{raw}: clean or vet set it aside at {shown(row['path'])}, but that file is no longer there "
-                        f"(deleted by hand?); nothing to bring back")
-
-
-def _known(cat: Catalog, rel: str):
-    """The row of the file at `rel`, or of the one whose home (or original name) was `rel`."""
-    return cat.file(rel) or cat.db.execute(
-        "SELECT * FROM files WHERE (home=? OR origin=?) ORDER BY status='quarantined' DESC, path LIMIT 1",
-        (rel, rel)).fetchone()
 
 
 @dataclass
@@ -116,13 +70,10 @@ def keep(ws: Workspace, paths: Sequence[str | os.PathLike], *, reasons: Sequence
 
 
 READ_WAIT = 5.0  # seconds `reason` waits for a writer holding the catalog
-NO_LEAK_OVERRIDE = "no override exempts a test leak (training on a copy of a test image makes the test score a lie)"
 
 
 def _check_keepable(ws: Workspace, raw, row) -> None:
     """One clear UserError for a file keep has nothing to do with, or must not bring back."""
-    from datacurate.clean.run import UNKEEPABLE
-
     check_present(ws, raw, row)
     why = row["reason"] if row["reason"] in UNKEEPABLE else row["problem"]
     if why in UNKEEPABLE or not row["sha256"]:
@@ -136,12 +87,6 @@ def _check_keepable(ws: Workspace, raw, row) -> None:
     if row["status"] == "quarantined" and row["reason"] == "duplicate":
         raise UserError(f"{raw} has the same bytes as a file clean kept in its class: identical bytes are one "
                         f"picture, and one copy per class stays (`datacurate reason {raw}` names it)")
-
-
-def check_no_leak(raw, row) -> None:
-    """UserError for a file set aside as a test leak: no person's word (keep, relabel) brings it back."""
-    if row["status"] == "quarantined" and row["reason"] == "test-leak":
-        raise UserError(f"{raw} was set aside as a test leak (a copy of a test image): {NO_LEAK_OVERRIDE}")
 
 
 def _check_apart(rows) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from datacurate.clean.quality import THRESHOLDS, _parse_drop
-from datacurate.core.imageio import Limits
+from datacurate.core.imageio import CONVERTIBLE, Limits
 from datacurate.core.options import StageOptions, opt
 
 # Chosen with `python benchmarks/bench_dedupe.py accuracy`: see datacurate/clean/neardup.py.
@@ -54,3 +54,9 @@ class CleanOptions(StageOptions):
 
 
 DEFAULTS: dict[str, Any] = CleanOptions.defaults()
+
+
+def limits_of(opts: dict) -> Limits:
+    """The integrity-check limits of validated clean options (split decodes with them too)."""
+    convertible = tuple(sorted(CONVERTIBLE)) + (("*",) if opts["convert_unsupported"] else ())
+    return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from datacurate.clean.locate import check_no_leak, check_present, follow_pairs, locate
+from datacurate.clean.reasons import UNKEEPABLE
 from datacurate.core import overrides
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import free_path, text_path
+from datacurate.core.quarantine import moved_together
 from datacurate.core.workspace import Workspace
 
 RELABEL = "relabel"  # the events' action, and the reason restore reports when it undoes one
@@ -69,9 +72,6 @@ def check_class(ws: Workspace, cat: Catalog, klass: str, new_class: bool) -> boo
 def relabel(ws: Workspace, paths: Sequence[str | os.PathLike], klass: str, *, new_class: bool = False,
             dry_run: bool = False) -> RelabelResult:
     """Move the files at `paths` to class `klass` (see the module docstring); remembered by content."""
-    from datacurate.clean.keep import check_no_leak, check_present, locate
-    from datacurate.clean.run import UNKEEPABLE
-
     if not paths:
         raise UserError("name the files to relabel, then the class")
     with open_catalog(ws) as cat:
@@ -94,9 +94,6 @@ def relabel(ws: Workspace, paths: Sequence[str | os.PathLike], klass: str, *, ne
 
 def relabel_row(ws: Workspace, cat: Catalog, row, klass: str, result: RelabelResult) -> str:
     """Move one file into class `klass` of its source folder (a dry run only notes it); return where it goes."""
-    from datacurate.clean.restore import follow_pairs
-    from datacurate.clean.run import moved_together
-
     name = Path(text_path(row["origin"] or row["home"])).name
     dst = free_path(ws.path(row["source"]) / text_path(klass) / name)
     new = ws.rel(dst)
@@ -135,8 +132,6 @@ def move_back(ws: Workspace, cat: Catalog, now: str, to: str, *, origin: str | N
               detail: str | None = None) -> str:
     """Move the file at `now` to the workspace path `to` (a class folder or a quarantine folder) and give its
     catalog row what that place says (home, class, status, reason); return where it went."""
-    from datacurate.clean.restore import follow_pairs
-    from datacurate.clean.run import moved_together
     from datacurate.core.index import place
 
     dst = free_path(ws.abs(to))

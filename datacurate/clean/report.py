@@ -138,10 +138,10 @@ def _remember(ws: Workspace, stamp: str, paths: dict[str, str], pics: Pictures) 
 def _make_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair], *, quiet: bool,
                 page_size: int | None) -> tuple[dict[str, str], Pictures]:
     from datacurate.clean.gallery import write_duplicates_report, write_pairs_csv
-    from datacurate.clean.run import _item
+    from datacurate.clean.items import item_of
 
     pics = Pictures(ws, quiet, cat)
-    cards = [_card(e) for e in view.entries]
+    cards = [card(e) for e in view.entries]
     cards += [Card(p, klass, KEPT_FLAGGED, [p.path, f"flags: {flags}"], 3.0) for p, flags, klass in view.kept_flagged]
     pics.want(p for c in cards for p in [c.pic] if c.preview)
     pics.want(p for c in cards for p in c.compared)
@@ -152,13 +152,14 @@ def _make_pages(ws: Workspace, cat: Catalog, view: CleanView, pairs: list[Pair],
     pages = write_review(ws, pics, "clean", f"datacurate clean: {ws.root.name}", cards, summary=summary,
                          plan=view.plan, **({"page_size": page_size} if page_size else {}))
     pairs_csv = write_pairs_csv(pairs, ws.reports / "clean-pairs.csv")
-    items = {r["path"]: _item(r, {}) for r in cat.files()}
+    items = {r["path"]: item_of(r, {}) for r in cat.files()}
     gallery = write_duplicates_report(ws, pairs, items, ws.reports / "clean-duplicates.html", pics=pics, plan=view.plan)
     return {"html": f"{ws.rel(ws.reports)}/{pages['html']}", "pairs_csv": ws.rel(pairs_csv),
             "duplicates_html": ws.rel(gallery)}, pics
 
 
-def _card(e: Entry) -> Card:
+def card(e: Entry) -> Card:
+    """The review card of one file clean set aside (its pages' and the review app's)."""
     lines = [e.path if e.now == e.path else f"{e.path} (now at {e.now})", e.detail]
     compared = []
     if e.of:

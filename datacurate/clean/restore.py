@@ -15,14 +15,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from datacurate.clean.locate import check_present, follow_pairs, locate
+from datacurate.clean.reasons import DERIVED, RENAMED
+from datacurate.clean.relabel import last_relabel, undo_relabel
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.index import index_files, quarantine_dir, sha256_file
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import free_path
+from datacurate.core.quarantine import moved_together
 from datacurate.core.workspace import Workspace
 
-RENAMED = "renamed"   # pseudo-reason: undo clean's renames of kept files
-DERIVED = "derived"   # changed PNGs clean had made; restored only when asked for by name
 RELABELLED = "relabel"  # a file a person relabelled, put back in its old place (asked for by name)
 
 
@@ -46,9 +48,6 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     result = RestoreResult(dry_run)
     with open_catalog(ws) as cat:
         if paths:
-            from datacurate.clean.keep import check_present, locate
-            from datacurate.clean.relabel import last_relabel, undo_relabel
-
             rows = [locate(ws, cat, p) for p in paths]
             relabelled = {r["path"]: last_relabel(cat, r["path"]) for r in rows if r["status"] != "quarantined"}
             for raw, row in zip(paths, rows):
@@ -74,16 +73,8 @@ def restore(ws: Workspace, reasons: tuple[str, ...] = (), *, paths: Sequence[str
     return result
 
 
-def follow_pairs(cat: Catalog, old: str, new: str) -> None:
-    """clean's pairs follow a file that moved (reason on its twin names where it is now); in a transaction."""
-    for end in ("a", "b"):
-        cat.db.execute(f"UPDATE OR REPLACE pairs SET {end}=? WHERE {end}=?", (new, old))
-
-
 def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
     """Move one quarantined file back where it came from (a dry run only notes it); return where it goes."""
-    from datacurate.clean.run import moved_together
-
     dst = free_path(ws.abs(row["origin"] or row["home"]))
     result.moves.append((row["path"], ws.rel(dst), row["reason"]))
     if result.dry_run:
@@ -100,8 +91,6 @@ def restore_row(ws: Workspace, cat: Catalog, row, result: RestoreResult) -> str:
 
 
 def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult) -> None:
-    from datacurate.clean.run import moved_together
-
     for row in cat.files("status='ok' AND origin IS NOT NULL"):
         src = ws.abs(row["path"])
         if not src.exists():
@@ -118,8 +107,6 @@ def _undo_renames(ws: Workspace, cat: Catalog, result: RestoreResult) -> None:
 
 def _drop_derived(ws: Workspace, cat: Catalog, source_row, result: RestoreResult) -> None:
     """The PNGs clean made from `source_row`'s file: deleted when unchanged, else set aside as derived."""
-    from datacurate.clean.run import moved_together
-
     for row in cat.files("made_from=?", (source_row["sha256"],)):
         path = ws.abs(row["path"])
         if not path.exists():

@@ -17,20 +17,20 @@ from PIL import Image
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.terminal import phase
 from datacurate.clean.exact import find_exact_duplicates
+from datacurate.clean.items import item_of
 from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
-from datacurate.clean.options import CleanOptions
-from datacurate.clean.quality import DEFAULT_THRESHOLDS, QualityOptions, quality_decisions
+from datacurate.clean.options import CleanOptions, limits_of
+from datacurate.clean.quality import QualityOptions, quality_decisions
+from datacurate.clean.reasons import NO_OVERRIDE
 from datacurate.core.index import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.core.errors import UserError
-from datacurate.core.fsutil import atomic_path, deferred_signals, free_path, replace_or_copy
+from datacurate.core.fsutil import atomic_path
 from datacurate.core.oserrors import disk_full, is_disk_full
-from datacurate.core.imageio import CONVERTIBLE, GRAY_MODES, Limits, captured_noise, first_frame, inspect_file
+from datacurate.core.imageio import Limits, captured_noise, first_frame, inspect_file
+from datacurate.core.quarantine import destination, fit_name, moved_together, origin_of, quarantine
 from datacurate.core.workspace import Workspace
 
-# Reasons a person cannot overrule with `datacurate keep`: the file does not decode (training would fail on it).
-UNKEEPABLE = frozenset({"empty", "unreadable", "not-an-image", "unsupported", "too-large", "truncated", "corrupt"})
 CLEANED = "cleaned"  # catalog meta key: when a clean (not a dry run) last finished setting aside
-NO_OVERRIDE = UNKEEPABLE | {"test-leak", "duplicate"}  # `keep` never overrules these (duplicate: identical bytes, same class)
 
 # Quality flags that do not make one copy worse than its twin: the keeper rule weighs colour and size itself.
 NOT_ABOUT_THE_COPY = frozenset({"grayscale", "odd-size"})
@@ -147,12 +147,6 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
     return result
 
 
-def limits_of(opts: dict) -> Limits:
-    """The integrity-check limits of validated clean options."""
-    convertible = tuple(sorted(CONVERTIBLE)) + (("*",) if opts["convert_unsupported"] else ())
-    return Limits(opts["max_pixels"], opts["min_size"], float(opts["max_aspect"]), opts["max_bytes"], convertible)
-
-
 def _against(ws: Workspace, against) -> Path:
     """The leak reference folder: --against DIR (relative to the current folder), else data/test."""
     if against is None:
@@ -179,14 +173,6 @@ def _roots(ws: Workspace, paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 def _no_data(ws: Workspace) -> list[Path]:
     raise UserError(f"no {ws.rel(ws.original)} or {ws.rel(ws.scraped)} folder in {ws.root}; put class folders there or run `datacurate init`")
-
-
-def _item(row, hashes: dict[str, str], metrics: dict[str, dict] | None = None, gray_below: float = DEFAULT_THRESHOLDS["grayscale_below"]) -> Item:
-    m = (metrics or {}).get(row["sha256"])
-    gray = row["mode"] in GRAY_MODES or bool(m and m["colour"] < gray_below)
-    return Item(row["path"], row["class"], row["source"], row["width"] or 0, row["height"] or 0, row["size"],
-                row["sha256"], hashes.get(row["sha256"]), row["mode"], gray,
-                tonal_range=m["bright"] - m["shadow"] if m else None)
 
 
 def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult,
@@ -225,7 +211,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     usable = [r for r in usable if r["path"] not in orphans.values()]
     hashes, metrics = cat.hashes(kind), cat.quality()
     gray_below = quality.thresholds["grayscale_below"]
-    items = [_item(r, hashes, metrics, gray_below) for r in usable]
+    items = [item_of(r, hashes, metrics, gray_below) for r in usable]
     result.flags, flagged = quality_decisions(items, metrics, quality)
     for it in items:  # a flagged copy is never kept over a clean twin (model.by_picture_quality)
         it.flagged = any(f not in NOT_ABOUT_THE_COPY for f in result.flags.get(it.path, ()))
@@ -353,7 +339,7 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
         rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet,
                            decoder=decoder)
         hashes, metrics = cat.hashes(kind), cat.quality()
-        return [_item(r, hashes) for r in rows
+        return [item_of(r, hashes) for r in rows
                 if not r["problem"] and metrics.get(r["sha256"], {}).get("entropy", 1.0) >= low]
     files = [e.path for e in walk_files(folder)]
     found = decoder(files, limits, (kind,), quiet) if decoder else _decode_all(files, limits, (kind,), None, quiet)
@@ -362,27 +348,6 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
 
 
 # -- carrying out the plan ----------------------------------------------------------------------
-NAME_MAX = 255
-NAME_ROOM = 16  # bytes kept free for free_path's "-N" and temporary names
-
-
-def fit_name(path: Path) -> Path:
-    """`path` with a name short enough for NAME_MAX: a long stem is cut, keeping a hash of the whole name and the extension."""
-    raw = os.fsencode(path.name)
-    if len(raw) <= NAME_MAX - NAME_ROOM:
-        return path
-    suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
-    digest = hashlib.sha256(raw).hexdigest()[:10]
-    budget = NAME_MAX - NAME_ROOM - len(os.fsencode(suffix)) - len(digest) - 1
-    stem = os.fsencode(path.name[: len(path.name) - len(suffix)])[:budget].decode("utf-8", "ignore")
-    return path.with_name(f"{stem}~{digest}{suffix}")
-
-
-def destination(path: Path) -> Path:
-    """A free path for a file datacurate moves or writes, within NAME_MAX."""
-    return free_path(fit_name(path))
-
-
 def apply(ws: Workspace, cat: Catalog, result: CleanResult, judged: Sequence[str] = ()) -> None:
     """Carry out the plan: fixes in place, then moves into quarantine; each step logged.
 
@@ -392,55 +357,14 @@ def apply(ws: Workspace, cat: Catalog, result: CleanResult, judged: Sequence[str
     for fix in result.fixes:
         moved[fix.path] = _apply_fix(ws, cat, fix)
     for decision in result.decisions:
-        moved[decision.path] = _quarantine(ws, cat, decision)
+        moved[decision.path] = quarantine(ws, cat, decision.path, decision.reason, decision.detail,
+                                          of=decision.of, distance=decision.distance)
     for decision in result.decisions:
         if decision.of:
             decision.of = moved.get(decision.of, decision.of)
     for pair in result.pairs:
         pair.a, pair.b = moved.get(pair.a, pair.a), moved.get(pair.b, pair.b)
     _store_pairs(cat, result.pairs, judged)
-
-
-@contextmanager
-def moved_together(cat: Catalog, src: Path, dst: Path) -> Iterator[None]:
-    """os.replace(src, dst) and the catalog transaction of the block land together, or neither does.
-
-    Signals are held for the instant; when the catalog write fails (a full disk) the file moves back.
-    Across file systems (a source folder moved to another disk) the file is copied, and the source
-    removed once the catalog agrees.
-    """
-    with deferred_signals():
-        copied = replace_or_copy(src, dst)
-        try:
-            with cat.transaction():
-                yield
-        except BaseException:
-            if copied:
-                os.unlink(dst)
-            else:
-                os.replace(dst, src)
-            raise
-        if copied:
-            os.unlink(src)
-
-
-def _quarantine(ws: Workspace, cat: Catalog, d: Decision) -> str:
-    row = cat.file(d.path)
-    wanted = quarantine_dir(ws, cat, row["home"], d.reason)
-    dst = destination(wanted)
-    new = ws.rel(dst)
-    origin = _origin(row, wanted, dst)
-    with moved_together(cat, ws.abs(d.path), dst):
-        cat.db.execute("DELETE FROM files WHERE path=?", (new,))
-        cat.update_file(d.path, path=new, status="quarantined", reason=d.reason, detail=d.detail or row["detail"],
-                        origin=origin)
-        cat.log("quarantine", d.path, new, d.reason, {"of": d.of, "distance": d.distance} if d.of else d.detail)
-    return new
-
-
-def _origin(row, wanted: Path, dst: Path) -> str | None:
-    """The user's own path, kept when the file now carries another name (renamed before, or shortened now)."""
-    return row["origin"] or (row["home"] if fit_name(wanted) != wanted else None)
 
 
 def _apply_fix(ws: Workspace, cat: Catalog, fix: Fix) -> str:
@@ -493,7 +417,7 @@ def _convert_done(ws: Workspace, cat: Catalog, fix: Fix, row, dst: Path) -> None
         if ins.quality:
             cat.put_quality(ins.sha256, ins.quality)
         cat.update_file(fix.path, path=ws.rel(qdst), status="quarantined", reason="converted", detail=fix.detail,
-                        origin=_origin(row, wanted, qdst))
+                        origin=origin_of(row, wanted, qdst))
         cat.log("convert", fix.path, rel, "fixed", {"original_now_at": ws.rel(qdst)})
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from datacurate.core.diskfull import disk_full
 from datacurate.core.fsutil import file_mode
 from datacurate.core.errors import UserError
 
@@ -359,8 +360,6 @@ def catalog_error(path: Path | None, exc: BaseException) -> UserError:
     if "unable to open" in low:
         return UserError(f"cannot open the catalog {where} (permission denied, or its folder cannot be written)")
     if "disk is full" in low or "disk full" in low:
-        from datacurate.core.oserrors import disk_full
-
         return disk_full(path)
     if "locked" in low or "busy" in low:
         return UserError(f"the catalog {where} is locked by another process ({text})")

@@ -26,6 +26,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from datacurate.core.decodechild import inspect_in_child
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 # Reasons a file is set aside, in the order they are checked.
@@ -106,7 +108,7 @@ IN_MEMORY = 16 << 20  # files up to this size are read once into memory; larger 
 def inspect_file(path: str | os.PathLike, limits: Limits = Limits(), hash_kinds=("phash",)) -> Inspection:
     """Stream the sha256, refuse files over limits.max_bytes, then decode once; never raises for a bad file.
 
-    With other threads running, the decode happens in a child process (datacurate.core.decodeproc), so
+    With other threads running, the decode happens in a child process (datacurate.core.decodechild), so
     that what the C libraries print is caught all the same: the verdict does not depend on threads.
     """
     if not fd2_is_ours():
@@ -141,8 +143,6 @@ def inspect_bytes(data: bytes, limits: Limits = Limits(), hash_kinds=("phash",))
 
 
 def _from_child(kind: str, arg, limits: Limits, hash_kinds) -> Inspection:
-    from datacurate.core.decodeproc import inspect_in_child
-
     found = inspect_in_child(kind, arg, limits, hash_kinds)
     if "sha256" not in found:  # the decoder crashed on it: what this process can tell without decoding
         out = Inspection()

@@ -2,8 +2,9 @@
 
 keep      clean.keep.keep (as `datacurate keep PATH`): back from quarantine, kept by content
 aside     confirm the set-aside: nothing moves when the file is in quarantine; a file in place (an
-          original vet lists, an image clean flagged but kept) moves there with clean's quarantine
-          move, under the card's reason (its first quality flag for clean's kept-with-flags cards)
+          original vet lists, an image clean flagged but kept) moves there with the quarantine move
+          every stage uses (core.quarantine), under the card's reason (its first quality flag for
+          clean's kept-with-flags cards)
 relabel   clean.relabel.relabel (as `datacurate relabel PATH CLASS`)
 apart     clean.keep.keep(..., not_duplicates=True) with the file it was judged a copy of
 
@@ -20,6 +21,7 @@ from typing import Sequence
 
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.errors import UserError
+from datacurate.core.quarantine import quarantine
 from datacurate.core.workspace import Workspace
 
 ACTIONS = ("keep", "aside", "relabel", "apart")
@@ -101,21 +103,18 @@ def _keep(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
 
 
 def _aside(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
-    from datacurate.clean.model import Decision
-    from datacurate.clean.run import _quarantine
-
     if row["status"] == "quarantined":
         return row["path"], {"moved": False}
     reason = t.reason if t.reason in _reasons() else (row["flags"] or "").split(",")[0]
     if reason not in _reasons():
         raise UserError(f"{t.path}: no reason to set it aside under (its card's reason is {t.reason!r})")
     with open_catalog(ws) as cat:
-        dst = _quarantine(ws, cat, Decision(row["path"], reason, detail="set aside by a person (review)"))
+        dst = quarantine(ws, cat, row["path"], reason, "set aside by a person (review)")
     return dst, {"moved": True}
 
 
 def _reasons() -> tuple[str, ...]:
-    from datacurate.cli.clean import SET_ASIDE
+    from datacurate.clean.reasons import SET_ASIDE
 
     return SET_ASIDE
 

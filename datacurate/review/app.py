@@ -117,7 +117,7 @@ class State:
     def map_page(self, request):
         from starlette.responses import HTMLResponse
 
-        from datacurate.review.projection import render
+        from datacurate.vet.projection import render
 
         app = {"token": self.token, "thumb": "/thumb/{sha}?token=" + self.token,
                "full": "/image/{sha}?token=" + self.token, "card": "/?token=" + self.token + "#card={id}"}
@@ -147,7 +147,7 @@ class State:
             return _json({"classes": classes(self.ws, cat)})
 
     def map_points(self, request):
-        from datacurate.review.projection import map_data
+        from datacurate.vet.projection import map_data
 
         with open_catalog(self.ws) as cat:
             return _json(map_data(cat))

@@ -3,7 +3,7 @@
 The cards are the ones the static review pages show (clean's and vet's, built by the same code):
 what clean holds in quarantine (near-duplicates, label conflicts, quality flags, size limits; not
 files that do not decode, test leaks or same-class byte-identical copies, which no override brings
-back: clean.run.NO_OVERRIDE), images clean flagged but kept, label conflicts it
+back: clean.reasons.NO_OVERRIDE), images clean flagged but kept, label conflicts it
 only reported (the same picture among two classes' originals), what vet set aside
 as off-topic or wrong-class, and the originals vet lists as label issues. A card leaves the queue
 when a person decided it: kept (`datacurate keep`, by content), relabelled, restored, or when the
@@ -74,14 +74,14 @@ def _reason(reason: str, lines: list[str]) -> str:
 
 
 def _cards(ws: Workspace, cat: Catalog) -> list[tuple[str, Card]]:
-    from datacurate.clean.report import KEPT_FLAGGED, _card, catalog_view
-    from datacurate.clean.run import NO_OVERRIDE
+    from datacurate.clean.reasons import NO_OVERRIDE
+    from datacurate.clean.report import KEPT_FLAGGED, card, catalog_view
     from datacurate.report.review import Pic
     from datacurate.vet.report import catalog_cards
 
     view = catalog_view(ws, cat, None)
     info = {r[0]: (r[1], r[2]) for r in cat.db.execute("SELECT path, source, class FROM files")}
-    out = [("clean", _card(e)) for e in view.entries if e.reason not in NO_OVERRIDE]
+    out = [("clean", card(e)) for e in view.entries if e.reason not in NO_OVERRIDE]
     for pic, flags, klass in view.kept_flagged:
         out.append(("clean", Card(Pic(pic.path, pic.sha256, info.get(pic.path, ("", ""))[0]), klass, KEPT_FLAGGED,
                                   [pic.path, f"quality flags: {flags}", "kept by clean"], 3.0)))

@@ -11,7 +11,7 @@ import io
 import unicodedata
 import warnings
 
-from datacurate.split.balance import Balance
+from datacurate.split.counts import Balance
 
 COLORS = {"train original": "#2b6cb0", "train scraped": "#90cdf4", "valid": "#dd6b20", "test": "#805ad5"}
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from datacurate.core.catalog import Catalog
+from datacurate.core.workspace import Workspace
 from datacurate.split.assign import Assignment
 from datacurate.split.eligible import Item
+
+CSV_NAME = "split.csv"  # data/split/split.csv: every file's split, written with the folders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS split_memory (   -- where split placed each content; kept across runs
@@ -60,3 +64,21 @@ def save(cat: Catalog, items: Sequence[Item], res: Assignment, memory: Memory, *
         stale = [(p,) for (p,) in db.execute("SELECT path FROM files WHERE split IS NOT NULL") if p not in res.split]
         db.executemany("UPDATE files SET split=NULL WHERE path=?", stale)
         db.executemany("UPDATE files SET split=? WHERE path=?", changed)
+
+
+def recall_split_csv(ws: Workspace, cat: Catalog) -> int:
+    """files.split and the sticky split memory from data/split/split.csv, for files whose content still matches
+    (a rebuilt catalog); how many files it placed."""
+    path = ws.split_dir / CSV_NAME
+    if not path.is_file():
+        return 0
+    sha = {r[0]: r[1] for r in cat.db.execute("SELECT path, sha256 FROM files WHERE status='ok'")}
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        placed = [(r["path"], r["split"], r["sha256"]) for r in csv.DictReader(fh)
+                  if r.get("split") and r.get("path") in sha and sha[r["path"]] == r.get("sha256")]
+    now = time.time()
+    cat.db.executescript(SCHEMA)
+    with cat.transaction() as db:
+        db.executemany("UPDATE files SET split=? WHERE path=?", [(s, p) for p, s, _ in placed])
+        db.executemany("INSERT OR IGNORE INTO split_memory VALUES (?,?,?,?)", [(h, s, p, now) for p, s, h in placed])
+    return len(placed)

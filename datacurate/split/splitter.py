@@ -22,13 +22,11 @@ from datacurate.split import balance as balance_mod
 from datacurate.split.assign import Assignment, assign
 from datacurate.split.clusters import groups, linked_pairs, moves
 from datacurate.split.eligible import SPLIT_SOURCES, UNLOADABLE, Item, select
-from datacurate.split.memory import Memory, save
+from datacurate.split.memory import CSV_NAME, Memory, save
 from datacurate.split.options import SplitOptions
 from datacurate.split.stats import STATS_NAME
 from datacurate.split.tree import Placement, TreeResult, build
 from datacurate.core.workspace import Workspace
-
-CSV_NAME = "split.csv"
 
 
 @dataclass
@@ -107,8 +105,7 @@ def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[
     be listed is an error (its images would drop out of the split unseen); a file whose name is
     not UTF-8 is left out. Returns (rows, {path: why left out}, warnings).
     """
-    from datacurate.clean.options import CleanOptions
-    from datacurate.clean.run import limits_of
+    from datacurate.clean.options import CleanOptions, limits_of
 
     clean = ws.options(CleanOptions).as_dict()
     limits, kind = limits_of(clean), clean["hash"]

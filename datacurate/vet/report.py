@@ -5,7 +5,7 @@ of the class it looks like), with score and threshold, the closest calls first, 
 datacurate.report.review (filterable by class and reason, thumbnails as files). A dry run
 reports its plan (marked as such); a real run, and `datacurate report vet`, report from the
 catalog (table vet_scores): every image vet scored, and every image it holds in quarantine now;
-they also write reports/vet-map.html, the cached embeddings in 2-D (datacurate.review.projection).
+they also write reports/vet-map.html, the cached embeddings in 2-D (datacurate.vet.projection).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def write_from_catalog(ws: Workspace, cat: Catalog, *, result: VetResult | None 
                 classes[name]["calibration"] = c.get("calibration")
     rows = [{k: s[k] for k in CSV_COLUMNS if k != "path"} | {"path": s["path"]} for s in scores]
     out = _write(ws, rows, view, quiet, page_size)
-    from datacurate.review.projection import write_map
+    from datacurate.vet.projection import write_map
 
     found = write_map(ws, cat, quiet=quiet)
     return out | ({"map": found} if found else {})

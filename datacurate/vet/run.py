@@ -200,12 +200,11 @@ def _score_and_flag(i: int, r, own: int, j, classes: list[str], paths: list[str]
 
 
 def _move(ws: Workspace, cat: Catalog, result: VetResult) -> None:
-    """Carry out the plan with clean's quarantine move (catalog row updated, event logged)."""
-    from datacurate.clean.model import Decision
-    from datacurate.clean.run import _quarantine
+    """Carry out the plan with the quarantine move every stage uses (catalog row updated, event logged)."""
+    from datacurate.core.quarantine import quarantine
 
     for flag in result.moved:
-        flag.dst = _quarantine(ws, cat, Decision(flag.path, flag.reason, detail=flag.detail))
+        flag.dst = quarantine(ws, cat, flag.path, flag.reason, flag.detail)
 
 
 def _store_scores(cat: Catalog, result: VetResult) -> None:
