@@ -3,6 +3,8 @@
 A cluster that does not answer would keep `ray.init` retrying for a minute or more while Ray's C++
 client prints warnings; so the address is probed first, within `connect_timeout`: a TCP connection,
 the HTTP/2 greeting every gRPC server answers, and for a head's address the cluster id its GCS gives.
+Then a small task on every node (see_workspace) checks that it sees the workspace and runs the same
+datacurate.
 """
 
 from __future__ import annotations

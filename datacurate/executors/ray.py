@@ -37,10 +37,6 @@ class RayExecutor:
         self.cluster = cluster
 
     @property
-    def workers(self) -> int:
-        return self.cluster.in_flight
-
-    @property
     def scratch(self) -> Path | None:
         """A folder every node sees (files the driver hands the workers)."""
         return self.cluster.scratch
@@ -54,24 +50,23 @@ class RayExecutor:
             quiet: bool = True) -> list:
         """One result per item, in order (see base.Executor.map): kernel(batch, *shared) as Ray tasks."""
         batches = chunks(items, self.cluster.opts.batch_size)
-        parts = self.run_batches(kernel, batches, *shared, desc=f"{desc} (ray)", quiet=quiet)
+        parts = self._run_batches(kernel, batches, shared, f"{desc} (ray)", quiet)
         return [out for part in parts for out in part]
 
-    def run_batches(self, func: Callable, batches: Sequence[Sequence[Any]], *shared: Any, desc: str, quiet: bool,
-                    sizes: Sequence[int] | None = None) -> list[Any]:
+    def _run_batches(self, func: Callable, batches: Sequence[Sequence[Any]], shared: Sequence[Any], desc: str,
+                     quiet: bool) -> list[Any]:
         """func(batch, *shared) for every batch as Ray tasks, in order: at most cluster.in_flight at once
         (back-pressure), each retried up to ray.max_retries times when its worker dies or it raises,
-        with a progress bar on stderr counting `sizes` (default the batches' lengths)."""
+        with a progress bar on stderr counting the items."""
         import ray
 
         opts = self.cluster.opts
         remote = ray.remote(func).options(num_cpus=opts.num_cpus, max_retries=opts.max_retries,
                                           retry_exceptions=opts.max_retries > 0)
         refs = [ray.put(a) for a in shared]
-        sizes = list(sizes) if sizes is not None else [len(b) for b in batches]
         out: list[Any] = [None] * len(batches)
         pending: dict[Any, int] = {}
-        bar = _bar(sum(sizes), desc, quiet)
+        bar = _bar(sum(len(b) for b in batches), desc, quiet)
         nxt = 0
         try:
             while nxt < len(batches) or pending:
@@ -82,7 +77,7 @@ class RayExecutor:
                 for ref in done:
                     i = pending.pop(ref)
                     out[i] = self._get(ray, ref, desc)
-                    bar.update(sizes[i])
+                    bar.update(len(batches[i]))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -11,7 +11,6 @@ class Serial:
     """kernel([item], *shared) for each item in turn, with a progress bar on stderr."""
 
     remote = False
-    workers = 1
 
     def map(self, kernel: Callable[..., list], items: Sequence[Any], *shared: Any, desc: str = "",
             quiet: bool = True) -> list:
