@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datacurate.core.procutil import worker_init
 from datacurate.core.errors import UserError
 from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
-from datacurate.core.procutil import worker_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
