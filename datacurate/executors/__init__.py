@@ -12,4 +12,5 @@ node. Nothing here imports Ray until a command asks for a cluster (options.py ne
     serial.py   in this process        pool.py   local worker processes (one pool for the package)
     connect.py  connecting to a Ray cluster and checking its nodes
     ray.py      tasks and actors on the cluster          options.py  the `ray:` section and --ray
+    batches.py  cutting items into batches
 """
