@@ -27,9 +27,11 @@ from bench_clean import make_small, photo_like  # noqa: E402
 from raycluster import LocalCluster  # noqa: E402
 
 from datacurate.clean.run import clean  # noqa: E402
-from datacurate.core.index import _decode_all, walk_files  # noqa: E402
+from datacurate.core.index import decode_files, walk_files  # noqa: E402
+from datacurate.executors.base import local_executor  # noqa: E402
+from datacurate.executors.connect import connected  # noqa: E402
 from datacurate.executors.options import RayOptions  # noqa: E402
-from datacurate.executors.ray import connected  # noqa: E402
+from datacurate.executors.ray import RayExecutor  # noqa: E402
 from datacurate.core.imageio import Limits  # noqa: E402
 from datacurate.core.workspace import Workspace  # noqa: E402
 
@@ -64,13 +66,11 @@ def best(repeats: int, *runs):
 def bench_clean(base: Path, address: str, cores: int, repeats: int) -> dict:
     """The decode phase alone (local pool vs Ray tasks, best of `repeats`), then one whole `clean --dry-run`
     each on fresh copies (connect and node check included)."""
-    from datacurate.scrape.remote import decoder
-
     paths = [e.path for e in walk_files(base / "data" / "original")]
     with connected(RayOptions(address=address), [base]) as cluster:
-        on_ray = decoder(cluster)
-        local_decode, ray_decode = best(repeats, lambda: _decode_all(paths, Limits(), ("phash",), cores, True),
-                                        lambda: on_ray(paths, Limits(), ("phash",), True))
+        local, on_ray = local_executor(cores), RayExecutor(cluster)
+        local_decode, ray_decode = best(repeats, lambda: decode_files(paths, Limits(), ("phash",), local),
+                                        lambda: decode_files(paths, Limits(), ("phash",), on_ray))
     copies = {}
     for name in ("local", "ray"):
         copies[name] = base.with_name(f"{base.name}-{name}")
@@ -84,23 +84,23 @@ def bench_clean(base: Path, address: str, cores: int, repeats: int) -> dict:
 
 def driver_cost(root: Path, count: int, cores: int) -> float:
     """Seconds per file of clean's own part (walk, stat, catalog rows, duplicate search, plan) on the driver:
-    a first clean of `count` tiny files less the decode inside that very run (timed around scan._decode_all)."""
+    a first clean of `count` tiny files less the decode inside that very run (timed around index.decode_files)."""
     from datacurate.core import index as scan
 
     make_small(root, count)
     spent = []
-    original = scan._decode_all
+    original = scan.decode_files
 
     def timed_decode(*args, **kwargs):
         out, seconds = timed(original, *args, **kwargs)
         spent.append(seconds)
         return out
 
-    scan._decode_all = timed_decode
+    scan.decode_files = timed_decode
     try:
         _, whole = timed(clean, Workspace.open(root), dry_run=True, workers=cores, ray=False)
     finally:
-        scan._decode_all = original
+        scan.decode_files = original
     return max(0.0, whole - sum(spent)) / count
 
 
@@ -117,9 +117,10 @@ def bench_vet(base: Path, address: str, count: int, cores: int, repeats: int) ->
     paths = [e.path for e in walk_files(base / "data" / "original")][:count]
     embed_files(backbone, paths[:16], opts)  # warm up (first-call allocations)
     with connected(RayOptions(address=address), [base]) as cluster:
+        on_ray = RayExecutor(cluster)
         local, first, ray = best(repeats, lambda: embed_files(backbone, paths, opts),
-                                 lambda: embed_on_cluster(cluster, backbone, paths[:16], opts),  # start + one batch
-                                 lambda: embed_on_cluster(cluster, backbone, paths, opts))
+                                 lambda: embed_on_cluster(on_ray, backbone, paths[:16], opts),  # start + one batch
+                                 lambda: embed_on_cluster(on_ray, backbone, paths, opts))
     n = len(paths)
     steady = (ray - first) / (n - 16)  # seconds per image once the actors run (their start is the same in both)
     return {"n": n, "cores": cores, "local": local, "ray": ray, "start": first - 16 * steady, "steady": steady,

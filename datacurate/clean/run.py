@@ -22,13 +22,14 @@ from datacurate.clean.model import Decision, Item, Pair, keeper_key, settle
 from datacurate.clean.options import CleanOptions, limits_of
 from datacurate.clean.quality import QualityOptions, quality_decisions
 from datacurate.clean.reasons import NO_OVERRIDE
-from datacurate.core.index import _decode_all, index_files, quarantine_dir, sweep_partials, walk_files
+from datacurate.core.index import decode_files, index_files, quarantine_dir, sweep_partials, walk_files
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_path
 from datacurate.core.oserrors import disk_full, is_disk_full
 from datacurate.core.imageio import Limits, captured_noise, first_frame, inspect_file
 from datacurate.core.quarantine import destination, fit_name, moved_together, origin_of, quarantine
 from datacurate.core.workspace import Workspace
+from datacurate.executors.base import Executor, executor_for
 
 CLEANED = "cleaned"  # catalog meta key: when a clean (not a dry run) last finished setting aside
 
@@ -106,33 +107,27 @@ def clean(ws: Workspace, paths: Sequence[str | os.PathLike] = (), *, dry_run: bo
 
     `ray`: decode on a Ray cluster (an address, "auto"; False: locally; None: datacurate.yaml's `ray.address`).
     """
-    from datacurate.executors.use import cluster_for
-
     opts = ws.options(CleanOptions, flags).as_dict()
     limits, kind, threshold = limits_of(opts), opts["hash"], opts["threshold"]
     quality = QualityOptions.from_options(opts)
     roots = _roots(ws, paths)
     start = time.perf_counter()
     with disk_full_is_a_user_error(ws), open_catalog(ws) as cat, \
-            cluster_for(ws, ray, [ws.state_dir, *roots, _against(ws, opts["against"])], quiet=quiet) as cluster:
-        decoder = None
-        if cluster is not None:
-            from datacurate.scrape.remote import decoder as cluster_decoder
-
-            decoder = cluster_decoder(cluster)
+            executor_for(ws, ray, opts["workers"], [ws.state_dir, *roots, _against(ws, opts["against"])],
+                         quiet=quiet) as executor:
         swept = [] if dry_run else sweep_partials([*roots, ws.reports])  # a kill -9 mid-write leaves .tmp-*.part
         if not dry_run:
             from datacurate.scrape.store import recover
 
             recover(ws, cat)  # files a killed scrape saved but never catalogued: recorded with their provenance
         rows = index_files(ws, cat, roots=roots, decode=True, limits=limits, hash_kinds=(kind,),
-                           workers=opts["workers"], quiet=quiet, decoder=decoder)
+                           executor=executor, quiet=quiet)
         rows = [r for r in rows if r["status"] == "ok"]
         result = CleanResult(dry_run=dry_run, scanned=len(rows), hash_kind=kind, swept=[ws.rel(p) for p in swept])
         result.outside = [r["path"] for r in rows if not r["class"]]
         rows = [r for r in rows if r["class"]]
         with phase(f"clean: searching {len(rows)} images for duplicates, near-duplicates and leaks", quiet=quiet):
-            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result, decoder)
+            _decide(ws, cat, rows, kind, threshold, opts["against"], limits, quality, quiet, result, executor)
             _store_flags(cat, rows, result.flags)
         if not dry_run:
             with phase(f"clean: setting aside {len(result.decisions)} files", quiet=quiet):
@@ -176,7 +171,7 @@ def _no_data(ws: Workspace) -> list[Path]:
 
 
 def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOptions, quiet, result: CleanResult,
-            decoder=None) -> None:
+            executor: Executor | None = None) -> None:
     """Broken files, quality flags, test leaks, exact then near duplicates, in that order; then fixes.
 
     Each step sees only what the steps before it kept, so no decision names a file that an
@@ -220,7 +215,7 @@ def _decide(ws, cat, rows, kind, threshold, against, limits, quality: QualityOpt
     gone = {d.path for d in flagged}
     flat = {p for p, f in result.flags.items() if "low-information" in f or "placeholder" in f}
     searchable = [i for i in items if i.path not in gone and i.path not in flat and i.hash]
-    tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, decoder) if t.hash]
+    tests = [t for t in _test_items(ws, cat, against, kind, limits, quality, quiet, executor) if t.hash]
     leaks, leak_pairs = find_leaks(searchable, tests, threshold, kind)  # no override exempts a test leak
     gone |= {d.path for d in leaks}
     exact, pairs = find_exact_duplicates([i for i in items if i.path not in gone], apart)
@@ -326,7 +321,7 @@ def _unique_pairs(pairs: list[Pair]) -> list[Pair]:
 
 
 def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits, quality: QualityOptions,
-                quiet: bool, decoder=None) -> list[Item]:
+                quiet: bool, executor: Executor | None = None) -> list[Item]:
     """The leak reference set (low-information pictures left out): the test folder (cached) or --against DIR."""
     folder = _against(ws, against)
     if not folder.is_dir():
@@ -337,12 +332,12 @@ def _test_items(ws: Workspace, cat: Catalog, against, kind: str, limits: Limits,
     low = quality.thresholds["low_information_below"]
     if folder == ws.test or (ws.source_of(folder) or ("",))[0] == "test":
         rows = index_files(ws, cat, roots=[folder], decode=True, limits=limits, hash_kinds=(kind,), quiet=quiet,
-                           decoder=decoder)
+                           executor=executor)
         hashes, metrics = cat.hashes(kind), cat.quality()
         return [item_of(r, hashes) for r in rows
                 if not r["problem"] and metrics.get(r["sha256"], {}).get("entropy", 1.0) >= low]
     files = [e.path for e in walk_files(folder)]
-    found = decoder(files, limits, (kind,), quiet) if decoder else _decode_all(files, limits, (kind,), None, quiet)
+    found = decode_files(files, limits, (kind,), executor, quiet=quiet)
     return [Item(p, Path(p).parent.name, "test", i.width or 0, i.height or 0, i.size, i.sha256 or "", i.hashes.get(kind))
             for p, i in zip(files, found) if i.ok and i.quality.get("entropy", 1.0) >= low]
 

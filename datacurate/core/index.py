@@ -9,20 +9,17 @@ is where they came from, derived from that path, so the catalog can always be re
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
 import os
-import signal
 import sqlite3
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from datacurate.core.catalog import Catalog
 from datacurate.core.terminal import phase, progress
-from datacurate.core import procutil
 from datacurate.core.fsutil import is_hidden, path_text, shown, sweep_partials  # noqa: F401 (sweep_partials: clean.run imports it here)
 from datacurate.core.imageio import LIMIT_REASONS, Inspection, Limits, check_limits, format_problem, inspect_file
 from datacurate.core.workspace import SOURCES, Workspace
@@ -130,17 +127,16 @@ def index_files(
     decode: bool = False,
     limits: Limits | None = None,
     hash_kinds: Sequence[str] = ("phash",),
-    workers: int | None = None,
+    executor=None,
     quiet: bool = True,
     problems: list[tuple[str, str]] | None = None,
-    decoder: Callable | None = None,
 ) -> list[sqlite3.Row]:
     """Update the files rows for everything under `sources` (or `roots`) and return those rows.
 
     With decode=False only the sha256 is computed for new or changed files; with decode=True
-    every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded, in
-    `workers` processes, by imageio.inspect_file (or by `decoder(paths, limits, kinds, quiet)`: the
-    Ray cluster's). Folders walk_files cannot list go to `problems` (or a warning).
+    every new or changed file (and any file lacking one of `hash_kinds`) is fully decoded by
+    imageio.inspect_file, through `executor` (see decode_files: local worker processes, a Ray cluster;
+    None: in this process). Folders walk_files cannot list go to `problems` (or a warning).
     """
     limits = limits or Limits()
     quarantines = quarantine_folders(ws, cat)
@@ -154,7 +150,7 @@ def index_files(
     stale: list[dict] = []
     with phase(f"listing {len(scan_roots)} folder(s)", quiet=quiet):
         _walk(ws, scan_roots, quarantines, problems, known, decode, hashes, limits, seen, stale)
-    _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder)
+    _compute(ws, stale, decode, limits, hash_kinds, executor, quiet)
     _store(cat, seen, scan_roots, ws, known)
     paths = [w["path"] for w in seen]
     return _rows(cat, paths)
@@ -202,15 +198,12 @@ def _carry_over(where: dict, row, limits: Limits | None) -> None:
         where["reason"] = row["reason"]
 
 
-def _compute(ws, stale, decode, limits, hash_kinds, workers, quiet, decoder=None) -> None:
+def _compute(ws, stale, decode, limits, hash_kinds, executor, quiet) -> None:
     if not stale:
         return
     paths = [str(ws.abs(w["path"])) for w in stale]
     if decode:
-        if decoder is not None:
-            results = decoder(paths, limits, tuple(hash_kinds), quiet)
-        else:
-            results = _decode_all(paths, limits, tuple(hash_kinds), workers, quiet)
+        results = decode_files(paths, limits, hash_kinds, executor, quiet=quiet)
         now = time.time()
         for where, ins in zip(stale, results):
             where.update(sha256=ins.sha256, format=ins.format, width=ins.width, height=ins.height, mode=ins.mode,
@@ -244,36 +237,22 @@ def sha256_file(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def _inspect_job(args) -> dict:
-    path, limits, kinds = args
-    if _PARENT and os.getppid() != _PARENT:
-        os._exit(1)  # the parent is gone (kill -9) and no death signal came: stop
-    return asdict(inspect_file(path, limits, kinds))
+def decode_batch(paths: Sequence[str], limits: Limits, kinds: tuple) -> list[dict]:
+    """The decoding kernel (an executor runs it on batches of paths): imageio.inspect_file's fields for each."""
+    return [asdict(inspect_file(p, limits, kinds)) for p in paths]
 
 
-_PARENT = 0
-
-
-def die_with_parent(parent: int) -> None:
-    """Pool initializer: a decoding worker dies with the process that started it (kill -9 included);
-    each job also checks that os.getppid() is still the parent."""
-    global _PARENT
-    _PARENT = parent
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent (Ray's prints a stack)
-    procutil.die_with_parent(parent)
-
-
-def _decode_all(paths: list[str], limits: Limits, kinds: tuple, workers: int | None, quiet: bool) -> list[Inspection]:
-    workers = max(1, workers or os.cpu_count() or 1)
-    jobs = [(p, limits, kinds) for p in paths]
-    if workers == 1 or len(paths) < 4:
-        out = [_inspect_job(j) for j in progress(jobs, total=len(jobs), desc="decoding", quiet=quiet)]
+def decode_files(paths: Sequence[str], limits: Limits, kinds: Sequence[str], executor=None, *,
+                 quiet: bool = True) -> list[Inspection]:
+    """imageio.inspect_file of each path (decode, verify, hash, measure), in order: by `executor` (an
+    executors.base.Executor: worker processes, a Ray cluster), else here, one file after another."""
+    kinds = tuple(kinds)
+    if executor is not None:
+        found = executor.map(decode_batch, paths, limits, kinds, desc="decoding", quiet=quiet)
     else:
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        chunk = max(1, min(32, len(jobs) // (workers * 8)))
-        with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            out = list(progress(pool.imap(_inspect_job, jobs, chunksize=chunk), total=len(jobs), desc="decoding", quiet=quiet))
-    return [Inspection(**d) for d in out]
+        found = [d for p in progress(paths, total=len(paths), desc="decoding", quiet=quiet)
+                 for d in decode_batch([p], limits, kinds)]
+    return [Inspection(**d) for d in found]
 
 
 def _store(cat: Catalog, seen: list[dict], roots: Sequence[Path], ws: Workspace, known: dict) -> None:

@@ -33,3 +33,8 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="datacurate-parent-watch", daemon=True).start()
+
+
+def worker_init(_worker_id: int = 0) -> None:
+    """A torch DataLoader's worker_init_fn: the loader worker dies with the process that started it."""
+    die_with_parent(os.getppid())

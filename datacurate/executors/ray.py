@@ -1,255 +1,167 @@
-"""Connecting to a Ray cluster: a quick answer or one clear line, and every node must see the workspace.
+"""The Ray executor: kernels as tasks and actors on a connected cluster (connect.py), with back-pressure and retries.
 
-A cluster that does not answer would keep `ray.init` retrying for a minute or more while Ray's C++
-client prints warnings; so the address is probed first, within `connect_timeout`: a TCP connection,
-the HTTP/2 greeting every gRPC server answers, and for a head's address the cluster id its GCS gives.
+Kernels and actor classes are sent to Ray by reference (module and name), so every node needs the
+same datacurate installed; they read files and return results, they never write in the workspace.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
 import sys
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
+import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from datacurate.executors.options import AUTO, INSTALL, RayOptions, host_port
 from datacurate.core.errors import UserError
+from datacurate.executors.batches import chunks
+from datacurate.executors.connect import Cluster, first_line
 
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-SETTINGS = 0x4
+
+class Stopped(Exception):
+    """A task cancelled because the caller's stop event was set."""
 
 
-@dataclass
-class Cluster:
-    """A connected cluster and the options of the work sent to it."""
+class TaskFailed(Exception):
+    """A task that failed on the cluster after `retries` retries; `cause` is the first line of why."""
 
-    opts: RayOptions
-    address: str
-    cpus: float
-    gpus: float
-    nodes: int
-    scratch: Path | None = None   # a folder in the workspace every node sees (files the driver hands the workers)
+    def __init__(self, cause: str, retries: int):
+        super().__init__(cause)
+        self.cause, self.retries = cause, retries
 
-    @property
-    def in_flight(self) -> int:
-        return self.opts.in_flight or max(2, int(2 * self.cpus / max(self.opts.num_cpus, 0.01)))
 
-    @property
-    def num_gpus(self) -> float:
-        """GPUs per embedding actor: ray.num_gpus, else 1 when the cluster has GPUs."""
-        if self.opts.num_gpus is not None:
-            return self.opts.num_gpus
-        return 1.0 if self.gpus >= 1 else 0.0
+class RayExecutor:
+    """Work on a Ray cluster: map (ray.batch_size items per task), single tasks (task) and actors (actor_map)."""
+
+    remote = True
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
 
     @property
-    def actors(self) -> int:
-        if self.opts.actors:
-            return self.opts.actors
-        if self.num_gpus > 0:
-            return max(1, int(self.gpus / self.num_gpus))
-        return max(1, min(self.nodes, int(self.cpus / max(self.opts.num_cpus, 0.01))))
+    def scratch(self) -> Path | None:
+        """A folder every node sees (files the driver hands the workers)."""
+        return self.cluster.scratch
 
+    @property
+    def num_cpus(self) -> float:
+        """CPUs each task and actor asks for (ray.num_cpus)."""
+        return self.cluster.opts.num_cpus
 
-def import_ray():
-    try:
+    def map(self, kernel: Callable[..., list], items: Sequence[Any], *shared: Any, desc: str = "",
+            quiet: bool = True) -> list:
+        """One result per item, in order (see base.Executor.map): kernel(batch, *shared) as Ray tasks."""
+        batches = chunks(items, self.cluster.opts.batch_size)
+        parts = self._run_batches(kernel, batches, shared, f"{desc} (ray)", quiet)
+        return [out for part in parts for out in part]
+
+    def _run_batches(self, func: Callable, batches: Sequence[Sequence[Any]], shared: Sequence[Any], desc: str,
+                     quiet: bool) -> list[Any]:
+        """func(batch, *shared) for every batch as Ray tasks, in order: at most cluster.in_flight at once
+        (back-pressure), each retried up to ray.max_retries times when its worker dies or it raises,
+        with a progress bar on stderr counting the items."""
         import ray
-    except ImportError:
-        raise UserError(f"--ray needs Ray, which is not installed: {INSTALL}") from None
-    return ray
 
-
-@contextmanager
-def connected(opts: RayOptions, folders: Sequence[Path] = (), *, quiet: bool = True) -> Iterator[Cluster]:
-    """Connect (or use the connection this process already has), check that every alive node sees
-    `folders` (the first holds a marker file written for the check), yield, disconnect."""
-    ray = import_ray()
-    ours = not ray.is_initialized()
-    address = _connect(ray, opts) if ours else "the cluster this process is connected to"
-    restore = _cluster_messages_to_stderr()
-    try:
-        cluster = _describe(ray, opts, address)
-        if folders:
-            check_nodes(ray, cluster, folders)
-            cluster.scratch = Path(folders[0])
-        if not quiet:
-            print(f"datacurate: on the Ray cluster at {cluster.address}: {cluster.nodes} nodes, "
-                  f"{cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs", file=sys.stderr)
-        yield cluster
-    finally:
-        restore()
-        if ours:
-            ray.shutdown()
-
-
-def _cluster_messages_to_stderr():
-    """Ray's driver prints the cluster's messages ("A worker died or was killed while executing a task...")
-    on stdout, where --json goes; send them to stderr. Returns the undo."""
-    try:
-        from ray._private import worker
-    except ImportError:  # another layout: leave Ray as it is
-        return lambda: None
-    original = getattr(worker, "print_to_stdstream", None)
-    if original is None:
-        return lambda: None
-
-    def to_stderr(data, *args, **kwargs):
-        return original({**data, "is_err": True}, *args, **kwargs)
-
-    worker.print_to_stdstream = to_stderr
-    return lambda: setattr(worker, "print_to_stdstream", original)
-
-
-def _connect(ray, opts: RayOptions) -> str:
-    address = opts.address
-    if address == AUTO:
-        address = _auto_address(ray)
-    if address != "local":
-        probe(address, opts.connect_timeout)
-    saved = os.environ.pop("RAY_ADDRESS", None) if opts.address != AUTO else None  # an explicit address wins
-    try:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True,
-                 include_dashboard=False if address == "local" else None)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}") from None
-    finally:
-        if saved is not None:
-            os.environ["RAY_ADDRESS"] = saved
-    return address
-
-
-def _auto_address(ray) -> str:
-    """$RAY_ADDRESS, else the cluster `ray start` last started on this machine."""
-    env = os.environ.get("RAY_ADDRESS")
-    if env:
-        return env if env in (AUTO, "local") or host_port(env) else _bad_env(env)
-    try:
-        from ray._private.services import find_bootstrap_address
-
-        found = find_bootstrap_address(None)
-    except Exception:  # noqa: BLE001 - a private helper: without it, ray.init finds the cluster itself
-        return AUTO
-    if not found:
-        raise UserError("--ray: no Ray cluster is running on this machine and RAY_ADDRESS is not set; "
-                        "start one (`ray start --head`) or name it: --ray HOST:6379")
-    return found
-
-
-def _bad_env(value: str) -> str:
-    raise UserError(f"RAY_ADDRESS={value!r} is not HOST:PORT or ray://HOST:PORT")
-
-
-def probe(address: str, timeout: float) -> None:
-    """Raise UserError unless Ray answers at `address` within `timeout`: the head's GCS (its cluster id), or
-    for ray:// a gRPC server (Ray Client)."""
-    found = host_port(address)
-    if found is None:
-        return
-    host, port = found
-    what = f"the Ray cluster at {address} does not answer"
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(HTTP2_PREFACE)
-            head = _read(sock, 9)
-    except socket.gaierror as exc:
-        raise UserError(f"{what}: cannot resolve {host} ({exc.strerror})") from None
-    except socket.timeout:
-        raise UserError(f"{what} within {timeout:g} s (ray.connect_timeout); is `ray start --head --port {port}` "
-                        f"running there, and the port open?") from None
-    except OSError as exc:
-        raise UserError(f"{what}: {(exc.strerror or str(exc)).lower()}; start the head there with "
-                        f"`ray start --head --port {port}`") from None
-    unlike = (f"{what} like Ray: something else listens on port {port} (the head's port is the one "
-              f"`ray start --head` printed, 6379 by default; Ray Client's is 10001)")
-    if len(head) < 9 or head[3] != SETTINGS:
-        raise UserError(unlike)
-    if not address.startswith("ray://") and not _gcs_answers(host, port, timeout):
-        raise UserError(unlike)
-
-
-def _gcs_answers(host: str, port: int, timeout: float) -> bool:
-    """Ray's GCS gives its cluster id (what ray.init asks first, retrying for a minute when it cannot)."""
-    try:
-        import grpc
-        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-    except ImportError:  # Ray's generated stubs moved: ray.init will say it
-        return True
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    with grpc.insecure_channel(target) as channel:
+        opts = self.cluster.opts
+        remote = ray.remote(func).options(num_cpus=opts.num_cpus, max_retries=opts.max_retries,
+                                          retry_exceptions=opts.max_retries > 0)
+        refs = [ray.put(a) for a in shared]
+        out: list[Any] = [None] * len(batches)
+        pending: dict[Any, int] = {}
+        bar = _bar(sum(len(b) for b in batches), desc, quiet)
+        nxt = 0
         try:
-            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
-                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
-        except grpc.RpcError:
-            return False
-    return True
+            while nxt < len(batches) or pending:
+                while nxt < len(batches) and len(pending) < self.cluster.in_flight:
+                    pending[remote.remote(batches[nxt], *refs)] = nxt
+                    nxt += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    i = pending.pop(ref)
+                    out[i] = self._get(ray, ref, desc)
+                    bar.update(len(batches[i]))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            bar.close()
+        return out
+
+    def task(self, kernel: Callable, *shared: Any) -> "Task":
+        """A kernel to call one item at a time, from any thread: Task.call(item) runs kernel(item, *shared)."""
+        return Task(self.cluster, kernel, shared)
+
+    def actor_map(self, cls: type, init: Sequence[Any], method: str, batches: Sequence[Sequence[Any]], *,
+                  desc: str, quiet: bool = True, per_actor: int = 2) -> list[Any]:
+        """actor.method(batch) for every batch, in order, on actors cls(*init) (cluster.actors of them, no more
+        than batches): at most `per_actor` batches queued on each, so the next one is there when it finishes
+        one. An actor whose worker dies is restarted and its batch run again (ray.max_retries)."""
+        import ray
+
+        retries = self.cluster.opts.max_retries
+        actor = ray.remote(cls).options(num_cpus=self.num_cpus, num_gpus=self.cluster.num_gpus,
+                                        max_restarts=retries, max_task_retries=retries)
+        actors = [actor.remote(*init) for _ in range(min(self.cluster.actors, max(1, len(batches))))]
+        out: list[Any] = [None] * len(batches)
+        load = {i: 0 for i in range(len(actors))}
+        pending: dict = {}
+        bar = _bar(sum(len(b) for b in batches), f"{desc} (ray)", quiet)
+        nxt = 0
+        try:
+            while nxt < len(batches) or pending:
+                for a in sorted(load, key=load.get):
+                    while nxt < len(batches) and load[a] < per_actor:
+                        pending[getattr(actors[a], method).remote(batches[nxt])] = (a, nxt)
+                        load[a] += 1
+                        nxt += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    a, b = pending.pop(ref)
+                    load[a] -= 1
+                    out[b] = self._get(ray, ref, desc)
+                    bar.update(len(batches[b]))
+        finally:
+            bar.close()
+            for a in actors:
+                ray.kill(a)
+        return out
+
+    def _get(self, ray, ref, desc: str) -> Any:
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.RayError, OSError) as exc:
+            raise UserError(f"{desc} on the Ray cluster failed after {self.cluster.opts.max_retries} retries "
+                            f"(ray.max_retries): {first_line(exc)}") from None
 
 
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
+class Task:
+    """One kernel, a Ray task per call, each retried when its worker dies (ray.max_retries); `shared` is sent once."""
+
+    def __init__(self, cluster: Cluster, kernel: Callable, shared: Sequence[Any]):
+        import ray
+
+        opts = cluster.opts
+        self.ray, self.retries = ray, opts.max_retries
+        self.remote = ray.remote(kernel).options(num_cpus=opts.num_cpus, max_retries=opts.max_retries,
+                                                 retry_exceptions=opts.max_retries > 0)
+        self.shared = tuple(ray.put(a) for a in shared)
+
+    def call(self, item: Any, stop: threading.Event | None = None) -> Any:
+        """kernel(item, *shared) on the cluster. Raises Stopped when `stop` is set first (the task is
+        cancelled), TaskFailed when it failed after its retries."""
+        ray = self.ray
+        ref = self.remote.remote(item, *self.shared)
+        while not ray.wait([ref], timeout=0.5)[0]:
+            if stop is not None and stop.is_set():
+                ray.cancel(ref, force=True)
+                raise Stopped
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            raise TaskFailed(first_line(exc), self.retries) from None
 
 
-def _describe(ray, opts: RayOptions, address: str) -> Cluster:
-    resources = ray.cluster_resources()
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    return Cluster(opts, address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), len(nodes))
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
 
-
-def check_nodes(ray, cluster: Cluster, folders: Sequence[Path]) -> None:
-    """A small task on every alive node reads a marker file written in folders[0] and looks for the
-    other folders; the first node that cannot is named in one line."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from datacurate import __version__
-    from datacurate.scrape.remote import see_workspace
-
-    marker = Path(folders[0]) / f".ray-check-{uuid.uuid4().hex}"
-    token = uuid.uuid4().hex
-    marker.write_text(token)
-    try:
-        remote = ray.remote(see_workspace)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        refs = {remote.options(num_cpus=0, max_retries=1, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            n["NodeID"], soft=False)).remote(str(marker), token, [str(f) for f in folders[1:]]): n for n in nodes}
-        timeout = max(30.0, 3 * cluster.opts.connect_timeout)
-        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
-        for ref in late:
-            raise UserError(f"Ray node {_node_name(refs[ref])} did not run a check within {timeout:g} s "
-                            f"(is it overloaded, or without the Python environment datacurate runs in?)")
-        for ref in ready:
-            node = refs[ref]
-            try:
-                problem, version = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - a node that cannot even import datacurate
-                raise UserError(f"Ray node {_node_name(node)} cannot run datacurate's check: {_first_line(exc)} "
-                                f"(install the same datacurate and Python packages on every node)") from None
-            if problem:
-                raise UserError(f"Ray node {_node_name(node)} cannot see the workspace: {problem}; every node "
-                                f"must reach it at the same path through a shared file system (NFS, CephFS, "
-                                f"Lustre...), see docs/scale.md")
-            if version != __version__:
-                raise UserError(f"Ray node {_node_name(node)} has datacurate {version}, this machine {__version__}: "
-                                f"install the same version on every node")
-    finally:
-        marker.unlink(missing_ok=True)
-
-
-def _node_name(node: dict) -> str:
-    host = node.get("NodeManagerHostname") or "?"
-    return f"{host} ({node.get('NodeManagerAddress', '?')}, id {node.get('NodeID', '?')[:12]})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
+    return tqdm(total=total, desc=desc, disable=True if quiet else None, file=sys.stderr, leave=False,
+                dynamic_ncols=True)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import multiprocessing as mp
 import os
-import sys
 from pathlib import Path
 from typing import Iterable
 
-from datacurate.core.terminal import progress
 from datacurate.core.fsutil import PARTIAL, file_mode, replace_file
+from datacurate.executors.base import local_executor
 
 SIZE = 128
 FOLDER = "thumbs"
@@ -55,15 +53,13 @@ def make_thumbnails(folder: Path, wanted: Iterable[tuple[str | os.PathLike, str]
 
 
 def _run(jobs: list[tuple[str, str, int]], workers: int | None, quiet: bool) -> list[bool]:
-    from datacurate.core.index import die_with_parent
+    """_make of every job, in the local process pool (here, one by one, for fewer than 16)."""
+    return local_executor(workers, serial_below=16).map(_make_all, jobs, desc="thumbnails", quiet=quiet)
 
-    workers = max(1, workers or os.cpu_count() or 1)
-    if workers == 1 or len(jobs) < 16:
-        return [_make(j) for j in progress(jobs, total=len(jobs), desc="thumbnails", quiet=quiet)]
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    chunk = max(1, min(32, len(jobs) // (workers * 8)))
-    with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        return list(progress(pool.imap(_make, jobs, chunksize=chunk), total=len(jobs), desc="thumbnails", quiet=quiet))
+
+def _make_all(jobs: list[tuple[str, str, int]]) -> list[bool]:
+    """The kernel: a batch of thumbnails."""
+    return [_make(j) for j in jobs]
 
 
 def _make(job: tuple[str, str, int]) -> bool:

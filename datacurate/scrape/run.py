@@ -22,22 +22,21 @@ from typing import Callable
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.terminal import phase
 from datacurate.core.index import index_files, walk_files
-from datacurate.core.imageio import inspect_bytes
+from datacurate.executors.base import Executor, executor_for
 from datacurate.scrape import engines as eng
 from datacurate.scrape import refusals
 from datacurate.scrape.licenses import allows
-from datacurate.scrape.net import HostGate, Net, NetConfig, Refused, x_robots_forbids
+from datacurate.scrape.examine import Examined, check_x_robots, examine
+from datacurate.scrape.net import HostGate, Net, NetConfig, Refused
 from datacurate.scrape.options import ROBOTS_TOKEN, ScrapeOptions
 from datacurate.scrape.plan import class_queries, load_url_lists, select_classes
 from datacurate.scrape.refusals import Refusal
+from datacurate.scrape.remote import Downloader
 from datacurate.scrape.result import ScrapeResult
 from datacurate.scrape.store import (
-    Store, disk_full_error, forget, is_disk_full, prior_urls, record, recover, sweep_partials, to_trainable, unlink_saved,
+    Store, disk_full_error, forget, is_disk_full, prior_urls, record, recover, sweep_partials, unlink_saved,
 )
 from datacurate.core.workspace import Workspace
-
-HASH_KINDS = ("phash",)
-
 
 @dataclass
 class Candidate:
@@ -119,8 +118,6 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     `ray`: download and decode on a Ray cluster (an address, "auto"; False: here; None: datacurate.yaml's
     `ray.address`); result pages are still read here, and only this process saves and writes the catalog.
     """
-    from datacurate.executors.use import cluster_for
-
     warn = warn or (lambda msg: print(f"datacurate: warning: {msg}", file=sys.stderr))
     started = time.monotonic()
     classes = select_classes(ws, opts)
@@ -133,9 +130,9 @@ def scrape(ws: Workspace, opts: ScrapeOptions, *, quiet: bool = True,
     else:
         from datacurate.scrape.report import write_reports
 
-        with open_catalog(ws) as cat, cluster_for(ws, ray, [ws.state_dir], quiet=quiet) as cluster:
+        with open_catalog(ws) as cat, executor_for(ws, ray, folders=[ws.state_dir], quiet=quiet) as executor:
             try:
-                _run(ws, cat, opts, result, url_lists, quiet, warn, cluster)
+                _run(ws, cat, opts, result, url_lists, quiet, warn, executor)
                 result.seconds = time.monotonic() - started
                 with phase("scrape: writing reports", quiet=quiet):
                     result.reports = write_reports(ws, cat, result)
@@ -187,7 +184,7 @@ def _warm_up() -> None:
 
 
 def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists: dict, quiet: bool, warn,
-         cluster=None) -> None:
+         executor: Executor | None = None) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
     sweep_partials(ws)
     recover(ws, cat)  # files a killed run saved but never catalogued: recorded with their provenance
@@ -214,7 +211,7 @@ def _run(ws, cat: Catalog, opts: ScrapeOptions, result: ScrapeResult, url_lists:
         for rank, url in enumerate(url_lists.get(klass, [])):
             _take(result, notes, st, Candidate(klass, "urls", "(urls file)", rank, url, None), opts.license)
         record(cat, notes)
-    Runner(ws, cat, opts, result, states, known, quiet, warn, cluster).run()
+    Runner(ws, cat, opts, result, states, known, quiet, warn, executor).run()
 
 
 def _take(result: ScrapeResult, rows: list, st: ClassState, cand: Candidate, allowed: frozenset | None) -> None:
@@ -253,7 +250,7 @@ class Runner:
     """The scheduling loop (main thread) and the work done in the pool (page fetch, download)."""
 
     def __init__(self, ws, cat, opts: ScrapeOptions, result: ScrapeResult, states: list[ClassState], known: set,
-                 quiet, warn, cluster=None):
+                 quiet, warn, executor: Executor | None = None):
         self.ws, self.cat, self.opts, self.result, self.states, self.warn = ws, cat, opts, result, states, warn
         self.quiet = quiet
         self.stop = threading.Event()
@@ -278,10 +275,8 @@ class Runner:
         self.rows: list = []  # catalog entries waiting for the next transaction
         self.finished: queue.SimpleQueue = queue.SimpleQueue()  # futures as they complete
         self.downloader = None  # a Ray cluster's: images are fetched and decoded there
-        if cluster is not None:
-            from datacurate.scrape.remote import Downloader
-
-            self.downloader = Downloader(cluster, self.net.config, opts.max_bytes, self.limits)
+        if executor is not None and executor.remote:
+            self.downloader = Downloader(executor, self.net.config, opts.max_bytes, self.limits)
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -509,7 +504,7 @@ class Runner:
         if self.downloader is not None:
             return self._fetch_on_cluster(cand)
         try:
-            return cand, self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=_check_x_robots)
+            return cand, self.net.fetch(cand.image_url, max_bytes=self.opts.max_bytes, check_headers=check_x_robots)
         except Refused as exc:
             return Outcome(cand, exc.status, exc.content_type, exc.nbytes, reason=exc.reason, detail=exc.detail)
 
@@ -576,43 +571,6 @@ class Runner:
         else:
             tally.rejected[out.reason] += 1
         self.rows.append((_prov(out), out.row, out.hashes))
-
-
-@dataclass
-class Examined:
-    """What the full decode found in a download (here or on a Ray worker): the bytes to save, or why not."""
-
-    status: int | None
-    content_type: str | None
-    nbytes: int | None
-    sha256: str | None = None
-    reason: str | None = None
-    detail: str = ""
-    data: bytes = b""
-    saved: object = None          # the Inspection of `data` (a GIF's PNG, or the download itself)
-
-
-def examine(got, limits) -> Examined:
-    """Decode fully (the same check as clean), and what would be saved: the bytes, or a PNG for a GIF."""
-    ex = Examined(got.status, got.content_type, len(got.data))
-    ins = inspect_bytes(got.data, limits, HASH_KINDS)
-    ex.sha256 = ins.sha256
-    if not ins.ok:
-        ex.reason, ex.detail = ins.reason, ins.detail
-        return ex
-    ex.data, ex.saved = to_trainable(got.data, ins, limits)
-    if not ex.saved.ok:
-        ex.reason, ex.detail = ex.saved.reason, ex.saved.detail
-    return ex
-
-
-def _check_x_robots(status: int, headers) -> None:
-    value = headers.get("X-Robots-Tag")
-    if value:
-        word = x_robots_forbids(value, ROBOTS_TOKEN)
-        if word:
-            raise Refused("x-robots-tag", f"X-Robots-Tag: {value}", status=status,
-                          content_type=headers.get("Content-Type"))
 
 
 def urlhost(url: str | None) -> str:

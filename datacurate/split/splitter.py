@@ -14,6 +14,7 @@ from pathlib import Path
 from datacurate.core.catalog import open_catalog
 from datacurate.core.terminal import phase
 from datacurate.core.index import index_files
+from datacurate.executors.base import local_executor
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import PARTIAL, check_folder, check_target, file_mode, remove_file, replace_file, shown, text_path
 from datacurate.core.lock import workspace_lock
@@ -112,7 +113,7 @@ def _index(ws: Workspace, cat, quiet: bool) -> tuple[list, dict[str, str], list[
     before = {(r[0], r[1], r[2]) for r in cat.db.execute("SELECT path, size, mtime_ns FROM files WHERE checked IS NOT NULL")}
     problems: list[tuple[str, str]] = []
     rows = index_files(ws, cat, sources=SPLIT_SOURCES, decode=True, limits=limits, hash_kinds=(kind,),
-                       quiet=quiet, problems=problems)
+                       executor=local_executor(), quiet=quiet, problems=problems)
     for path, why in problems:
         raise UserError(f"{shown(ws.rel(path))} {why}: its images would drop out of the split unseen; "
                         "fix it (chmod) or move it out of the data folders")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -163,9 +163,9 @@ def _collate_keep_index(batch):
 
 
 def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str, str]], opts: VetOptions, *,
-                     quiet: bool = True, cluster=None) -> tuple[dict[str, np.ndarray], int, dict[str, str]]:
-    """Vectors by sha256 for (absolute path, sha256) items: from the cache, the rest embedded (here, or by
-    actors on a Ray `cluster`) and stored.
+                     quiet: bool = True, embed: Callable | None = None) -> tuple[dict[str, np.ndarray], int, dict[str, str]]:
+    """Vectors by sha256 for (absolute path, sha256) items: from the cache, the rest embedded (here by
+    embed_files, or by `embed`, which takes and returns the same: vet.remote's actors on a Ray cluster) and stored.
 
     Returns (vectors, how many were embedded now, {path: why} for files that did not decode).
     """
@@ -179,12 +179,7 @@ def embed_with_cache(cat: Catalog, backbone: Backbone, items: Sequence[tuple[str
     failed: dict[str, str] = {}
     if todo:
         paths = list(todo)
-        if cluster is not None:
-            from datacurate.vet.remote import embed_on_cluster
-
-            vectors, bad = embed_on_cluster(cluster, backbone, paths, opts, quiet=quiet)
-        else:
-            vectors, bad = embed_files(backbone, paths, opts, quiet=quiet)
+        vectors, bad = (embed or embed_files)(backbone, paths, opts, quiet=quiet)
         # rounded as the cache keeps them, so a first run and a cached re-run judge the same numbers
         new = {todo[p]: v.astype(np.float16).astype(np.float32) for p, v in zip(paths, vectors) if v is not None}
         failed = {paths[i]: why for i, why in bad.items()}

@@ -34,14 +34,15 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
     `ray.address`).
     """
     from datacurate.core.index import index_files
-    from datacurate.executors.use import cluster_for
+    from datacurate.executors.base import executor_for
+    from datacurate.vet.remote import embedder_for
     from datacurate.vet.embed import embed_with_cache, load_backbone
 
     opts = options or resolve(ws, flags)
     start = time.perf_counter()
     result = VetResult(dry_run=dry_run)
     with open_catalog(ws) as cat, \
-            cluster_for(ws, ray, [ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as cluster:
+            executor_for(ws, ray, folders=[ws.state_dir, *(ws.path(s) for s in SOURCES)], quiet=quiet) as executor:
         rows = [r for r in index_files(ws, cat, SOURCES, quiet=quiet) if _usable(r)]
         kept = _restored_by_user(cat)
         classes = _vetted_classes(rows, result)
@@ -57,7 +58,8 @@ def vet(ws: Workspace, *, dry_run: bool = False, quiet: bool = True, options: Ve
             backbone = load_backbone(ws, opts, quiet=quiet)
         result.model = backbone.description
         vectors, result.embedded, result.undecodable = embed_with_cache(
-            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet, cluster=cluster)
+            cat, backbone, [(str(ws.abs(r["path"])), r["sha256"]) for r in rows], opts, quiet=quiet,
+            embed=embedder_for(executor))
         rows = [r for r in rows if r["sha256"] in vectors]
         result.cached = len({r["sha256"] for r in rows}) - result.embedded
         with phase(f"vet: judging {len(rows)} images (neighbours, {opts.folds}-fold classifier)", quiet=quiet):

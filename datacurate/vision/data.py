@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datacurate.core.procutil import worker_init
 from datacurate.core.errors import UserError
 from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
 
@@ -204,7 +205,7 @@ class EpochLoader:
         self.batches = EpochBatches(len(ds), batch_size, seed, shuffle, endless=stream, rank=rank, world=world)
         self.loader = DataLoader(ds, batch_sampler=self.batches, num_workers=workers, collate_fn=collate, pin_memory=pin,
                                  prefetch_factor=2 if workers else None, persistent_workers=workers > 0 and not stream,
-                                 worker_init_fn=die_with_parent if workers else None,
+                                 worker_init_fn=worker_init if workers else None,
                                  generator=torch.Generator().manual_seed(seed))  # workers' seeds: not from the global RNG
         self.stream, self.epoch, self._it, self._next = stream, 0, None, None
 
@@ -226,13 +227,6 @@ class EpochLoader:
         for _ in range(len(self)):
             yield next(self._it)
         self._next = self.epoch + 1
-
-
-def die_with_parent(_worker_id: int = 0) -> None:
-    """Loader worker start (worker_init_fn): end this worker when the trainer dies, even by SIGKILL."""
-    from datacurate.core.procutil import die_with_parent as arm
-
-    arm(os.getppid())
 
 
 def make_loader(ds: ImageSet, batch_size: int, workers: int, *, shuffle: bool, seed: int = 0, pin: bool = False,
