@@ -8,7 +8,8 @@ from datacurate.clean.options import DEFAULT_THRESHOLD, MAX_THRESHOLD
 from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
-from datacurate.core.terminal import echo_json, echo_result, echo_table, json_option, pass_ctx
+from datacurate.core.terminal import echo_json, echo_result, echo_table
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.ray import ray_flag, ray_options
 from datacurate.core.fsutil import shown
 from datacurate.core.imageio import HASH_KINDS, REASONS

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from datacurate.core.terminal import pass_ctx
+from datacurate.cli.context import pass_ctx
 from datacurate.regenerate import ALIASES, STAGES
 
 

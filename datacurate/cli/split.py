@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import json_option, pass_ctx
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.core.errors import UserError
 from datacurate.split.options import CONVERT_FORMATS, LINK_MODES, MANIFEST_FORMATS
 

@@ -8,7 +8,8 @@ import typing
 
 import click
 
-from datacurate.core.terminal import echo_json, echo_result, json_option, pass_ctx
+from datacurate.core.terminal import echo_json, echo_result
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.core.errors import UserError
 from datacurate.train.options import TTA_MODES, Metric
 from datacurate.train.submission import FORMATS

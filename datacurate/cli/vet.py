@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import echo_result, json_option, pass_ctx
+from datacurate.core.terminal import echo_result
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.ray import ray_flag, ray_options
 
 
