@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from datacurate.clean.options import CleanOptions
-from datacurate.clean.quality import FLAGS
+from datacurate.clean.reasons import KEEPABLE, SET_ASIDE
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
 from datacurate.core.terminal import echo_json, echo_result, echo_table
@@ -13,10 +13,6 @@ from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
 from datacurate.core.fsutil import shown
-from datacurate.core.imageio import REASONS
-
-KEEPABLE = ("too-small", "odd-aspect", "near-duplicate", "label-conflict") + FLAGS + ("off-topic", "wrong-class")
-SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
 
 
 @click.command()

@@ -115,7 +115,7 @@ def _aside(ws: Workspace, t: Target, row, **_) -> tuple[str, dict]:
 
 
 def _reasons() -> tuple[str, ...]:
-    from datacurate.cli.clean import SET_ASIDE
+    from datacurate.clean.reasons import SET_ASIDE
 
     return SET_ASIDE
 
