@@ -119,11 +119,12 @@ FLAGS: dict[str, Flag | None] = {
     "ray.address": Flag("clean --ray", generated=False),  # and vet --ray, scrape --ray (datacurate/cli/ray.py)
     "ray.*": None,                    # tuning of the cluster's tasks
     "clean.against": Flag(path=True),
+    "clean.convert_unsupported": Flag(note="formats ImageFolder skips"),
     "clean.drop": Flag(note="comma-separated among placeholder, low-information, dark, light, blurry, odd-size, grayscale"),
     "scrape.engine": Flag(aliases=("-e",), metavar="NAMES", note="wikimedia, openverse and flickr say each image's "
                           "licence and author; google is not offered: Google image search needs JavaScript and does "
                           "not work from a command-line client"),
-    "scrape.fallback": Flag(note="e.g. -e baidu,bing --fallback"),
+    "scrape.fallback": Flag(note="refusing: blocked, bad key, changed format; e.g. -e baidu,bing --fallback"),
     "scrape.license": Flag(metavar="NAMES", note="cc0, pdm, by, by-sa, by-nd, by-nc, by-nc-sa, by-nc-nd; engines "
                            "wikimedia, openverse, flickr"),
     "scrape.suffix": Flag(aliases=("-s",), metavar="TEXT", note='e.g. "shirt doll"'),
@@ -137,9 +138,13 @@ FLAGS: dict[str, Flag | None] = {
     "scrape.openverse_token": Flag(metavar="TOKEN", note="anonymous use is limited to 20 requests a minute"),
     "scrape.contact": Flag(metavar="EMAIL_OR_URL"),
     "scrape.concurrency": Flag(aliases=("-j",)),
+    "scrape.retries": Flag(note="honouring Retry-After"),
     "scrape.max_bytes": Flag(text=True, metavar="SIZE"),
+    "scrape.allow_private": Flag(note="link-local and cloud metadata addresses stay refused"),
     "scrape.allow_host": Flag(multiple=True, metavar="HOST", note="repeatable"),
     "scrape.user_agent": Flag(metavar="TEXT"),
+    "vet.move_originals": Flag(note="also move originals that look like another class"),
+    "split.link": Flag(note="copies across file systems"),
     "split.convert": Flag(choices=("jpeg", "png", "none")),
     "split.manifest": Flag(choices=("csv", "jsonl", "none")),
     "split.stats_size": Flag("stats --size"),
@@ -150,19 +155,24 @@ FLAGS: dict[str, Flag | None] = {
     "train.normalize": Flag(choices=("auto", "split", "imagenet")),
     "train.augment": Flag(metavar="PRESET", note="train.augment in datacurate.yaml overrides it key by key "
                           "(see `augment-preview`)"),
+    "train.early_stop": Flag(note="the _ema ones need --ema"),
+    "train.tensorboard": Flag(note="loss, accuracy, learning rates and images/s"),
     "train.mixup": Flag(metavar="ALPHA"),
     "train.cutmix": Flag(metavar="ALPHA"),
     "train.mix_switch": Flag(metavar="P"),
     "train.no_bias_decay": Flag(off="--bias-decay"),
     "train.ema": Flag(metavar="DECAY"),
-    "train.teacher": Flag(metavar="RUN"),
+    "train.teacher": Flag(metavar="RUN", note="same classes"),
     "train.dist_timeout": Flag(metavar="SECONDS"),
     "train.groups": None,             # structured: a list of mappings
     "train.stages": None,             # structured: a list of mappings
     "train.brightness": None,         # the older key, kept working: train.augment's brightness
     "evaluate.run": Flag("evaluate RUN", generated=False),   # the command's arguments
     "evaluate.data": Flag("evaluate DATA", generated=False),
+    "evaluate.tta": Flag(note="the softmax is averaged over them"),
+    "predict.tta": Flag(note="the softmax is averaged over them"),
     "predict.label_map": Flag(metavar="FILE"),
+    "predict.columns": Flag(note="id is the file name without extension"),
 }
 # The keys whose flag is named otherwise, sits on another command, or is none (yaml only).
 FLAGS_ELSEWHERE: dict[str, str | None] = {key: None if f is None else f.flag for key, f in FLAGS.items()

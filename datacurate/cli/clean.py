@@ -133,9 +133,9 @@ def relabel(ctx, paths, klass, new_class, dry_run, as_json):
 
     `datacurate restore PATH` puts a relabelled file back where it was.
     """
-    from datacurate.clean.relabel import relabel as relabel_files
+    from datacurate import api
 
-    result = relabel_files(ctx.workspace(), paths, klass, new_class=new_class, dry_run=dry_run)
+    result = api.relabel(ctx.workspace(), paths, klass, new_class=new_class, dry_run=dry_run)
     if as_json:
         echo_json(result.summary())
         return

@@ -107,7 +107,7 @@ def _shown(value: Any) -> str:
         return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
-    return str(value)
+    return f'"{value}"' if isinstance(value, str) and " " in value else str(value)
 
 
 def numbers(kind: type, single: bool = False) -> Callable:
