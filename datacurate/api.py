@@ -223,6 +223,13 @@ def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool
                                   processes=processes), ws)
 
 
+
+def train_preflight(ws: Workspace | str | os.PathLike, *, resume: bool = False, **options: Any) -> None:
+    """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
+    from datacurate.train.run import preflight
+
+    preflight(workspace(ws), options, resume=resume)
+
 def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: str | os.PathLike | None = None, *,
              quiet: bool = True, **options: Any) -> "results.EvaluateRun":
     """Accuracy, per-class precision/recall and confusion matrix of `run` on `data` (default data/split/valid)."""

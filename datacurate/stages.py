@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from datacurate.core.errors import UserError, cut
-from datacurate.core.options import StageOptions, opt
+from datacurate.core.options import Flag, StageOptions, opt
 from datacurate.core.workspace import CONFIG_NAME, DEFAULT_PATHS
 
 
@@ -108,28 +108,91 @@ def options_model(section: str) -> type[StageOptions]:
     return _model(OTHER_SECTIONS.get(section) or BY_NAME[section].check)
 
 
-# -- which flag sets a key ----------------------------------------------------------------------
-# Every key of a section is its command's flag `--key-with-dashes`, except these: "COMMAND --FLAG"
-# (or "COMMAND ARG", an argument) where the flag is named otherwise or sits on another command, None where the key lives in
-# datacurate.yaml (or a pipeline file) alone. "section.*" covers the section's other keys.
-FLAGS_ELSEWHERE: dict[str, str | None] = {
+# -- which flag sets a key, and how -------------------------------------------------------------
+# Every key of a section is its command's flag `--key-with-dashes`, built from the field (type, default,
+# range, doc: datacurate/cli/flags.py). This is the one table of the exceptions: a Flag says how the
+# flag differs (another name or command, an argument, a repeatable flag, a comma list, a metavar, a
+# note for --help); None: the key lives in datacurate.yaml (or a pipeline file) alone. "section.*"
+# covers the section's other keys.
+FLAGS: dict[str, Flag | None] = {
     "paths.*": None,                  # the layout is the workspace's: -C picks the workspace, its file moves folders
-    "ray.address": "clean --ray",     # and vet --ray, scrape --ray
+    "ray.address": Flag("clean --ray", generated=False),  # and vet --ray, scrape --ray (datacurate/cli/ray.py)
     "ray.*": None,                    # tuning of the cluster's tasks
-    "scrape.classes": "scrape --class",
-    "evaluate.run": "evaluate RUN",   # the command's arguments
-    "evaluate.data": "evaluate DATA",
-    "split.stats_size": "stats --size",
+    "clean.against": Flag(path=True),
+    "clean.convert_unsupported": Flag(note="formats ImageFolder skips"),
+    "clean.drop": Flag(note="comma-separated among placeholder, low-information, dark, light, blurry, odd-size, grayscale"),
+    "scrape.engine": Flag(aliases=("-e",), metavar="NAMES", note="wikimedia, openverse and flickr say each image's "
+                          "licence and author; google is not offered: Google image search needs JavaScript and does "
+                          "not work from a command-line client"),
+    "scrape.fallback": Flag(note="refusing: blocked, bad key, changed format; e.g. -e baidu,bing --fallback"),
+    "scrape.license": Flag(metavar="NAMES", note="cc0, pdm, by, by-sa, by-nd, by-nc, by-nc-sa, by-nc-nd; engines "
+                           "wikimedia, openverse, flickr"),
+    "scrape.suffix": Flag(aliases=("-s",), metavar="TEXT", note='e.g. "shirt doll"'),
+    "scrape.template": Flag(metavar="TEXT"),
+    "scrape.queries": Flag(metavar="FILE", note="several queries, other text, or skip"),
+    "scrape.classes": Flag("--class", multiple=True, metavar="NAME", note="repeatable"),
+    "scrape.max_per_class": Flag(aliases=("-n",)),
+    "scrape.base_url": Flag(multiple=True, metavar="ENGINE=URL", note="repeatable"),
+    "scrape.urls": Flag(metavar="FILE"),
+    "scrape.flickr_key": Flag(metavar="KEY", note="32 hex digits; new keys need a Pro account"),
+    "scrape.openverse_token": Flag(metavar="TOKEN", note="anonymous use is limited to 20 requests a minute"),
+    "scrape.contact": Flag(metavar="EMAIL_OR_URL"),
+    "scrape.concurrency": Flag(aliases=("-j",)),
+    "scrape.retries": Flag(note="honouring Retry-After"),
+    "scrape.max_bytes": Flag(text=True, metavar="SIZE"),
+    "scrape.allow_private": Flag(note="link-local and cloud metadata addresses stay refused"),
+    "scrape.allow_host": Flag(multiple=True, metavar="HOST", note="repeatable"),
+    "scrape.user_agent": Flag(metavar="TEXT"),
+    "vet.move_originals": Flag(note="also move originals that look like another class"),
+    "split.link": Flag(note="copies across file systems"),
+    "split.convert": Flag(choices=("jpeg", "png", "none")),
+    "split.manifest": Flag(choices=("csv", "jsonl", "none")),
+    "split.stats_size": Flag("stats --size"),
+    "train.freeze_until": Flag(metavar="MODULE"),
+    "train.milestones": Flag(numbers="int", metavar="E1,E2"),
+    "train.gamma": Flag(numbers="float", metavar="G[,G2]"),
+    "train.resize": Flag(metavar="PIXELS"),
+    "train.normalize": Flag(choices=("auto", "split", "imagenet")),
+    "train.augment": Flag(metavar="PRESET", note="train.augment in datacurate.yaml overrides it key by key "
+                          "(see `augment-preview`)"),
+    "train.early_stop": Flag(note="the _ema ones need --ema"),
+    "train.tensorboard": Flag(note="loss, accuracy, learning rates and images/s"),
+    "train.mixup": Flag(metavar="ALPHA"),
+    "train.cutmix": Flag(metavar="ALPHA"),
+    "train.mix_switch": Flag(metavar="P"),
+    "train.no_bias_decay": Flag(off="--bias-decay"),
+    "train.ema": Flag(metavar="DECAY"),
+    "train.teacher": Flag(metavar="RUN", note="same classes"),
+    "train.dist_timeout": Flag(metavar="SECONDS"),
     "train.groups": None,             # structured: a list of mappings
     "train.stages": None,             # structured: a list of mappings
     "train.brightness": None,         # the older key, kept working: train.augment's brightness
+    "evaluate.run": Flag("evaluate RUN", generated=False),   # the command's arguments
+    "evaluate.data": Flag("evaluate DATA", generated=False),
+    "evaluate.tta": Flag(note="the softmax is averaged over them"),
+    "predict.tta": Flag(note="the softmax is averaged over them"),
+    "predict.label_map": Flag(metavar="FILE"),
+    "predict.columns": Flag(note="id is the file name without extension"),
 }
+# The keys whose flag is named otherwise, sits on another command, or is none (yaml only).
+FLAGS_ELSEWHERE: dict[str, str | None] = {key: None if f is None else f.flag for key, f in FLAGS.items()
+                                          if f is None or f.flag}
+
+
+def flag_spec(section: str, key: str) -> Flag | None:
+    """How `section.key`'s flag differs from the plain one (Flag() when it does not); None: datacurate.yaml only."""
+    for name in (f"{section}.{key}", f"{section}.*"):
+        if name in FLAGS:
+            return FLAGS[name]
+    return Flag()
 
 
 def flag_of(section: str, key: str) -> tuple[str, str] | None:
     """(command, flag) that sets `section.key`, or None when only datacurate.yaml does."""
-    for name in (f"{section}.{key}", f"{section}.*"):
-        if name in FLAGS_ELSEWHERE:
-            where = FLAGS_ELSEWHERE[name]
-            return None if where is None else (where.split()[0], where.split()[1])
-    return section, "--" + key.replace("_", "-")
+    spec = flag_spec(section, key)
+    if spec is None:
+        return None
+    words = spec.flag.split()
+    if len(words) == 2:
+        return words[0], words[1]
+    return section, words[0] if words else "--" + key.replace("_", "-")

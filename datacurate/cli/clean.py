@@ -4,50 +4,26 @@ from __future__ import annotations
 
 import click
 
-from datacurate.clean.options import DEFAULT_THRESHOLD, MAX_THRESHOLD
-from datacurate.clean.quality import DEFAULT_DROP, FLAGS, THRESHOLDS
+from datacurate.clean.options import CleanOptions
+from datacurate.clean.reasons import KEEPABLE, SET_ASIDE
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
-from datacurate.core.terminal import echo_json, echo_result, echo_table, json_option, pass_ctx
+from datacurate.core.terminal import echo_json, echo_result, echo_table
+from datacurate.cli.context import json_option, pass_ctx
+from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
 from datacurate.core.fsutil import shown
-from datacurate.core.imageio import HASH_KINDS, REASONS
-
-KEEPABLE = ("too-small", "odd-aspect", "near-duplicate", "label-conflict") + FLAGS + ("off-topic", "wrong-class")
-SET_ASIDE = REASONS + ("duplicate", "near-duplicate", "label-conflict", "test-leak", "converted") + FLAGS + (RENAMED, DERIVED) + ("off-topic", "wrong-class")
-
-
-def threshold_options(func):
-    """--dark-below, --light-above, ... one flag per quality threshold."""
-    for name, (flag, default) in reversed(THRESHOLDS.items()):
-        func = click.option(f"--{name.replace('_', '-')}", name, type=float,
-                            help=f"Threshold of the {flag} flag (default {default:g}).")(func)
-    return func
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--workers", type=int, help="Decoding processes (default: all cores).")
-@click.option("--min-size", type=int, help="Smallest short side in pixels (default 32).")
-@click.option("--max-pixels", type=int, help="Largest width x height (default Pillow's 89,478,485).")
-@click.option("--max-aspect", type=float, help="Largest long/short side ratio (default 10).")
-@click.option("--hash", "hash_", type=click.Choice(HASH_KINDS), help="Perceptual hash (default phash).")
-@click.option("--threshold", type=int, help=f"Near-duplicate Hamming distance in bits (default {DEFAULT_THRESHOLD}, at most {MAX_THRESHOLD}).")
-@click.option("--against", type=click.Path(), help="Test folder to check for leaks (default: data/test if present).")
-@click.option("--max-bytes", type=int, help="Largest file in bytes; larger ones are refused unread (default 512 MiB).")
-@click.option("--convert-unsupported", is_flag=True, default=None,
-              help="Convert formats ImageFolder skips (AVIF, JPEG 2000, TGA, PSD, ICO, DDS...) to PNG, as GIFs are.")
-@click.option("--drop", help=f"Quality flags that set aside images of any source, comma-separated ({', '.join(FLAGS)}); "
-                             f"default: {', '.join(DEFAULT_DROP)} for scraped images only.")
-@click.option("--keep-flags", is_flag=True, default=None, help="Report quality flags; set nothing aside for them.")
-@click.option("--placeholder-hashes", help="File of extra placeholder hashes (phash or sha256 hex, one a line).")
-@threshold_options
+@model_options(CleanOptions)
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @json_option
 @click.option("--rebuild-catalog", is_flag=True, help="Set the catalog aside and rebuild it from the folders first.")
 @ray_options
 @pass_ctx
-def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, ray, no_ray, **options):
+def clean(ctx, paths, dry_run, as_json, rebuild_catalog, ray, no_ray, **options):
     """Set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
     PATHS default to the workspace's data/original and data/scraped.
@@ -55,7 +31,7 @@ def clean(ctx, paths, dry_run, as_json, hash_, rebuild_catalog, ray, no_ray, **o
     from datacurate import api
 
     run = api.clean(ctx.workspace(), paths, dry_run=dry_run, rebuild_catalog=rebuild_catalog, quiet=ctx.quiet or as_json,
-                    hash=hash_, ray=ray_flag(ray, no_ray), **options)
+                    ray=ray_flag(ray, no_ray), **options)
     echo_result(run, as_json)
 
 
@@ -157,9 +133,9 @@ def relabel(ctx, paths, klass, new_class, dry_run, as_json):
 
     `datacurate restore PATH` puts a relabelled file back where it was.
     """
-    from datacurate.clean.relabel import relabel as relabel_files
+    from datacurate import api
 
-    result = relabel_files(ctx.workspace(), paths, klass, new_class=new_class, dry_run=dry_run)
+    result = api.relabel(ctx.workspace(), paths, klass, new_class=new_class, dry_run=dry_run)
     if as_json:
         echo_json(result.summary())
         return

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from datacurate.core.terminal import echo_json, json_option, pass_ctx
+from datacurate.core.terminal import echo_json
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_write_text
 from datacurate.core.workspace import CONFIG_NAME, Workspace

@@ -9,7 +9,7 @@ import traceback
 import click
 
 from datacurate import __version__
-from datacurate.core.terminal import Context
+from datacurate.cli.context import Context
 from datacurate.core.errors import UserError, cut
 
 # Command name -> module defining it (in its COMMANDS list). Modules load only when their command

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from datacurate import stages as registry
-from datacurate.core.terminal import echo_json, json_option, pass_ctx
+from datacurate.core.terminal import echo_json
+from datacurate.cli.context import json_option, pass_ctx
 from datacurate.core.errors import UserError
 from datacurate.core.oserrors import user_error
 from datacurate.pipeline.runner import STAGES, Pipeline, StageFailed, load_pipeline, run_pipeline

@@ -6,13 +6,15 @@ import json
 
 import click
 
-from datacurate.core.terminal import pass_ctx
+from datacurate.cli.context import pass_ctx
+from datacurate.cli.flags import model_options
 from datacurate.regenerate import ALIASES, STAGES
+from datacurate.split.options import SplitOptions
 
 
 @click.command("report")
 @click.argument("stages", nargs=-1, type=click.Choice(STAGES + tuple(ALIASES)))
-@click.option("--min-per-class", type=int, default=None, help="split: flag classes with fewer train images (default 10).")
+@model_options(SplitOptions, only=["min_per_class"])
 @click.option("--page-size", type=int, default=None, help="clean, vet: cards per page (default 200).")
 @click.option("--json", "as_json", is_flag=True, help="Print the paths written as JSON.")
 @pass_ctx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import json_option, pass_ctx
+from datacurate.cli.context import json_option, pass_ctx
 
 STAGES = ("clean", "vet")
 

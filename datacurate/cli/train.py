@@ -4,87 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
 
 import click
 
-from datacurate.core.terminal import echo_json, echo_result, json_option, pass_ctx
+from datacurate.core.terminal import echo_json, echo_result
+from datacurate.cli.context import json_option, pass_ctx
+from datacurate.cli.flags import model_options
 from datacurate.core.errors import UserError
-from datacurate.train.options import TTA_MODES, Metric
-from datacurate.train.submission import FORMATS
-
-_OPT = dict(default=None)
-
-
-def _numbers(kind: type, single: bool = False):
-    """A click callback: '3,6' -> [3, 6] (one number alone stays a number where `single`); one line when not numbers."""
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None):
-        if value is None:
-            return None
-        try:
-            out = [kind(v) for v in value.split(",")]
-        except ValueError:
-            raise UserError(f"{param.opts[0]} must be {'whole ' if kind is int else ''}numbers separated by commas, got {value!r}") from None
-        return out[0] if single and len(out) == 1 else out
-    return parse
+from datacurate.train.options import EvaluateOptions, PredictOptions, TrainOptions
 
 
 @click.command()
-@click.option("--arch", help="torchvision architecture (default resnext101_32x8d).", **_OPT)
-@click.option("--weights", help="imagenet | imagenet:IMAGENET1K_V1 | none | PATH to a state dict or checkpoint (default imagenet).", **_OPT)
-@click.option("--freeze-until", metavar="MODULE", help="Stage 2 trains MODULE and everything after it (default: by architecture, layer3.18 for resnext101_32x8d; --plan names it).", **_OPT)
-@click.option("--head-epochs", type=int, help="Stage 1: epochs training the head alone (default 2).", **_OPT)
-@click.option("--epochs", type=int, help="Stage 2: epochs unfrozen from --freeze-until (default 8).", **_OPT)
-@click.option("--milestones", metavar="E1,E2", callback=_numbers(int), help="Stage-2 epochs where the learning rate drops (default 3,6).", **_OPT)
-@click.option("--gamma", metavar="G[,G2]", callback=_numbers(float, single=True),
-              help="The factor of each drop: one, or one per milestone (default 0.2,0.1).", **_OPT)
-@click.option("--img-size", type=int, help="Crop size; images are resized to img_size*255/224 first (default 224).", **_OPT)
-@click.option("--resize", type=int, metavar="PIXELS", help="Resize the short side to this before the crop (default img_size*255/224).", **_OPT)
-@click.option("--normalize", type=click.Choice(["auto", "split", "imagenet"]),
-              help="Mean/std: split (data/split/stats.json), imagenet, or auto: split when stats.json exists (default auto).", **_OPT)
-@click.option("--batch-size", type=int, help="Batch size (default 32).", **_OPT)
-@click.option("--workers", type=int, help="DataLoader worker processes (default CPUs - 1, at most 16).", **_OPT)
-@click.option("--seed", type=int, help="Random seed (default 0).", **_OPT)
-@click.option("--label-smoothing", type=float, help="Cross-entropy label smoothing (default 0).", **_OPT)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).", **_OPT)
-@click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA: bf16 where supported, else fp16 (default on).")
-@click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format on CUDA (default on).")
-@click.option("--restore-best/--no-restore-best", default=None, help="End with best.pt's weights (default on).")
-@click.option("--bn-update/--no-bn-update", default=None, help="Let frozen BatchNorm layers update running statistics (default off).")
-@click.option("--early-stop", type=click.Choice(typing.get_args(Metric)),
-              help="Metric for best.pt and early stopping; the _ema ones need --ema (default valid_acc).", **_OPT)
-@click.option("--patience", type=int, help="Stop a stage after N epochs without improvement (default 0: never).", **_OPT)
-@click.option("--augment", metavar="PRESET", help="Augmentation preset: none, characters (default: brightness 0.05 only), garbage, "
-              "fine-grained, strong; train.augment in datacurate.yaml overrides it key by key (see `augment-preview`).", **_OPT)
-@click.option("--head", type=click.Choice(["linear", "mlp", "se", "cbam", "bilinear"]), help="Classifier head (default linear).", **_OPT)
-@click.option("--head-hidden", type=int, help="mlp head: hidden units (default 512).", **_OPT)
-@click.option("--head-dropout", type=float, help="Dropout before the head's last Linear (default 0).", **_OPT)
-@click.option("--bilinear", type=click.Choice(["compact", "full"]), help="bilinear head: compact (tensor sketch) or full (default compact).", **_OPT)
-@click.option("--bilinear-dim", type=int, help="bilinear head: sketch size (compact, default 8192) or channels after a 1x1 reduction (full, default 256).", **_OPT)
-@click.option("--norm", type=click.Choice(["batch", "group"]), help="group: GroupNorm in place of BatchNorm, for small batches (default batch).", **_OPT)
-@click.option("--zero-gamma", is_flag=True, default=None, help="Zero the last norm weight of each residual block (fresh weights only).")
-@click.option("--mixup", type=float, metavar="ALPHA", help="Mixup with Beta(ALPHA, ALPHA) (default 0: off).", **_OPT)
-@click.option("--cutmix", type=float, metavar="ALPHA", help="CutMix with Beta(ALPHA, ALPHA) (default 0: off).", **_OPT)
-@click.option("--mix-switch", type=float, metavar="P", help="With both: probability of cutmix rather than mixup per batch (default 0.5).", **_OPT)
-@click.option("--no-bias-decay/--bias-decay", "no_bias_decay", default=None,
-              help="No weight decay on biases and norm parameters (default on).")
-@click.option("--ema", type=float, metavar="DECAY", help="Keep an exponential moving average of the weights (e.g. 0.999; default 0: off).", **_OPT)
-@click.option("--teacher", metavar="RUN", help="Distil from this run's predictions (same classes).", **_OPT)
-@click.option("--teacher-temperature", type=float, help="Distillation temperature (default 4).", **_OPT)
-@click.option("--teacher-weight", type=float, help="Share of the distillation term in the loss (default 0.5).", **_OPT)
-@click.option("--sync-bn/--no-sync-bn", default=None, help="Several processes: BatchNorm statistics over the global batch (CUDA).")
-@click.option("--dist-timeout", type=float, metavar="SECONDS", help="Several processes: wait this long for all to join (default 60).", **_OPT)
+@model_options(TrainOptions)
 @click.option("--gpus", type=int, metavar="N", help="Train on N GPUs of this machine: one process each, DDP (--batch-size is per GPU).")
 @click.option("--processes", type=int, metavar="N", help="Train in N processes on this machine (with --device cpu: gloo on the CPU).")
-@click.option("--name", help="Run folder under runs/ (default: the architecture, numbered when taken).", **_OPT)
-@click.option("--tensorboard/--no-tensorboard", default=None,
-              help="Log loss, accuracy, learning rates and images/s to runs/NAME/tensorboard/ (needs datacurate[tensorboard]).")
 @click.option("--resume", is_flag=True, help="Continue run --name (default: the latest run) from its last.pt.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the stages, frozen/trained modules and groups; train nothing.")
 @json_option
 @pass_ctx
-def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_decay, sync_bn, channels_last, restore_best, gpus,
-          processes, **flags):
+def train(ctx, resume, plan_only, as_json, gpus, processes, **flags):
     """Fine-tune a torchvision model on data/split/train, validating on data/split/valid."""
     from datacurate import api
     from datacurate.train import launch
@@ -96,13 +34,9 @@ def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_d
     if follower:
         ctx.skip_lock()
     ws = ctx.workspace()
-    flags.update(amp=amp, bn_update=bn_update, zero_gamma=zero_gamma, no_bias_decay=no_bias_decay, sync_bn=sync_bn,
-                 channels_last=channels_last, restore_best=restore_best)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
     if nproc and not plan_only:
-        from datacurate.train.run import preflight
-
-        preflight(ws, flags, resume=resume)
+        api.train_preflight(ws, resume=resume, **flags)
         code = launch.launch(_child_argv(click.get_current_context(), ctx, ws), nproc, debug=ctx.debug)
         raise click.exceptions.Exit(code)
     run = api.train(ws, plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, processes=nproc,
@@ -157,26 +91,13 @@ def _child_argv(click_ctx: click.Context, ctx, ws) -> list[str]:
     return argv
 
 
-_TTA = click.option("--tta", type=click.Choice(TTA_MODES),
-                    help="Test-time augmentation: average the softmax over the mirror, five crops, or views under the run's policy.")
-_TTA_VIEWS = click.option("--tta-views", type=int, help="--tta policy: augmented views per image (default 8).")
-_HEAD_FROM = click.option("--head-from", type=click.Choice(["svm", "logreg"]), help="Use the classifier `fit-head` fitted on the run's features.")
 _EMA = click.option("--ema", is_flag=True, default=None, help="Use the run's averaged weights (trained with --ema).")
 
 
 @click.command()
 @click.argument("run")
 @click.argument("data", required=False)
-@click.option("--batch-size", type=int, help="Images per batch (default 32).")
-@click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).")
-@click.option("--pairs", type=int, help="Most-confused pairs to list (default 10).")
-@click.option("--worst", type=int, help="errors.html: most confidently wrong images per class (default 8).")
-@click.option("--examples", type=int, help="errors.html: images of the class a wrong image was taken for, shown beside it (default 3).")
-@_TTA
-@_TTA_VIEWS
-@_HEAD_FROM
-@_EMA
+@model_options(EvaluateOptions)
 @json_option
 @pass_ctx
 def evaluate(ctx, run, data, as_json, **flags):
@@ -189,23 +110,12 @@ def evaluate(ctx, run, data, as_json, **flags):
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[RUN] IMAGE_OR_DIR...")
 @click.option("--model", "model_file", metavar="FILE", help="An exported .onnx or TorchScript file (then no RUN argument).")
-@click.option("--format", "format", type=click.Choice(FORMATS), help="jsonl: one JSON line per image (default); csv: a submission with the --columns.")
-@click.option("--columns", help="--format csv: columns among id (file name without extension), path, label, probability; "
-              "KEY:HEADER renames (default id,label).")
-@click.option("--top", type=int, help="Classes per image in `top` (default 5).")
-@click.option("--label-map", metavar="FILE", help="JSON object mapping class names to display names.")
-@click.option("--batch-size", type=int, help="Images per batch (default 32).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Device (default auto).")
-@_TTA
-@_TTA_VIEWS
-@_HEAD_FROM
-@_EMA
+@model_options(PredictOptions)
 @pass_ctx
 def predict(ctx, args, model_file, run=None, inputs=(), **flags):
     """One JSON line per image: {"path", "result", "top": [[label, prob], ...]}; or a CSV submission (--format csv)."""
     from datacurate import api
     from datacurate.train import submission
-    from datacurate.train.options import PredictOptions
 
     if run is not None:  # invoked in-process as predict(run=..., inputs=...) (the demo does)
         args = (run, *inputs)

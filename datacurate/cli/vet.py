@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import echo_result, json_option, pass_ctx
+from datacurate.core.terminal import echo_result
+from datacurate.cli.context import json_option, pass_ctx
+from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
+from datacurate.vet.options import VetOptions
 
 
 @click.command()
-@click.option("--backbone", help="torchvision classification architecture (default resnet50).")
-@click.option("--weights", help="imagenet | none | PATH: a local state dict or datacurate checkpoint for --backbone (default imagenet).")
-@click.option("--run", help="Embed with a datacurate run's model (name under runs/, folder or .pt) instead of --backbone.")
-@click.option("--train-first", is_flag=True, default=None, help="With --run NAME: train that run on the originals first when it does not exist.")
-@click.option("--img-size", type=int, help="Backbone input size (default 224; a run uses its own).")
-@click.option("--batch-size", type=int, help="Images per batch (default 64).")
-@click.option("--workers", type=int, help="DataLoader workers (default min(8, CPUs - 1)).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where the backbone runs (default auto).")
-@click.option("--neighbours", type=int, help="Nearest originals compared with (default 5).")
-@click.option("--offtopic-z", type=float, help="Threshold: the class's median scraped distance + this many MADs (default 2.25).")
-@click.option("--offtopic-quantile", type=float, help="Classes with under 12 scraped images: this quantile of the originals' own distances (default 0.98).")
-@click.option("--offtopic-threshold", type=float, help="A fixed cosine distance instead of the calibrated threshold.")
-@click.option("--folds", type=int, help="K of the K-fold logistic regression (default 5).")
-@click.option("--move-originals", is_flag=True, default=None, help="Also move originals that look like another class.")
-@click.option("--seed", type=int, help="Seed (default 0).")
+@model_options(VetOptions)
 @click.option("--dry-run", is_flag=True, help="Print the plan; move nothing.")
 @json_option
 @ray_options

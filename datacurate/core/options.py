@@ -20,6 +20,7 @@ import inspect
 import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +38,28 @@ def opt(default: Any = _MISSING, doc: str = "", *, rule: str | None = None, **co
         return Field(default_factory=lambda: type(value)(value), description=doc, json_schema_extra=extra,
                      **constraints)
     return Field(default, description=doc, json_schema_extra=extra, **constraints)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How an option's command-line flag differs from `--key-with-dashes` on its section's command.
+
+    The field itself gives the rest: type, default, range and doc (datacurate/cli/flags.py builds the
+    click option from both). `flag` is "--name" (same command), "COMMAND --name" (another command) or
+    "COMMAND ARG" (an argument).
+    """
+
+    flag: str = ""                       # "": --key-with-dashes on the section's command
+    aliases: tuple[str, ...] = ()        # short forms, e.g. ("-n",)
+    metavar: str | None = None           # what the value is, in --help: FILE, ALPHA, NAMES
+    multiple: bool = False               # repeatable: the command gets a tuple
+    choices: tuple[str, ...] = ()        # a closed list the field's type does not spell out
+    numbers: str | None = None           # "int" or "float": comma-separated numbers, "3,6" -> [3, 6]
+    text: bool = False                   # taken as text whatever the field's type (a size such as 20MB)
+    path: bool = False                   # a file or folder
+    off: str | None = None               # a bool's off switch when it is not --no-NAME
+    note: str = ""                       # said in --help after the field's doc
+    generated: bool = True               # False: the command declares it itself (--ray, arguments)
 
 
 class StageOptions(BaseModel):
@@ -98,6 +121,12 @@ class StageOptions(BaseModel):
                                   annotation=cls.type_text(name)) for name, f in cls.model_fields.items()]
 
     @classmethod
+    def bounds_text(cls, name: str) -> str:
+        """The range of a number option in words ("from 0 to 32", "at least 1", "in [0, 1)"); "" when it has none."""
+        f = cls.model_fields[name]
+        return _bounds(f.annotation is int or int in _members(f.annotation), _bounds_of(f.metadata))
+
+    @classmethod
     def doc_lines(cls) -> list[str]:
         """One line per option: name: type = default  doc."""
         out = []
@@ -140,8 +169,7 @@ class StageOptions(BaseModel):
         if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("rule"):
             return str(f.json_schema_extra["rule"])
         kinds = [a for a in _members(f.annotation) if a is not type(None)]
-        bounds = {type(m).__name__.lower(): getattr(m, type(m).__name__.lower()) for m in f.metadata
-                  if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+        bounds = _bounds_of(f.metadata)
         if len(kinds) == 1 and kinds[0] in (int, float):
             return _numeric(kinds[0] is int, bounds)
         if len(kinds) == 1 and kinds[0] is bool:
@@ -153,17 +181,28 @@ class StageOptions(BaseModel):
         return " or ".join(_type_text(k) for k in kinds)
 
 
+def _bounds_of(metadata: list) -> dict[str, float]:
+    return {type(m).__name__.lower(): getattr(m, type(m).__name__.lower()) for m in metadata
+            if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+
+
 def _numeric(whole: bool, b: dict[str, float]) -> str:
     kind = "a whole number" if whole else "a number"
+    text = _bounds(whole, b)
+    if not text or text.startswith(("from", "between", "in [")):
+        return f"{kind} {text}".strip()
+    return f"{kind} of {text}" if text.startswith("at least") else f"{kind} {text}"
+
+
+def _bounds(whole: bool, b: dict[str, float]) -> str:
     g = lambda v: f"{v:g}" if isinstance(v, float) and math.isfinite(v) else str(v)  # noqa: E731
     if "ge" in b and "le" in b:
-        return f"{kind} from {g(b['ge'])} to {g(b['le'])}" if whole else f"{kind} between {g(b['ge'])} and {g(b['le'])}"
+        return f"from {g(b['ge'])} to {g(b['le'])}" if whole else f"between {g(b['ge'])} and {g(b['le'])}"
     if "ge" in b and "lt" in b:
-        return f"{kind} in [{g(b['ge'])}, {g(b['lt'])})"
-    parts = [f"of at least {g(b['ge'])}" if "ge" in b else "", f"above {g(b['gt'])}" if "gt" in b else "",
+        return f"in [{g(b['ge'])}, {g(b['lt'])})"
+    parts = [f"at least {g(b['ge'])}" if "ge" in b else "", f"above {g(b['gt'])}" if "gt" in b else "",
              f"at most {g(b['le'])}" if "le" in b else "", f"below {g(b['lt'])}" if "lt" in b else ""]
-    parts = [p for p in parts if p]
-    return " ".join([kind] + [" and ".join(parts)] if parts else [kind])
+    return " and ".join(p for p in parts if p)
 
 
 def _members(annotation: Any) -> tuple:

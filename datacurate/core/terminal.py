@@ -1,4 +1,8 @@
-"""What every command shares: the context object, option helpers, progress bars."""
+"""Terminal output every stage and command shares: progress bars, phase lines, tables, results.
+
+Plain Python writes: each line goes to sys.stdout or sys.stderr as they are at the call (a test may
+swap them) and is flushed at once. The commands' context and flags are in datacurate/cli/.
+"""
 
 from __future__ import annotations
 
@@ -9,55 +13,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
-import click
-
-from datacurate.core.workspace import Workspace
-
 T = TypeVar("T")
-
-
-class Context:
-    """The global flags every command gets (workspace folder, --debug, --quiet)."""
-
-    def __init__(self, workspace: str | None, debug: bool, quiet: bool):
-        self.workspace_arg = workspace
-        self.debug = debug
-        self.quiet = quiet
-        self.overrides: dict = {}  # config sections laid over datacurate.yaml (a pipeline file's)
-        self._lock: tuple[str, float | None, click.Context] | None = None
-
-    def lock_as(self, command: str, wait: float | None, click_ctx: click.Context) -> None:
-        """Have workspace() take the workspace lock for `command` until the command ends."""
-        self._lock = (command, wait, click_ctx)
-
-    def skip_lock(self) -> None:
-        """Do not take the workspace lock: another process of the same command holds it (train on several processes)."""
-        self._lock = None
-
-    @staticmethod
-    def _dry_run_without_state(ws: Workspace) -> bool:
-        """A --dry-run in a workspace with no .datacurate yet: not made just to hold a lock."""
-        current = click.get_current_context(silent=True)
-        return bool(current and current.params.get("dry_run")) and not ws.state_dir.exists()
-
-    def workspace(self, must_exist: bool = True) -> Workspace:
-        ws = Workspace.open(self.workspace_arg, must_exist=must_exist)
-        if self._lock and ws.root.is_dir() and not self._dry_run_without_state(ws):
-            from datacurate.core.lock import workspace_lock
-
-            command, wait, click_ctx = self._lock
-            click_ctx.with_resource(workspace_lock(ws, command, wait=wait))  # re-entrant: `run`'s stages share it
-        for section, values in self.overrides.items():
-            if isinstance(values, dict) and isinstance(ws.config.get(section), dict):
-                ws.config[section] = {**ws.config[section], **values}
-            else:
-                ws.config[section] = values
-        if "paths" in self.overrides and must_exist:
-            ws.relayout()
-        return ws
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False) -> Iterator[T]:
@@ -117,10 +73,19 @@ def _terminal():
         return None
 
 
+def echo(line: str = "", *, err: bool = False) -> None:
+    """Write one line to stdout (or stderr) and flush it; nothing when the stream is missing (pythonw)."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    stream.write(f"{line}\n")
+    stream.flush()
+
+
 def echo_table(rows: list[dict], columns: list[str] | None = None, *, err: bool = False) -> None:
     """Print rows as an aligned plain-text table."""
     for line in table_lines(rows, columns):
-        click.echo(line, err=err)
+        echo(line, err=err)
 
 
 def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]:
@@ -134,24 +99,19 @@ def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]
             for n, row in enumerate(cells)]
 
 
-def json_option(func):
-    """--json: print the command's summary as JSON (on stdout; the rest goes to stderr or nowhere)."""
-    return click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")(func)
-
-
 def echo_result(result, as_json: bool = False) -> None:
     """Print a datacurate.results object: its JSON, or its lines; its warnings on stderr either way."""
     for line in [result.to_json()] if as_json else result.lines():
-        click.echo(line)
+        echo(line)
     for line in result.warnings():
-        click.echo(f"datacurate: warning: {line}", err=True)
+        echo(f"datacurate: warning: {line}", err=True)
 
 
 def echo_json(data) -> None:
     """Print a summary dict as JSON (--json of commands without a results object)."""
     import json
 
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _fmt(v) -> str:
