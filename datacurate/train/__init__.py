@@ -1,8 +1,18 @@
 """Fine-tuning: models, freeze specs, parameter groups, stages, the loop, evaluate and predict.
 
-Library entry points: datacurate.train.run.train, datacurate.train.evaluate.evaluate,
+Library entry points: `train(ws, flags, ...)` below (datacurate.train.run.train), datacurate.train.evaluate.evaluate,
 datacurate.train.predict.predict (not imported here, so the CLI starts without loading torch).
 """
+
+from typing import Any
+
+
+def train(ws, flags: dict[str, Any], **kwargs) -> Any:
+    """See datacurate.train.run.train (returns its TrainResult)."""
+    from datacurate.train.run import train as _train
+
+    return _train(ws, flags, **kwargs)
+
 
 from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.train(ws, ...)` runs the stage
 
