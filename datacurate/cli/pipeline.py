@@ -50,7 +50,7 @@ def _prepare_run(ws: Workspace, name: str, interrupted: bool) -> bool | None:
     checkpoint starts afresh in its folder. Otherwise an earlier run of the name is kept as
     <name>.prev-N and the stage trains anew.
     """
-    from datacurate.train.rundir import run_state
+    from datacurate.train.run import run_state
 
     folder = ws.runs / name
     state = run_state(folder)

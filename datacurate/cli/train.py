@@ -100,7 +100,9 @@ def train(ctx, resume, plan_only, as_json, amp, bn_update, zero_gamma, no_bias_d
                  channels_last=channels_last, restore_best=restore_best)
     say = (lambda s: None) if ctx.quiet else (lambda s: click.echo(s, err=True))
     if nproc and not plan_only:
-        launch.preflight(ws, flags, resume=resume)
+        from datacurate.train.run import preflight
+
+        preflight(ws, flags, resume=resume)
         code = launch.launch(_child_argv(click.get_current_context(), ctx, ws), nproc, debug=ctx.debug)
         raise click.exceptions.Exit(code)
     run = api.train(ws, plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, processes=nproc,

@@ -1,6 +1,6 @@
 """Fine-tuning: models, freeze specs, parameter groups, stages, the loop, evaluate and predict.
 
-Library entry points: `train(ws, flags, ...)` below (datacurate.train.run.train), datacurate.train.evaluate.evaluate,
+Library entry points: datacurate.train.run.train, datacurate.train.evaluate.evaluate,
 datacurate.train.predict.predict (not imported here, so the CLI starts without loading torch).
 """
 
@@ -8,7 +8,7 @@ from typing import Any
 
 
 def train(ws, flags: dict[str, Any], **kwargs) -> Any:
-    """See datacurate.train.run.train (returns its TrainResult)."""
+    """The train stage for other stages (vet --train-first): see datacurate.train.run.train (returns its TrainResult)."""
     from datacurate.train.run import train as _train
 
     return _train(ws, flags, **kwargs)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
 
 from datacurate.core.errors import UserError
-from datacurate.core.workspace import Workspace
 from datacurate.train.distributed import LAUNCHER_ENV, env_rank
 
 
@@ -39,18 +37,6 @@ def check_processes(n: int, flag: str = "--processes") -> None:
         raise UserError(f"{flag} must be at least 1, got {n}")
     if env_rank() is not None:
         raise UserError("--gpus/--processes inside a torchrun launch: torchrun already started the processes; drop the flag")
-
-
-def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
-    """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
-    from datacurate.train.run import resolve, split_samples, train  # torch: only when processes are about to start
-    from datacurate.train.rundir import pick_run_dir
-
-    train(ws, flags, plan_only=True, resume=resume)
-    split_samples(ws.split_dir)
-    opts = resolve(ws, flags)
-    if not resume and opts.get("name"):
-        pick_run_dir(ws, opts["name"], opts["arch"], False)
 
 
 def launch(argv: list[str], nproc: int, *, debug: bool = False) -> int:

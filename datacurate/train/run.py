@@ -69,6 +69,15 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def run_state(run_dir: Path) -> str:
+    """empty (no checkpoint yet), training (last.pt mid-run), trained (done, outputs missing) or finished."""
+    if not (run_dir / "last.pt").is_file():
+        return "empty"
+    if not checkpoint.load(run_dir / "last.pt").get("done"):
+        return "training"
+    return "finished" if (run_dir / "metrics.json").is_file() else "trained"
+
+
 def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resume: bool = False, quiet: bool = False,
           echo: Callable[[str], None] = lambda s: None, on_step: Callable[[int], None] | None = None,
           processes: int | None = None) -> TrainResult:
@@ -119,6 +128,15 @@ def _same_flags(flags: dict[str, Any], config: dict[str, Any], name: str) -> Non
             raise UserError(f"--resume continues run {name!r} as it started: {flag} {value!r} differs from its {was!r} "
                             f"(a resumed run may change only {', '.join('--' + k.replace('_', '-') for k in RESUME_KEEP)}); "
                             "drop the flag, or train a new run with another --name")
+
+
+def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
+    """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
+    train(ws, flags, plan_only=True, resume=resume)
+    split_samples(ws.split_dir)
+    opts = resolve(ws, flags)
+    if not resume and opts.get("name"):
+        pick_run_dir(ws, opts["name"], opts["arch"], False)
 
 
 def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], classes: list[str] | None = None,

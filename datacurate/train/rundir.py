@@ -1,4 +1,4 @@
-"""A run's folder under runs/: which one a run trains in, what state it is in, partial files a kill left."""
+"""A run's folder under runs/: which one a run trains in, and the partial files a kill left there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Callable
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import sweep_partials as sweep
 from datacurate.core.workspace import Workspace
-from datacurate.vision import checkpoint
 
 
 def pick_run_dir(ws: Workspace, name: str | None, arch: str, resume: bool) -> tuple[str, Path]:
@@ -34,15 +33,6 @@ def pick_run_dir(ws: Workspace, name: str | None, arch: str, resume: bool) -> tu
         n += 1
     name = base if n == 0 else f"{base}-{n}"
     return name, runs / name
-
-
-def run_state(run_dir: Path) -> str:
-    """empty (no checkpoint yet), training (last.pt mid-run), trained (done, outputs missing) or finished."""
-    if not (run_dir / "last.pt").is_file():
-        return "empty"
-    if not checkpoint.load(run_dir / "last.pt").get("done"):
-        return "training"
-    return "finished" if (run_dir / "metrics.json").is_file() else "trained"
 
 
 PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dead write, not one in progress
