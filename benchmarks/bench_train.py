@@ -198,7 +198,8 @@ def bench_gpu(folder: Path, batch: int, workers: int, seconds: float, device: st
               arch: str = "resnext101_32x8d", freeze_until: str = "layer3.18") -> dict:
     from datacurate.vision.augment import parse_policy
     from datacurate.vision.data import ImageSet, Preprocess, make_loader, scan_folder, set_epoch
-    from datacurate.train.loop import Loop, pick_device
+    from datacurate.train.loop import Loop
+    from datacurate.vision.device import pick_device
 
     dev = pick_device(device, True, True)
     cuda = dev.device.type == "cuda"

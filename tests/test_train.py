@@ -16,7 +16,8 @@ from datacurate.cli.main import main
 from datacurate.core.errors import UserError
 from datacurate.vision.freeze import apply_trainable, frozen_before, resolve_modules, set_train_mode, summarize
 from datacurate.train.groups import assign, build_optimizers, set_lrs
-from datacurate.vision.models import create_model, head_name
+from datacurate.vision.heads import head_name
+from datacurate.vision.models import create_model
 from datacurate.train.options import DEFAULTS, ScheduleSpec, parse_groups, parse_schedule, parse_stages
 from datacurate.train.plan import build_plan
 from datacurate.train.schedules import StageSchedule
@@ -324,7 +325,7 @@ def test_resize_center_crop_matches_torchvision():
     from PIL import Image
     from torchvision import transforms as T
 
-    from datacurate.vision.data import resize_center_crop
+    from datacurate.vision.crop import resize_center_crop
 
     rng = np.random.default_rng(0)
     for w, h in ((500, 375), (375, 500), (300, 300), (1000, 260)):

@@ -12,7 +12,8 @@ from PIL import Image
 from datacurate.core.errors import UserError
 from datacurate.vision import augment
 from datacurate.vision.augment import Policy, build, parse_policy
-from datacurate.vision.data import ImageSet, Preprocess, resize_center_crop
+from datacurate.vision.crop import resize_center_crop
+from datacurate.vision.data import ImageSet, Preprocess
 from test_train_run import CLASSES, cli, make_split
 
 RESIZE, CROP = 40, 32

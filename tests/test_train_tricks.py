@@ -18,8 +18,8 @@ from torch import nn
 
 from datacurate.vision import checkpoint
 from datacurate.vision.freeze import apply_trainable
-from datacurate.vision.heads import Head
-from datacurate.vision.models import create_model, head_name
+from datacurate.vision.heads import Head, head_name
+from datacurate.vision.models import create_model
 from datacurate.train.options import DEFAULTS
 from datacurate.train.plan import build_plan
 from datacurate.train.run import train

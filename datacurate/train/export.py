@@ -21,7 +21,9 @@ import torch
 
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_path, atomic_write_text, check_target, write_error
+from datacurate.train.labels import read_label_map
 from datacurate.vision.data import ImageSet, collate, list_images, to_input
+from datacurate.vision.runs import load_run
 from datacurate.core.workspace import Workspace
 
 FORMATS = ("onnx", "torchscript")
@@ -57,9 +59,6 @@ def onnx_session(path: Path):
 def export(ws: Workspace, run: str, *, fmt: str = "onnx", out: str | None = None, label_map: str | None = None,
            ema: bool = False, check: int = 16) -> ExportResult:
     """Write run `run` as `fmt` to `out` (default: the run folder), its .json beside it, and check it on split images."""
-    from datacurate.train.predict import read_label_map
-    from datacurate.train.run import load_run
-
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     lr = load_run(ws, run, "cpu", what="export", ema=ema)

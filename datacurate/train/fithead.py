@@ -19,6 +19,8 @@ from datacurate.core.terminal import progress
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_path, atomic_write_text
 from datacurate.vision.data import ImageSet, make_loader, scan_folder, to_input
+from datacurate.vision.features import backbone_model, features
+from datacurate.vision.runs import load_run
 from datacurate.core.workspace import Workspace
 
 CLASSIFIERS = ("svm", "logreg")
@@ -63,8 +65,6 @@ def make_classifier(kind: str, c: float, seed: int, smallest_class: int = 5):
 def extract(model, samples, pre, batch_size: int, workers: int, device, quiet: bool, desc: str,
             net=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(features, labels, the network's predictions when `net` is given) of the plain crops of `samples`."""
-    from datacurate.train.scorers import features
-
     loader = make_loader(ImageSet(samples, pre), batch_size, workers, shuffle=False)
     feats, labels, preds = [], [], []
     for images, y, _bad in progress(loader, total=len(loader), desc=desc, quiet=quiet):
@@ -85,9 +85,6 @@ def fit_head(ws: Workspace, run: str, *, classifier: str = "svm", backbone: str 
              backbone_weights: str = "imagenet", c: float = 1.0, batch_size: int = 32, workers: int = 0,
              device: str = "auto", quiet: bool = False) -> FitHeadResult:
     """Fit `classifier` on train features, score it and the network's own head on valid, save it in the run."""
-    from datacurate.train.run import load_run
-    from datacurate.train.scorers import backbone_model
-
     if classifier not in CLASSIFIERS:
         raise UserError(f"--classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
     if not c > 0:

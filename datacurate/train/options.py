@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Mapping
 
@@ -10,12 +9,15 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from datacurate.core.errors import UserError
 from datacurate.core.options import StageOptions, opt
+from datacurate.vision.augment import parse_policy
+from datacurate.vision.numbers import number
+from datacurate.vision.sizes import check_input_size
+from datacurate.vision.tta import MODES as TTA_MODES  # noqa: F401 - the --tta choices, with the options they check
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
 METRICS = ("valid_acc", "valid_loss", "train_acc", "train_loss", "valid_acc_ema", "valid_loss_ema")  # = Metric below
 DEVICES = ("auto", "cpu", "cuda", "mps")  # = Device below
-TTA_MODES = ("flip", "crops", "policy")  # evaluate/predict --tta (here, not in tta.py: config checks import no torch)
 
 # The seed's three groups: layer3[18:] and layer4 at 5e-5, the new head at 5e-4, each with Adam.
 SEED_GROUPS = [
@@ -71,20 +73,6 @@ class StageSpec:
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
 
-def _num(value: Any, what: str, *, lo: float | None = None, integer: bool = False) -> Any:
-    try:
-        out = int(value) if integer else float(value)
-        if integer and float(value) != out:
-            raise ValueError
-        if isinstance(value, bool) or not math.isfinite(out):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{what} must be {'an integer' if integer else 'a finite number'}, got {value!r}") from None
-    if lo is not None and out < lo:
-        raise UserError(f"{what} must be at least {lo}, got {value!r}")
-    return out
-
-
 def parse_groups(raw: Any) -> list[GroupSpec]:
     """Validate `train.groups` (a list of mappings) into GroupSpecs."""
     if not isinstance(raw, list) or not raw:
@@ -113,10 +101,10 @@ def parse_groups(raw: Any) -> list[GroupSpec]:
             raise UserError(f"train.groups[{name}]: betas must be two numbers, got {betas!r}")
         out.append(GroupSpec(
             name=name, modules=list(modules), optimizer=opt,
-            lr=_num(g.get("lr", 1e-4), f"train.groups[{name}].lr", lo=0),
-            weight_decay=_num(g.get("weight_decay", 0.0), f"train.groups[{name}].weight_decay", lo=0),
-            momentum=_num(g.get("momentum", 0.9), f"train.groups[{name}].momentum", lo=0),
-            betas=(_num(betas[0], "betas[0]", lo=0), _num(betas[1], "betas[1]", lo=0)),
+            lr=number(g.get("lr", 1e-4), f"train.groups[{name}].lr", lo=0),
+            weight_decay=number(g.get("weight_decay", 0.0), f"train.groups[{name}].weight_decay", lo=0),
+            momentum=number(g.get("momentum", 0.9), f"train.groups[{name}].momentum", lo=0),
+            betas=(number(betas[0], "betas[0]", lo=0), number(betas[1], "betas[1]", lo=0)),
         ))
     if sum("*" in g.modules for g in out) > 1:
         raise UserError("train.groups: only one group may use the catch-all module '*'")
@@ -139,8 +127,8 @@ def parse_schedule(raw: Any, where: str) -> ScheduleSpec:
     if kind not in SCHEDULES:
         raise UserError(f"{where}.schedule.kind {kind!r} is not one of {', '.join(SCHEDULES)}")
     gamma = raw.get("gamma", 0.1)
-    gamma = [_num(x, f"{where}.schedule.gamma", lo=0) for x in gamma] if isinstance(gamma, list) else _num(gamma, f"{where}.schedule.gamma", lo=0)
-    milestones = [_num(m, f"{where}.schedule.milestones", lo=1, integer=True) for m in raw.get("milestones", []) or []]
+    gamma = [number(x, f"{where}.schedule.gamma", lo=0) for x in gamma] if isinstance(gamma, list) else number(gamma, f"{where}.schedule.gamma", lo=0)
+    milestones = [number(m, f"{where}.schedule.milestones", lo=1, integer=True) for m in raw.get("milestones", []) or []]
     if milestones != sorted(set(milestones)):
         raise UserError(f"{where}.schedule.milestones must increase, got {milestones}")
     if kind == "multistep" and isinstance(gamma, list) and len(gamma) != len(milestones):
@@ -149,11 +137,11 @@ def parse_schedule(raw: Any, where: str) -> ScheduleSpec:
     if metric not in METRICS:
         raise UserError(f"{where}.schedule.metric {metric!r} is not one of {', '.join(METRICS)}")
     return ScheduleSpec(
-        kind=kind, step_size=_num(raw.get("step_size", 1), f"{where}.schedule.step_size", lo=1, integer=True),
+        kind=kind, step_size=number(raw.get("step_size", 1), f"{where}.schedule.step_size", lo=1, integer=True),
         milestones=milestones, gamma=gamma,
-        warmup_epochs=_num(raw.get("warmup_epochs", 0.0), f"{where}.schedule.warmup_epochs", lo=0),
-        min_factor=_num(raw.get("min_factor", 0.0), f"{where}.schedule.min_factor", lo=0),
-        patience=_num(raw.get("patience", 1), f"{where}.schedule.patience", lo=0, integer=True), metric=metric)
+        warmup_epochs=number(raw.get("warmup_epochs", 0.0), f"{where}.schedule.warmup_epochs", lo=0),
+        min_factor=number(raw.get("min_factor", 0.0), f"{where}.schedule.min_factor", lo=0),
+        patience=number(raw.get("patience", 1), f"{where}.schedule.patience", lo=0, integer=True), metric=metric)
 
 
 def parse_stages(raw: Any) -> list[StageSpec]:
@@ -176,8 +164,8 @@ def parse_stages(raw: Any) -> list[StageSpec]:
         if not isinstance(lr, Mapping):
             raise UserError(f"{where}.lr must map group names to learning rates")
         out.append(StageSpec(
-            name=name, epochs=_num(s.get("epochs", 1), f"{where}.epochs", lo=0, integer=True),
-            freeze_until=str(s["freeze_until"]), lr={str(k): _num(v, f"{where}.lr.{k}", lo=0) for k, v in lr.items()},
+            name=name, epochs=number(s.get("epochs", 1), f"{where}.epochs", lo=0, integer=True),
+            freeze_until=str(s["freeze_until"]), lr={str(k): number(v, f"{where}.lr.{k}", lo=0) for k, v in lr.items()},
             schedule=parse_schedule(s.get("schedule"), where)))
     return out
 
@@ -192,14 +180,6 @@ def default_stages(opts: Mapping[str, Any]) -> list[StageSpec]:
         stages.append(StageSpec("head", int(opts["head_epochs"]), "head"))
     stages.append(StageSpec("finetune", int(opts["epochs"]), str(opts["freeze_until"]), schedule=sched))
     return stages
-
-
-def probability(value: Any, what: str) -> float:
-    """A finite number in [0, 1]."""
-    out = _num(value, what, lo=0)
-    if out > 1:
-        raise UserError(f"{what} must be between 0 and 1, got {value!r}")
-    return out
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -283,8 +263,6 @@ class TrainOptions(StageOptions):
     @field_validator("augment")
     @classmethod
     def _policy(cls, value: Any) -> Any:
-        from datacurate.vision.augment import parse_policy  # imports no torch: checked with the rest of the config
-
         parse_policy(value, "train.augment")
         return value
 
@@ -301,8 +279,6 @@ class TrainOptions(StageOptions):
             raise UserError(f"train: early_stop {self.early_stop} needs ema (a decay such as 0.999)")
         if self.resize is not None and self.resize < self.img_size:
             raise UserError(f"train: resize must be at least img_size ({self.img_size}), got {self.resize}")
-        from datacurate.vision.sizes import check_input_size
-
         check_input_size(self.arch, self.img_size, "train: img_size")
         return self
 

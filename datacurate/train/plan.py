@@ -6,13 +6,18 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from datacurate.core.errors import UserError
+from datacurate.vision.augment import describe as describe_policy
+from datacurate.vision.augment import parse_policy
 from datacurate.vision.freeze import TRAIN_SHARE, default_freeze_until, frozen_before, summarize
+from datacurate.vision.heads import describe as describe_head
+from datacurate.vision.heads import head_name
 from datacurate.train.groups import assign, default_groups, param_count
 from datacurate.train.options import GroupSpec, StageSpec, default_stages, parse_groups, parse_stages
 
@@ -40,8 +45,6 @@ class Plan:
 
 def build_plan(model: nn.Module, opts: dict[str, Any]) -> Plan:
     """Resolve groups and stages against the model; every mistake is a UserError naming it."""
-    from datacurate.vision.models import head_name
-
     notes = []
     if not opts.get("stages") and opts.get("freeze_until") is None:
         opts = {**opts, "freeze_until": default_freeze_until(model)}
@@ -141,3 +144,34 @@ def _factors(st: StagePlan) -> list[float]:
         if not out or f != out[-1]:
             out.append(f)
     return out
+
+
+def plan_summary(opts: dict[str, Any], world_size: int | None = None) -> list[str]:
+    """--plan's lines on the augmentation, the head and the tricks (and the global batch on several processes)."""
+    raw = opts["augment"]
+    preset = raw if isinstance(raw, str) else f"{raw.get('preset', 'none')} + overrides"
+    tricks = [f"label smoothing {opts['label_smoothing']:g}"] if opts["label_smoothing"] else []
+    if opts["mixup"]:
+        tricks.append(f"mixup alpha {opts['mixup']:g}")
+    if opts["cutmix"]:
+        tricks.append(f"cutmix alpha {opts['cutmix']:g}")
+    if opts["mixup"] and opts["cutmix"]:
+        tricks.append(f"cutmix instead of mixup p={opts['mix_switch']:g}")
+    tricks.append("no weight decay on biases and norms" if opts["no_bias_decay"] else "weight decay on every parameter")
+    if opts["zero_gamma"]:
+        tricks.append("zero-gamma residual init")
+    if opts["norm"] == "group":
+        tricks.append("GroupNorm in place of BatchNorm")
+    if opts["ema"]:
+        tricks.append(f"weight EMA decay {opts['ema']:g} (evaluated and checkpointed beside the raw weights)")
+    if opts["teacher"]:
+        tricks.append(f"distillation from run {opts['teacher']} (temperature {opts['teacher_temperature']:g}, weight {opts['teacher_weight']:g})")
+    if opts.get("sync_bn"):
+        tricks.append("SyncBatchNorm across processes")
+    lines = [f"augmentation ({preset}): {describe_policy(parse_policy(raw))}",
+             f"head: {describe_head(opts)}", f"tricks: {', '.join(tricks)}"]
+    world = world_size or int(os.environ.get("WORLD_SIZE") or 1)
+    if world > 1:
+        bs = opts["batch_size"]
+        lines.append(f"batch: {bs} per process x {world} processes = global batch {bs * world} (learning rates as given, not scaled)")
+    return lines

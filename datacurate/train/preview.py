@@ -21,7 +21,8 @@ import torch
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_path, atomic_write_text
 from datacurate.core.imageio import load_rgb
-from datacurate.vision.data import ImageSet, Preprocess, resize_center_crop, scan_folder
+from datacurate.vision.crop import resize_center_crop
+from datacurate.vision.data import ImageSet, Preprocess, scan_folder
 from datacurate.core.workspace import Workspace
 
 

@@ -14,15 +14,16 @@ from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_write_text
 from datacurate.vision import checkpoint
 from datacurate.train import distributed, tblog
-from datacurate.vision.augment import describe as describe_policy
 from datacurate.vision.augment import parse_policy
 from datacurate.vision.data import ImageSet, Preprocess, load_stats, make_loader, scan_folder
+from datacurate.vision.device import pick_device
 from datacurate.train.groups import build_optimizers
-from datacurate.train.loop import Loop, pick_device
+from datacurate.train.loop import Loop
 from datacurate.vision.models import create_model, empty_weights
 from datacurate.train.options import DEFAULTS, TrainOptions, to_jsonable
 from datacurate.train.outputs import plot_history, write_json, write_history
-from datacurate.train.plan import build_plan, describe, step_lines, steps_per_epoch
+from datacurate.train.plan import build_plan, describe, plan_summary, step_lines, steps_per_epoch
+from datacurate.train.rundir import pick_run_dir, sweep_partials
 from datacurate.train.tricks import load_teacher, make_ema, make_mix
 from datacurate.core.workspace import Workspace
 
@@ -68,30 +69,6 @@ def resolve(ws: Workspace, flags: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def _run_dir(ws: Workspace, name: str | None, arch: str, resume: bool) -> tuple[str, Path]:
-    runs = ws.runs
-    if resume:
-        if name is None:
-            cands = sorted((p for p in runs.glob("*/last.pt")), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
-            if not cands:
-                raise UserError(f"--resume: no run with a last.pt under {runs}")
-            return cands[-1].parent.name, cands[-1].parent
-        if not (runs / name / "last.pt").is_file():
-            raise UserError(f"--resume: run {name!r} has no checkpoint {runs / name / 'last.pt'} to continue")
-        return name, runs / name
-    if name:
-        if "/" in name or name.startswith("."):
-            raise UserError(f"--name {name!r} must be a plain folder name")
-        if (runs / name / "last.pt").exists():
-            raise UserError(f"run {name!r} exists; continue it with --resume or pick another --name")
-        return name, runs / name
-    n, base = 0, arch
-    while (runs / (base if n == 0 else f"{base}-{n}")).exists():
-        n += 1
-    name = base if n == 0 else f"{base}-{n}"
-    return name, runs / name
-
-
 def run_state(run_dir: Path) -> str:
     """empty (no checkpoint yet), training (last.pt mid-run), trained (done, outputs missing) or finished."""
     if not (run_dir / "last.pt").is_file():
@@ -115,7 +92,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
         quiet, echo = True, (lambda s: None)
     ck = None
     if resume:
-        name, run_dir = _run_dir(ws, flags.get("name") or opts.get("name"), opts["arch"], True)
+        name, run_dir = pick_run_dir(ws, flags.get("name") or opts.get("name"), opts["arch"], True)
         ck = checkpoint.load(run_dir / "last.pt")
         if ck.get("done") and (run_dir / "metrics.json").is_file():
             raise UserError(f"run {name!r} already finished; start a new one with another --name")
@@ -134,7 +111,7 @@ def train(ws: Workspace, flags: dict[str, Any], *, plan_only: bool = False, resu
             if distributed.broadcast(d, name) != name:
                 raise UserError(f"rank {d.rank} picked run {name!r} to resume, rank 0 another: pass --name")
         else:
-            name, run_dir = distributed.broadcast(d, _run_dir(ws, opts.get("name"), opts["arch"], False) if d.main else None)
+            name, run_dir = distributed.broadcast(d, pick_run_dir(ws, opts.get("name"), opts["arch"], False) if d.main else None)
         return _train(ws, opts, ck, name, run_dir, d, device_name, quiet=quiet, echo=echo, on_step=on_step)
     finally:
         distributed.teardown(d)
@@ -156,10 +133,10 @@ def _same_flags(flags: dict[str, Any], config: dict[str, Any], name: str) -> Non
 def preflight(ws: Workspace, flags: dict[str, Any], *, resume: bool) -> None:
     """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
     train(ws, flags, plan_only=True, resume=resume)
-    _samples(ws.split_dir)
+    split_samples(ws.split_dir)
     opts = resolve(ws, flags)
     if not resume and opts.get("name"):
-        _run_dir(ws, opts["name"], opts["arch"], False)
+        pick_run_dir(ws, opts["name"], opts["arch"], False)
 
 
 def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], classes: list[str] | None = None,
@@ -168,7 +145,7 @@ def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], clas
     images = None
     if classes is None:
         if (ws.split_dir / "train").is_dir():
-            classes, train_samples, _ = _samples(ws.split_dir)
+            classes, train_samples, _ = split_samples(ws.split_dir)
             images = len(train_samples)
         else:
             classes = ["class0", "class1"]
@@ -177,10 +154,10 @@ def _plan(ws: Workspace, opts: dict[str, Any], echo: Callable[[str], None], clas
         model = create_model(opts["arch"], len(classes), "none", options=opts)
     plan = build_plan(model, opts)
     steps = step_lines(plan, images, opts["batch_size"], processes or 1) if images else []
-    return plan, describe(model, plan, opts["arch"]) + summary(opts, processes) + steps
+    return plan, describe(model, plan, opts["arch"]) + plan_summary(opts, processes) + steps
 
 
-def _samples(split: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+def split_samples(split: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
     """(classes, train samples, valid samples) of the split; one line when it cannot train."""
     classes, train_samples = scan_folder(split / "train")
     if len(classes) < 2 or not train_samples:
@@ -194,14 +171,14 @@ def _samples(split: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[
 def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_dir: Path, d: distributed.Dist, device_name: str, *,
            quiet: bool, echo: Callable[[str], None], on_step: Callable[[int], None] | None) -> TrainResult:
     split = ws.split_dir
-    classes, train_samples, valid_samples = _samples(split)
+    classes, train_samples, valid_samples = split_samples(split)
     torch.manual_seed(opts["seed"])
     model = create_model(opts["arch"], len(classes), "none" if ck else str(opts["weights"]), quiet=quiet, options=opts)
     if opts["sync_bn"]:
         model = distributed.sync_batchnorm(model, d, device_name)
     plan = build_plan(model, opts)
     steps = step_lines(plan, len(train_samples), opts["batch_size"], d.world_size)
-    lines = describe(model, plan, opts["arch"]) + summary(opts, d.world_size) + steps
+    lines = describe(model, plan, opts["arch"]) + plan_summary(opts, d.world_size) + steps
     if plan.epochs == 0:
         raise UserError("every stage has 0 epochs: nothing to train")
     opts["name"] = name
@@ -261,54 +238,6 @@ def _train(ws: Workspace, opts: dict[str, Any], ck: dict | None, name: str, run_
     return finish(loop, run_dir, name, bool(opts["restore_best"]), dev)
 
 
-def summary(opts: dict[str, Any], world_size: int | None = None) -> list[str]:
-    """--plan's lines on the augmentation, the head and the tricks (and the global batch on several processes)."""
-    from datacurate.vision.heads import describe as describe_head
-
-    raw = opts["augment"]
-    preset = raw if isinstance(raw, str) else f"{raw.get('preset', 'none')} + overrides"
-    tricks = [f"label smoothing {opts['label_smoothing']:g}"] if opts["label_smoothing"] else []
-    if opts["mixup"]:
-        tricks.append(f"mixup alpha {opts['mixup']:g}")
-    if opts["cutmix"]:
-        tricks.append(f"cutmix alpha {opts['cutmix']:g}")
-    if opts["mixup"] and opts["cutmix"]:
-        tricks.append(f"cutmix instead of mixup p={opts['mix_switch']:g}")
-    tricks.append("no weight decay on biases and norms" if opts["no_bias_decay"] else "weight decay on every parameter")
-    if opts["zero_gamma"]:
-        tricks.append("zero-gamma residual init")
-    if opts["norm"] == "group":
-        tricks.append("GroupNorm in place of BatchNorm")
-    if opts["ema"]:
-        tricks.append(f"weight EMA decay {opts['ema']:g} (evaluated and checkpointed beside the raw weights)")
-    if opts["teacher"]:
-        tricks.append(f"distillation from run {opts['teacher']} (temperature {opts['teacher_temperature']:g}, weight {opts['teacher_weight']:g})")
-    if opts.get("sync_bn"):
-        tricks.append("SyncBatchNorm across processes")
-    lines = [f"augmentation ({preset}): {describe_policy(parse_policy(raw))}",
-             f"head: {describe_head(opts)}", f"tricks: {', '.join(tricks)}"]
-    world = world_size or int(os.environ.get("WORLD_SIZE") or 1)
-    if world > 1:
-        bs = opts["batch_size"]
-        lines.append(f"batch: {bs} per process x {world} processes = global batch {bs * world} (learning rates as given, not scaled)")
-    return lines
-
-
-PARTIAL_AGE = 600  # seconds: another run's .tmp-*.part older than this is a dead write, not one in progress
-
-
-def sweep_partials(ws: Workspace, run_dir: Path, echo: Callable[[str], None]) -> int:
-    """Delete .tmp-*.part files that a killed checkpoint write left: all in this run, old ones in other runs."""
-    from datacurate.core.fsutil import sweep_partials as sweep
-
-    if not ws.runs.is_dir():
-        return 0
-    n = len(sweep([run_dir], min_age=0) if run_dir.is_dir() else []) + len(sweep([ws.runs], min_age=PARTIAL_AGE))
-    if n:
-        echo(f"removed {n} partial file(s) that an interrupted checkpoint write left under {ws.rel(ws.runs)}/")
-    return n
-
-
 def finish(loop: Loop, run_dir: Path, name: str, restore_best: bool, dev) -> TrainResult:
     """Restore the best weights if asked, write metrics.json, history.csv and the plot."""
     st = loop.state
@@ -343,44 +272,3 @@ def class_counts(samples: list[tuple[str, int]], classes: list[str]) -> dict[str
     for _, label in samples:
         counts[label] += 1
     return dict(zip(classes, counts))
-
-
-# -- loading a finished run (evaluate, predict) ---------------------------------------------------
-@dataclass
-class LoadedRun:
-    name: str
-    run_dir: Path
-    model: torch.nn.Module
-    classes: list[str]
-    pre: Preprocess
-    checkpoint: Path
-    config: dict = field(default_factory=dict)
-
-
-def load_run(ws: Workspace, run: str, device: str = "auto", *, what: str = "run", ema: bool = False) -> LoadedRun:
-    """A run by name (under runs/), folder or checkpoint file; best.pt when present, else last.pt.
-
-    With `ema`, the exponential moving average of the weights (a run trained with --ema).
-    """
-    p = Path(run)
-    if p.is_file():
-        ck_path = p
-    else:
-        folder = p if p.is_dir() and (p / "last.pt").exists() else ws.runs / run
-        ck_path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
-        if not ck_path.is_file():
-            known = sorted(d.name for d in ws.runs.iterdir() if (d / "last.pt").is_file()) if ws.runs.is_dir() else []
-            prefix = "no run" if what == "run" else f"{what}: no run"
-            raise UserError(f"{prefix} {run!r} (no {ck_path}); runs: {', '.join(known) or 'none yet'}")
-    ck = checkpoint.load(ck_path)
-    model = create_model(ck["arch"], len(ck["classes"]), "none", options=ck.get("config") or {})
-    state = ck["model"]
-    if ema:
-        if not ck.get("ema"):
-            raise UserError(f"run {ck_path.parent.name!r} was trained without --ema: it has no averaged weights")
-        state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k != "n_averaged"}
-    model.load_state_dict(state)
-    dev = pick_device(device, True, True)
-    model.to(dev.device).eval()
-    return LoadedRun(ck_path.parent.name, ck_path.parent, model, list(ck["classes"]), Preprocess.from_dict(ck["preprocess"]), ck_path,
-                     ck.get("config") or {})

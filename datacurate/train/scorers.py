@@ -8,6 +8,7 @@ test-time augmentation the views are scored in one batch and averaged.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,28 +17,13 @@ import torch
 from torch import nn
 
 from datacurate.core.errors import UserError
+from datacurate.train.export import onnx_session, quiet_jit, sidecar
+from datacurate.train.fithead import load_classic
 from datacurate.vision.data import Preprocess, to_input
-
-
-def final_linear(model: nn.Module) -> nn.Linear:
-    """The Linear layer that produces the logits (inside a datacurate head, or the head itself)."""
-    from datacurate.vision.heads import Head
-    from datacurate.vision.models import head_name
-
-    head = model.get_submodule(head_name(model))
-    return head.fc if isinstance(head, Head) else head
-
-
-def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The vector the final Linear classifies (the network's features), for a normalised batch."""
-    got: list[torch.Tensor] = []
-    handle = final_linear(model).register_forward_hook(lambda m, inp, out: got.append(inp[0].detach()))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    return got[0].float().flatten(1)
+from datacurate.vision.device import pick_device
+from datacurate.vision.features import backbone_model, features
+from datacurate.vision.runs import load_run
+from datacurate.vision.tta import average
 
 
 @dataclass
@@ -54,8 +40,6 @@ class Scorer:
 
     def probs(self, images: torch.Tensor, views: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 (N, C, H, W) or (N, V, C, H, W) -> (plain probabilities, view-averaged ones or None)."""
-        from datacurate.vision.tta import average
-
         n = len(images)
         if images.ndim == 5:
             images = images.flatten(0, 1)
@@ -84,16 +68,12 @@ def classic(model: nn.Module, clf, num_classes: int) -> Callable[[torch.Tensor],
 
 def open_scorer(ws, run: str, *, device: str = "auto", head_from: str | None = None, ema: bool = False) -> Scorer:
     """The scorer of a run: its network, or the classic classifier `head_from` fitted by `datacurate fit-head`."""
-    from datacurate.train.run import load_run
-
     if head_from and ema:
         raise UserError("--head-from uses the classifier fitted on the run's own weights; it does not combine with --ema")
     lr = load_run(ws, run, device, ema=ema)
     dev = next(lr.model.parameters()).device
     if not head_from:
         return Scorer(lr.name, lr.classes, lr.pre, dev, network(lr.model), lr.run_dir, lr.config)
-    from datacurate.train.fithead import load_classic
-
     clf, meta = load_classic(lr.run_dir, head_from)
     if meta.get("features") != "run":
         model = backbone_model(meta["backbone"], meta["backbone_weights"], dev)
@@ -102,23 +82,9 @@ def open_scorer(ws, run: str, *, device: str = "auto", head_from: str | None = N
     return Scorer(f"{lr.name} ({head_from})", lr.classes, lr.pre, dev, classic(model, clf, len(lr.classes)), lr.run_dir, lr.config)
 
 
-def backbone_model(arch: str, weights: str, device: torch.device) -> nn.Module:
-    """A torchvision backbone whose classifier passes its features through (for fit-head --backbone)."""
-    from datacurate.vision.models import create_model
-
-    model = create_model(arch, 1, weights)
-    return model.to(device).eval()
-
-
 def exported_scorer(path: str, device: str = "auto") -> tuple[Scorer, dict]:
     """An exported model file (ONNX or TorchScript) with the sidecar `export` wrote beside it."""
-    import json
-
-    from datacurate.train.loop import pick_device
-
     p = Path(path)
-    from datacurate.train.export import sidecar
-
     meta_path = sidecar(p)
     if not meta_path.exists() and p.with_suffix(".json").is_file():
         meta_path = p.with_suffix(".json")  # an export made before each format had its own description
@@ -132,13 +98,9 @@ def exported_scorer(path: str, device: str = "auto") -> tuple[Scorer, dict]:
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"--model {path}: {meta_path} is not an export description ({exc})") from None
     if meta.get("format") == "onnx":
-        from datacurate.train.export import onnx_session
-
         sess = onnx_session(p)
         fn = lambda x: torch.softmax(torch.from_numpy(sess.run(None, {"input": x.cpu().numpy()})[0]), 1)  # noqa: E731
         return Scorer(p.name, classes, pre, torch.device("cpu"), fn, None, meta.get("config") or {}), meta
-    from datacurate.train.export import quiet_jit
-
     dev = pick_device(device, False, False).device
     try:
         with quiet_jit():

@@ -9,6 +9,7 @@ from torch import nn
 
 from datacurate.core.errors import UserError
 from datacurate.vision.augment import item_seed
+from datacurate.vision.runs import load_run
 
 
 class BatchMix:
@@ -73,8 +74,6 @@ class Distiller:
 
 def load_teacher(ws, run: str, classes: list[str], student_pre, opts: Mapping[str, Any], device) -> Distiller:
     """The teacher run's best weights; its classes must be this split's, in the same order."""
-    from datacurate.train.run import load_run
-
     lr = load_run(ws, run, str(device.type), what="--teacher")
     if lr.classes != classes:
         other = sorted(set(lr.classes) ^ set(classes))

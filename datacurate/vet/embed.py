@@ -41,10 +41,11 @@ def load_backbone(ws: Workspace, opts: VetOptions, *, quiet: bool = True) -> Bac
     from torch import nn
 
     from datacurate.vision.data import Preprocess
-    from datacurate.vision.models import create_model, head_name, swap_module
+    from datacurate.vision.heads import head_name, swap_module
+    from datacurate.vision.models import create_model
 
     if opts.run:
-        from datacurate.train.run import load_run
+        from datacurate.vision.runs import load_run
 
         lr = load_run(ws, opts.run, "cpu")
         model = lr.model
@@ -142,10 +143,10 @@ def features(model, dev, pre, images) -> np.ndarray:
 
 
 def placed(model, device: str):
-    """(train.loop.Device, the model on it): channels-last on CUDA."""
+    """(vision.device.Device, the model on it): channels-last on CUDA."""
     import torch
 
-    from datacurate.train.loop import pick_device
+    from datacurate.vision.device import pick_device
 
     dev = pick_device(device, True, True)
     model = model.to(dev.device)

@@ -28,7 +28,7 @@ def needs_training(ws: Workspace, opts: VetOptions) -> bool:
 def ensure_trusted_run(ws: Workspace, opts: VetOptions, originals, *, quiet: bool = True,
                        echo: Callable[[str], None] = lambda s: None) -> None:
     """Train run `opts.run` on the originals (rows of the catalog) unless it exists."""
-    from datacurate.train.run import train
+    from datacurate.train import train  # the train stage's public entry point
 
     name = str(opts.run)
     if not needs_training(ws, opts):

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from datacurate.core.errors import UserError
+from datacurate.vision.crop import resize_center_crop
+from datacurate.vision.numbers import number, probability
 
 if TYPE_CHECKING:
     import torch
@@ -84,8 +86,6 @@ def parse_policy(raw: Any, what: str = "train.augment") -> Policy:
 
 
 def _validate(d: dict[str, Any], what: str) -> Policy:
-    from datacurate.train.options import _num, probability
-
     out: dict[str, Any] = {}
     for key, value in d.items():
         name = f"{what}.{key}"
@@ -98,9 +98,9 @@ def _validate(d: dict[str, Any], what: str) -> Policy:
                 raise UserError(f"{name} {value!r} is not one of {', '.join(AUTO)}")
             out[key] = str(value).lower()
         elif key in ("crop_jitter", "auto_ops", "auto_magnitude"):
-            out[key] = _num(value, name, lo=0, integer=True)
+            out[key] = number(value, name, lo=0, integer=True)
         else:
-            out[key] = _num(value, name, lo=0)
+            out[key] = number(value, name, lo=0)
     if out.get("hue", 0) > 0.5:
         raise UserError(f"{what}.hue must be between 0 and 0.5, got {out['hue']}")
     if out.get("rotate", 0) > 180:
@@ -111,8 +111,6 @@ def _validate(d: dict[str, Any], what: str) -> Policy:
 
 
 def _scale(value: Any, name: str) -> tuple[float, float]:
-    from datacurate.train.options import probability
-
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise UserError(f"{name} must be two numbers [low, high] of the image area, e.g. [0.08, 1.0]")
     lo, hi = probability(value[0], name), probability(value[1], name)
@@ -151,8 +149,6 @@ def describe(p: Policy) -> str:
 def build(p: Policy, resize: int, crop: int) -> Callable:
     """PIL image (decoded near `resize`) -> uint8 CHW tensor of crop x crop, every step a torchvision v2 transform."""
     from torchvision.transforms import v2
-
-    from datacurate.vision.data import resize_center_crop
 
     steps: list[Callable] = []
     if p.resized_crop:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from datacurate.core.procutil import worker_init
 from datacurate.core.errors import UserError
 from datacurate.core.imageio import IMAGEFOLDER_EXTENSIONS, load_rgb
+from datacurate.vision.crop import resize_center_crop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,21 +126,6 @@ class ImageSet(Dataset):
         if self._tf is None:
             self._tf = augment.build(self.policy, self.pre.resize, self.pre.crop)
         return augment.apply(self._tf, im, augment.item_seed(self.seed, epoch, i))
-
-
-def resize_center_crop(im, resize: int, crop: int):
-    """Resize(resize) then CenterCrop(crop) as one bilinear resample of the crop's source box.
-
-    Same pixels as torchvision's pair to within two grey levels (mean under 0.05), ~40% less work: the kept
-    region only is resampled.
-    """
-    from PIL import Image
-
-    w, h = im.size
-    rw, rh = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
-    left, top = int(round((rw - crop) / 2.0)), int(round((rh - crop) / 2.0))
-    sx, sy = w / rw, h / rh
-    return im.resize((crop, crop), Image.BILINEAR, box=(left * sx, top * sy, (left + crop) * sx, (top + crop) * sy))
 
 
 def collate(batch):

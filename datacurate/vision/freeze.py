@@ -9,7 +9,7 @@ import re
 from torch import nn
 
 from datacurate.core.errors import UserError
-from datacurate.vision.models import head_name
+from datacurate.vision.heads import head_name
 
 _RANGE = re.compile(r"^(?P<parent>.+)\.(?P<lo>\d+)-(?P<hi>\d*)$")
 

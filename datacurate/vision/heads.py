@@ -3,7 +3,8 @@
 Every head but `linear` is a `Head`: `features(x)` gives the vector its last Linear (`fc`) classifies, so
 freeze specs, parameter groups and fit-head treat it as one module named like the classifier it
 replaces (`fc` on ResNets). The attention and bilinear heads need the last feature map: they replace the
-model's `avgpool` by an identity and take the flattened map that reaches the classifier.
+model's `avgpool` by an identity and take the flattened map that reaches the classifier. `head_name` finds
+the classifier of any model, `swap_module` replaces a submodule by name.
 """
 
 from __future__ import annotations
@@ -127,6 +128,35 @@ class BilinearHead(SpatialHead):
         return nn.functional.normalize(y, dim=1)
 
 
+def head_name(model: nn.Module) -> str:
+    """Qualified name of the classifier: a datacurate head, else the last Linear layer (fc, classifier.N, heads.head...),
+    else, in a model with none (SqueezeNet), its last 1x1 Conv2d."""
+    last = last_conv = None
+    for name, mod in model.named_modules():
+        if isinstance(mod, Head):
+            return name
+        if isinstance(mod, nn.Linear):
+            last = name
+        elif isinstance(mod, nn.Conv2d) and mod.kernel_size == (1, 1):
+            last_conv = name
+    if last is None and last_conv is None:
+        raise UserError(f"{type(model).__name__} has no Linear classifier layer to replace")
+    return last or str(last_conv)
+
+
+def swap_module(model: nn.Module, name: str, make) -> nn.Module:
+    """Replace the submodule at qualified `name` (fc, classifier.1, ...) with make(old); returns the new one."""
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
+    new = make(old)
+    if attr.isdigit():
+        parent[int(attr)] = new
+    else:
+        setattr(parent, attr, new)
+    return new
+
+
 def _spatial_slot(model: nn.Module, arch: str, kind: str) -> tuple[str, int]:
     """(attribute of the classifier, channels of the last feature map) where an avgpool feeds it, else a UserError."""
     pool = getattr(model, "avgpool", None)
@@ -143,8 +173,6 @@ def _spatial_slot(model: nn.Module, arch: str, kind: str) -> tuple[str, int]:
 
 def install_head(model: nn.Module, arch: str, num_classes: int, options: Mapping[str, Any]) -> str:
     """Put the head `options['head']` on `model` (whose classifier is already a Linear for num_classes); returns its name."""
-    from datacurate.vision.models import head_name, swap_module
-
     kind = str(options.get("head", "linear"))
     dropout = float(options.get("head_dropout", 0.0) or 0.0)
     if kind == "linear":

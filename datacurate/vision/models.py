@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from datacurate.core.errors import UserError
+from datacurate.vision.heads import head_name, install_head, swap_module
 
 # Environment switches for the ImageNet weights (documented in README.md and docs/workspace.md):
 OFFLINE_ENV = "DATACURATE_OFFLINE"  # "1": never download, use torchvision's cache only
@@ -24,37 +25,6 @@ def architectures() -> list[str]:
     import torchvision
 
     return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-def head_name(model: nn.Module) -> str:
-    """Qualified name of the classifier: a datacurate head, else the last Linear layer (fc, classifier.N, heads.head...),
-    else, in a model with none (SqueezeNet), its last 1x1 Conv2d."""
-    from datacurate.vision.heads import Head
-
-    last = last_conv = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, Head):
-            return name
-        if isinstance(mod, nn.Linear):
-            last = name
-        elif isinstance(mod, nn.Conv2d) and mod.kernel_size == (1, 1):
-            last_conv = name
-    if last is None and last_conv is None:
-        raise UserError(f"{type(model).__name__} has no Linear classifier layer to replace")
-    return last or str(last_conv)
-
-
-def swap_module(model: nn.Module, name: str, make) -> nn.Module:
-    """Replace the submodule at qualified `name` (fc, classifier.1, ...) with make(old); returns the new one."""
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    old = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
-    new = make(old)
-    if attr.isdigit():
-        parent[int(attr)] = new
-    else:
-        setattr(parent, attr, new)
-    return new
 
 
 def replace_head(model: nn.Module, num_classes: int) -> str:
@@ -78,8 +48,6 @@ def create_model(arch: str, num_classes: int, weights: str = "none", *, quiet: b
     bilinear_dim), the norm layer (norm: group) and zero_gamma.
     """
     import torchvision
-
-    from datacurate.vision.heads import install_head
 
     options = options or {}
     names = architectures()

@@ -8,12 +8,16 @@ pass gives the plain and the TTA prediction side by side.
 
 from __future__ import annotations
 
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from datacurate.core.errors import UserError
-from datacurate.train.options import TTA_MODES as MODES
+from datacurate.vision import augment
+from datacurate.vision.crop import resize_center_crop
+
+if TYPE_CHECKING:
+    import torch
+
+MODES = ("flip", "crops", "policy")  # evaluate/predict --tta; no torch at import: config checks read it
 
 
 class Views:
@@ -28,10 +32,8 @@ class Views:
         self._tf: Callable | None = None
 
     def __call__(self, im, i: int) -> torch.Tensor:
+        import torch
         import torchvision.transforms.v2.functional as F
-
-        from datacurate.vision import augment
-        from datacurate.vision.data import resize_center_crop
 
         plain = F.pil_to_tensor(resize_center_crop(im, self.resize, self.crop))
         if self.mode == "flip":
@@ -54,9 +56,7 @@ def make_views(mode: str | None, pre, config: dict, n: int = 8) -> Views | None:
     """Views for `--tta MODE` with a run's preprocessing and (for policy) its training augmentation."""
     if not mode:
         return None
-    from datacurate.vision.augment import parse_policy
-
-    policy = parse_policy(config.get("augment", "characters")) if mode == "policy" else None
+    policy = augment.parse_policy(config.get("augment", "characters")) if mode == "policy" else None
     if mode == "policy" and not policy.active:
         raise UserError("--tta policy: this run was trained without augmentation; use --tta flip or crops")
     return Views(mode, pre.resize, pre.crop, policy, n, int(config.get("seed", 0)))
