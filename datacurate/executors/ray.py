@@ -210,7 +210,7 @@ def check_nodes(ray, cluster: Cluster, folders: Sequence[Path]) -> None:
     other folders; the first node that cannot is named in one line."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from datacurate import __version__
+    from datacurate.core.version import __version__
     from datacurate.scrape.remote import see_workspace
 
     marker = Path(folders[0]) / f".ray-check-{uuid.uuid4().hex}"

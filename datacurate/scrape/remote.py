@@ -19,7 +19,7 @@ from datacurate.core.errors import UserError
 # -- on the workers -------------------------------------------------------------------------------
 def see_workspace(marker: str, token: str, folders: Sequence[str]) -> tuple[str | None, str]:
     """(what this node cannot see, or None; its datacurate version)."""
-    from datacurate import __version__
+    from datacurate.core.version import __version__
 
     try:
         with open(marker, encoding="utf-8") as fh:

@@ -2,8 +2,5 @@
 
 Library entry points: datacurate.train.run.train, datacurate.train.evaluate.evaluate,
 datacurate.train.predict.predict (not imported here, so the CLI starts without loading torch).
+The package called, `datacurate.train(ws, ...)`, is the Python API's function (datacurate/api.py makes it so).
 """
-
-from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.train(ws, ...)` runs the stage
-
-callable_package(__name__)
