@@ -12,9 +12,9 @@ datacurate module runs it first, so it wires the layers together here, once:
 """
 
 from datacurate import api, stages
-from datacurate.api import evaluate, predict, relabel, stats
+from datacurate.api import evaluate, predict, relabel, stats  # noqa: F401 - the API's functions that are no package
 from datacurate.core.errors import UserError
-from datacurate.core.version import __version__
+from datacurate.core.version import __version__  # noqa: F401
 from datacurate.core.workspace import Workspace, check_config_with
 
 check_config_with(stages.check_config)

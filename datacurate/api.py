@@ -30,7 +30,7 @@ import datacurate.clean
 import datacurate.scrape
 import datacurate.split
 import datacurate.train
-import datacurate.vet
+import datacurate.vet  # noqa: F401
 from datacurate import stages
 from datacurate.core.workspace import CONFIG_NAME, Workspace
 
