@@ -9,8 +9,10 @@ Each function takes the workspace (a Workspace or its folder), the command's run
 (dry_run, ...) and the stage's options as keyword-only arguments, validated by the stage's options
 model exactly as the command's flags and datacurate.yaml are (an unknown keyword or a bad value
 raises datacurate.UserError); a keyword left out takes datacurate.yaml's value, else the default.
-Writing stages hold the workspace lock as the command does. The commands call these functions, so
-both run the same code; each returns a datacurate.results object (`.summary()`, `.to_frame()`).
+Writing stages hold the workspace lock as the command does. The commands, `datacurate run` and the
+demo call these functions, so all run the same code; each returns a datacurate.results object
+(`.summary()`, `.to_frame()`). The stage packages are these functions too: `datacurate.clean(ws)`
+(make_packages_callable, which datacurate/__init__.py calls).
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ import inspect
 import os
 import sys
 import types
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from datacurate.core.workspace import Workspace
+# the stage packages (light: their names load on first use), made callable by make_packages_callable()
+import datacurate.clean
+import datacurate.scrape
+import datacurate.split
+import datacurate.train
+import datacurate.vet  # noqa: F401
+from datacurate import stages
+from datacurate.core.workspace import CONFIG_NAME, Workspace
 
 if TYPE_CHECKING:
     from datacurate import results
+
 
 def workspace(ws: Workspace | str | os.PathLike) -> Workspace:
     """A Workspace from a Workspace or a folder."""
@@ -74,33 +85,93 @@ def _writing(ws: Workspace, command: str, *, dry_run: bool = False, wait: float 
         yield
 
 
-def _options(function: Callable, model: str, explicit: Sequence[str] = ()) -> Callable:
-    """Give `function` (taking **options) a signature and docs listing the stage model's fields."""
-    module, _, name = model.partition(":")
-    function.__options_model__ = model  # type: ignore[attr-defined]
+class OptionsFunction:
+    """An API function taking a section's options as keywords (`**options`).
 
-    def signature() -> inspect.Signature:
-        import importlib
+    Its signature and help list the options model's fields with their defaults and docs; they are
+    read from the model (datacurate/stages.py names it) the first time they are asked for, so
+    importing the API loads no model.
+    """
 
-        cls = getattr(importlib.import_module(module), name)
-        params = [p for p in inspect.signature(function).parameters.values() if p.kind != p.VAR_KEYWORD]
-        params += [p for p in cls.parameters() if p.name not in explicit]
-        return inspect.Signature(params, return_annotation=inspect.signature(function).return_annotation)
+    def __init__(self, function: Callable, section: str, explicit: Sequence[str] = ()) -> None:
+        self.function, self.section, self.explicit = function, section, tuple(explicit)
+        self.__name__, self.__qualname__, self.__module__ = function.__name__, function.__qualname__, function.__module__
+        self._signature: inspect.Signature | None = None
+        self._doc: str | None = None
 
-    function.__signature_factory__ = signature  # type: ignore[attr-defined]
-    return function
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:  # a routine, as a function is (pydoc, inspect)
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__module__}.{self.__qualname__}>"
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = signature(self)
+        return self._signature
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]
+        if self._doc is None:
+            self._doc = options_doc(self)
+        return self._doc
 
 
-def options_doc(function: Callable) -> str:
+def takes_options(section: str, explicit: Sequence[str] = ()) -> Callable[[Callable], OptionsFunction]:
+    """Decorator: the function takes section `section`'s options as **options (`explicit`: those it names itself)."""
+    return lambda function: OptionsFunction(function, section, explicit)
+
+
+def signature(function: OptionsFunction) -> inspect.Signature:
+    """The function's own parameters, then one keyword-only parameter per field of its options model."""
+    own = inspect.signature(function.function)
+    params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
+    params += [p for p in stages.options_model(function.section).parameters() if p.name not in function.explicit]
+    return own.replace(parameters=params)
+
+
+def options_doc(function: OptionsFunction) -> str:
     """The function's doc with one line per option (type, default, what it does) from its model."""
-    import importlib
-
-    module, _, name = function.__options_model__.partition(":")  # type: ignore[attr-defined]
-    cls = getattr(importlib.import_module(module), name)
-    return (inspect.getdoc(function) or "") + "\n\nOptions (keyword-only; left out: datacurate.yaml's value, else this default):\n" \
-        + "\n".join("    " + line for line in cls.doc_lines())
+    model = stages.options_model(function.section)
+    return (inspect.getdoc(function.function) or "") + "\n\nOptions (keyword-only; left out: datacurate.yaml's value, else this default):\n" \
+        + "\n".join("    " + line for line in model.doc_lines())
 
 
+def init_workspace(root: str | os.PathLike) -> list[str]:
+    """Make the workspace layout and a commented datacurate.yaml (kept if present), as `datacurate init`;
+    return what was made."""
+    from datacurate.core.fsutil import atomic_write_text
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.open(root, must_exist=False)  # makes the folders `paths:` names
+    made = []
+    for folder in (ws.original, ws.scraped, ws.quarantine, ws.runs, ws.reports, ws.state_dir):
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            made.append(ws.rel(folder) + "/")
+    config = root / CONFIG_NAME
+    if not config.exists():
+        from datacurate.template import render
+
+        atomic_write_text(config, render())
+        made.append(CONFIG_NAME)
+    return made
+
+
+def run_state(ws: Workspace | str | os.PathLike, name: str) -> str:
+    """Where training run `name` stands: empty (no checkpoint yet), training (last.pt mid-run), trained (done,
+    outputs missing) or finished."""
+    from datacurate.train.run import run_state as state
+
+    return state(workspace(ws).runs / name)
+
+
+@takes_options("clean")
 def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] = (), *, dry_run: bool = False,
           rebuild_catalog: bool = False, quiet: bool = True, wait: float | None = None, ray: str | bool | None = None,
           **options: Any) -> "results.CleanRun":
@@ -125,6 +196,7 @@ def clean(ws: Workspace | str | os.PathLike, paths: Sequence[str | os.PathLike] 
         return CleanRun(run_clean(ws, paths, dry_run=dry_run, quiet=quiet, ray=ray, **options), ws, rebuilt)
 
 
+@takes_options("vet")
 def vet(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
         echo: Callable[[str], None] | None = None, ray: str | bool | None = None, **options: Any) -> "results.VetRun":
     """Set aside scraped images that are off-topic or look like another class (originals are only listed).
@@ -140,6 +212,7 @@ def vet(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool
         return VetRun(run_vet(ws, dry_run=dry_run, quiet=quiet, echo=echo or (lambda s: None), ray=ray, **options), ws)
 
 
+@takes_options("split")
 def split(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, fresh: bool = False, quiet: bool = True,
           wait: float | None = None, **options: Any) -> "results.SplitRun":
     """Build data/split/train|valid/<class>/ from data/original and data/scraped; `fresh` forgets earlier assignments."""
@@ -184,6 +257,7 @@ def stats(ws: Workspace | str | os.PathLike, *, size: int | None = None, quiet: 
     return StatsRun(result, ws)
 
 
+@takes_options("scrape")
 def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: bool = True, wait: float | None = None,
            warn: Callable[[str], None] | None = None, ray: str | bool | None = None, **options: Any) -> "results.ScrapeRun":
     """More images per class from image search, by query template, into data/scraped/<class>/.
@@ -203,6 +277,7 @@ def scrape(ws: Workspace | str | os.PathLike, *, dry_run: bool = False, quiet: b
         return ScrapeRun(run_scrape(ws, opts, quiet=quiet, warn=warn or (lambda msg: None), ray=ray), ws)
 
 
+@takes_options("train")
 def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool = False, quiet: bool = True,
           wait: float | None = None, echo: Callable[[str], None] | None = None, processes: int | None = None,
           lock: bool = True, **options: Any) -> "results.TrainRun":
@@ -223,13 +298,14 @@ def train(ws: Workspace | str | os.PathLike, *, plan: bool = False, resume: bool
                                   processes=processes), ws)
 
 
-
 def train_preflight(ws: Workspace | str | os.PathLike, *, resume: bool = False, **options: Any) -> None:
     """What `train --gpus N` checks before it starts N processes: the options, the split, the plan, the run name."""
     from datacurate.train.run import preflight
 
     preflight(workspace(ws), options, resume=resume)
 
+
+@takes_options("evaluate", explicit=("run", "data"))
 def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: str | os.PathLike | None = None, *,
              quiet: bool = True, **options: Any) -> "results.EvaluateRun":
     """Accuracy, per-class precision/recall and confusion matrix of `run` on `data` (default data/split/valid)."""
@@ -256,6 +332,7 @@ def evaluate(ws: Workspace | str | os.PathLike, run: str | None = None, data: st
                                     worst=opts.worst, examples=opts.examples), ws)
 
 
+@takes_options("predict")
 def predict(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequence[str | os.PathLike], *,
             model_file: str | os.PathLike | None = None, **options: Any) -> "results.PredictRun":
     """Classify images (files or folders) with `run` (or an exported `model_file`): one record per image."""
@@ -290,14 +367,8 @@ def predictions(ws: Workspace | str | os.PathLike, run: str | None, inputs: Sequ
                            ema=opts.ema, model_file=None if model_file is None else str(model_file))
 
 
-_options(clean, "datacurate.clean.options:CleanOptions")
-_options(vet, "datacurate.vet.options:VetOptions")
-_options(split, "datacurate.split.options:SplitOptions")
-_options(scrape, "datacurate.scrape.options:ScrapeOptions")
-_options(train, "datacurate.train.options:TrainOptions")
-_options(evaluate, "datacurate.train.options:EvaluateOptions", explicit=("run", "data"))
-_options(predict, "datacurate.train.options:PredictOptions")
-FUNCTIONS = {f.__name__: f for f in (clean, vet, split, scrape, train, evaluate, predict)}
+# Each stage of datacurate/stages.py by its name: the pipeline runs these, the stage packages are these.
+FUNCTIONS: dict[str, Callable] = {f.__name__: f for f in (scrape, clean, vet, split, stats, train, evaluate)}
 
 
 class StagePackage(types.ModuleType):
@@ -308,32 +379,27 @@ class StagePackage(types.ModuleType):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return FUNCTIONS[self.__name__.rpartition(".")[2]](*args, **kwargs)
+        return _function_of(self)(*args, **kwargs)
 
     @property
     def __signature__(self) -> inspect.Signature:
-        return _function_of(self).__signature__
+        return inspect.signature(_function_of(self))
 
     @property
     def __doc__(self) -> str:  # type: ignore[override]
         f = _function_of(self)
-        return f"{f.__name__}{f.__signature__}\n\n{f.__doc__}"
+        return f"{f.__name__}{inspect.signature(f)}\n\n{f.__doc__}"
 
 
 def _function_of(package: types.ModuleType) -> Callable:
     return FUNCTIONS[package.__name__.rpartition(".")[2]]
 
 
-def callable_package(name: str) -> None:
-    """Make the stage package `name` (its __init__ calls this) callable as its API function."""
-    sys.modules[name].__class__ = StagePackage
+def make_packages_callable() -> None:
+    """Make each stage package (datacurate.clean, ...; imported above) callable as its API function.
 
-
-def _install_docs() -> None:
-    """Each function's signature and doc from its options model (run last: the models' modules import this one)."""
-    for f in FUNCTIONS.values():
-        f.__signature__ = f.__signature_factory__()  # type: ignore[attr-defined]
-        f.__doc__ = options_doc(f)
-
-
-_install_docs()
+    datacurate/__init__.py calls this, so the packages are callable however they are imported; they
+    themselves know nothing of the API.
+    """
+    for name in stages.packages():
+        sys.modules[f"datacurate.{name}"].__class__ = StagePackage

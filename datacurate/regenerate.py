@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from datacurate import stages as registry
 from datacurate.core.catalog import Catalog, open_catalog
 from datacurate.core.errors import UserError
 from datacurate.core.workspace import Workspace
 
-STAGES = ("clean", "vet", "split", "scrape")
+STAGES = registry.REPORTED  # the stage registry says which stages have reports to write again, in what order
 ALIASES = {"balance": "split"}  # `datacurate report balance`, as before
 
 

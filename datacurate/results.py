@@ -2,15 +2,18 @@
 stage's own result (`.raw`), with a short repr, `.summary()` (the text the command prints),
 `.to_dict()` (what `--json` prints) and `.to_frame()` (a pandas DataFrame).
 
-The CLI commands print `lines()` and `to_dict()` of these objects, so the terminal and a notebook
-show the same thing. Attributes the wrapper does not have come from the stage's result.
+The CLI commands, the pipeline and the demo print `lines()`, `to_dict()` and `shown_warnings()` of
+these objects (`show`), so the terminal and a notebook show the same thing. Attributes the wrapper
+does not have come from the stage's result.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from datacurate.core.fsutil import shown
 
@@ -20,6 +23,7 @@ class Result:
 
     stage = ""
     columns: tuple[str, ...] = ()  # of to_frame(), so an empty frame still has them
+    max_warnings: int | None = None  # shown_warnings(): at most this many, then "... and N more"
 
     def __init__(self, raw: Any, ws: Any = None) -> None:
         self.raw = raw
@@ -46,6 +50,17 @@ class Result:
         """What the command prints on stderr (after `datacurate: warning: `)."""
         return []
 
+    def failure(self) -> tuple[str, int] | None:
+        """(why, exit code) when the stage failed as a whole (the command exits with that code), else None."""
+        return None
+
+    def shown_warnings(self) -> list[str]:
+        """The warnings as the command prints them: at most max_warnings, then how many more there are."""
+        lines = self.warnings()
+        if self.max_warnings is None or len(lines) <= self.max_warnings:
+            return lines
+        return lines[:self.max_warnings] + [f"... and {len(lines) - self.max_warnings} more"]
+
     def summary(self) -> str:
         return "\n".join(self.lines())
 
@@ -69,6 +84,32 @@ class Result:
             return self.ws.rel(path)
         except Exception:  # noqa: BLE001 - a folder outside the workspace is shown as it is
             return str(path)
+
+
+def _stdout(line: str) -> None:
+    print(line, flush=True)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """Where a run prints: `echo` takes the lines of stdout, `err` those of stderr (the CLI passes click's)."""
+
+    echo: Callable[[str], None] = _stdout
+    err: Callable[[str], None] = _stderr
+
+    def show(self, result: Result, as_json: bool = False) -> None:
+        """Print `result` as its command does: its JSON or its lines, then its warnings on stderr."""
+        for line in [result.to_json()] if as_json else result.lines():
+            self.echo(line)
+        self.warn(*result.shown_warnings())
+
+    def warn(self, *lines: str) -> None:
+        for line in lines:
+            self.err(f"datacurate: warning: {line}")
 
 
 def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]:
@@ -132,6 +173,7 @@ class CleanRun(Result):
 class SplitRun(Result):
     stage = "split"
     columns = ("path", "class", "source", "split")
+    max_warnings = 12
 
     def headline(self) -> str:
         r = self.raw
@@ -179,6 +221,7 @@ class SplitRun(Result):
 class StatsRun(Result):
     stage = "stats"
     columns = ("channel", "mean", "std")
+    max_warnings = 12
 
     def lines(self) -> list[str]:
         r = self.raw
@@ -294,6 +337,10 @@ class ScrapeRun(Result):
         if r.reports:
             out.append(f"licences and authors: {self._rel(r.reports['attribution'])}; report: {self._rel(r.reports['html'])}")
         return out
+
+    def failure(self) -> tuple[str, int] | None:
+        """(why no class got a single image, the exit code) when images were wanted and none came."""
+        return self.raw.failure()
 
     def warnings(self) -> list[str]:
         out: list[str] = []

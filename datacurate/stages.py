@@ -1,21 +1,27 @@
 """The stages in pipeline order and the config sections: the one list to extend when adding a stage.
 
-Each stage names what it reads (the pipeline's fingerprint covers those folders) and its options
-model ("module:Model", a datacurate.core.options.StageOptions imported only when a config is checked:
-the one definition of the section's keys, the command's flags and the Python API's keywords). datacurate.yaml and pipeline files may
-hold only these sections; every section is checked whole when the workspace opens and before a
-pipeline's first stage, so a bad value surfaces even where a flag would override it.
+Read by the CLI (its command list), the API (the callable stage packages, each function's options),
+the pipeline runner (order, inputs) and `datacurate report` (which stages it writes again). Each stage
+names what it reads (the pipeline's fingerprint covers those folders) and its options model
+("module:Model", a datacurate.core.options.StageOptions imported only when a config is checked: the
+one definition of the section's keys, the command's flags and the Python API's keywords).
+datacurate.yaml and pipeline files may hold only these sections; every section is checked whole when
+the workspace opens (check_config, handed to core by datacurate/__init__.py) and before a pipeline's
+first stage, so a bad value surfaces even where a flag would override it.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from datacurate.core.errors import UserError, cut
-from datacurate.core.options import Flag, StageOptions, opt
-from datacurate.core.workspace import CONFIG_NAME, DEFAULT_PATHS
+from datacurate.core.options import Flag
+from datacurate.core.workspace import CONFIG_NAME
+
+if TYPE_CHECKING:
+    from datacurate.core.options import StageOptions
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,12 @@ class Stage:
     inputs: tuple[str, ...]   # what it reads: layout names, "a/b" under one, or "classes"
     check: str                # "module:Model": its options model (datacurate/core/options.py), validating its section
     default: bool = True      # in a pipeline that lists no `stages:`
+    package: bool = True      # datacurate.<name> is its package, callable as its API function: datacurate.clean(ws)
+    cli: str = ""             # the module of datacurate/cli/ that defines its command (default: its name)
+
+    @property
+    def command_module(self) -> str:
+        return f"datacurate.cli.{self.cli or self.name}"
 
 
 STAGES: tuple[Stage, ...] = (
@@ -31,16 +43,18 @@ STAGES: tuple[Stage, ...] = (
     Stage("clean", ("original", "scraped", "test"), "datacurate.clean.options:CleanOptions"),
     Stage("vet", ("original", "scraped", "test"), "datacurate.vet.options:VetOptions"),
     Stage("split", ("original", "scraped"), "datacurate.split.options:SplitOptions"),
-    Stage("stats", ("split/train",), "datacurate.split.options:StatsOptions", default=False),
+    Stage("stats", ("split/train",), "datacurate.split.options:StatsOptions", default=False, package=False, cli="split"),
     Stage("train", ("split/train", "split/valid", "split/stats.json"), "datacurate.train.options:TrainOptions"),
-    Stage("evaluate", ("runs",), "datacurate.train.options:EvaluateOptions"),
+    Stage("evaluate", ("runs",), "datacurate.train.options:EvaluateOptions", package=False, cli="train"),
 )
 BY_NAME = {s.name: s for s in STAGES}
 # Sections that configure a command but are not pipeline stages.
-OTHER_SECTIONS = {"paths": "datacurate.stages:PathsOptions", "predict": "datacurate.train.options:PredictOptions",
+OTHER_SECTIONS = {"paths": "datacurate.core.paths:PathsOptions", "predict": "datacurate.train.options:PredictOptions",
                   "ray": "datacurate.executors.options:RayOptions"}
 # Keys a pipeline file may hold besides the sections.
 PIPELINE_KEYS = ("stages", "description")
+# The stages whose reports `datacurate report` writes again from the catalog, in the order it writes them.
+REPORTED = ("clean", "vet", "split", "scrape")
 
 
 def stage_names() -> tuple[str, ...]:
@@ -49,6 +63,16 @@ def stage_names() -> tuple[str, ...]:
 
 def default_stages() -> list[str]:
     return [s.name for s in STAGES if s.default]
+
+
+def packages() -> list[str]:
+    """The stages that are a package of their own (datacurate.scrape, ...): callable as their API function."""
+    return [s.name for s in STAGES if s.package]
+
+
+def commands_in(module: str) -> list[str]:
+    """The stage commands `module` (datacurate.cli.<name>) defines, in pipeline order."""
+    return [s.name for s in STAGES if s.command_module == module]
 
 
 def sections() -> list[str]:
@@ -71,31 +95,6 @@ def check_config(config: Mapping[str, Any], where: str = CONFIG_NAME, *, extra: 
         except UserError as exc:
             text = str(exc).removeprefix(f"{CONFIG_NAME}: ")
             raise UserError(f"{where}: {text}") from None
-
-
-# -- the sections without a stage package of their own ------------------------------------------
-FOLDER = "a folder (a string)"
-
-
-class PathsOptions(StageOptions):
-    """`paths:` moves a layout folder (relative to the workspace, or absolute)."""
-
-    SECTION = "paths"
-    original: str | None = opt(None, "labeled images you bring: <class>/<image>", min_length=1, rule=FOLDER)
-    scraped: str | None = opt(None, "what `datacurate scrape` downloads", min_length=1, rule=FOLDER)
-    test: str | None = opt(None, "held-out images: never modified, used for leak checks", min_length=1, rule=FOLDER)
-    quarantine: str | None = opt(None, "what clean and vet set aside", min_length=1, rule=FOLDER)
-    split: str | None = opt(None, "what split builds", min_length=1, rule=FOLDER)
-    runs: str | None = opt(None, "training runs", min_length=1, rule=FOLDER)
-    reports: str | None = opt(None, "HTML and CSV reports", min_length=1, rule=FOLDER)
-
-    @classmethod
-    def label(cls, name: str) -> str:
-        return f"paths.{name}"
-
-    @classmethod
-    def unknown(cls, name: str) -> str:
-        return f"unknown path paths.{name}; known: {', '.join(DEFAULT_PATHS)}"
 
 
 def _model(spec: str) -> type[StageOptions]:

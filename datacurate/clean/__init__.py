@@ -1,4 +1,4 @@
+"""Clean: set aside broken files, duplicates, near-duplicates and test leaks (nothing is deleted).
 
-from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.clean(ws, ...)` runs the stage
-
-callable_package(__name__)
+The package called, `datacurate.clean(ws, ...)`, is the Python API's function (datacurate/api.py makes it so).
+"""

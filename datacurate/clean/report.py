@@ -102,11 +102,11 @@ def _stamp(ws: Workspace, view: CleanView, pairs: list[Pair], page_size: int | N
     import hashlib
     import os
 
-    import datacurate
+    from datacurate.core.version import __version__
 
     digest = hashlib.sha256(repr((view, pairs, page_size, ws.root.name, os.path.relpath(ws.root, ws.reports),
-                                  datacurate.__version__)).encode("utf-8"))
-    package = Path(datacurate.__file__).parent
+                                  __version__)).encode("utf-8"))
+    package = Path(__file__).parents[1]  # datacurate/
     for name in SOURCES:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()

@@ -6,29 +6,10 @@ from pathlib import Path
 
 import click
 
+from datacurate.api import init_workspace
 from datacurate.core.terminal import echo_json
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.core.errors import UserError
-from datacurate.core.fsutil import atomic_write_text
-from datacurate.core.workspace import CONFIG_NAME, Workspace
-
-
-def init_workspace(root: Path) -> list[str]:
-    """Make the workspace layout and a commented datacurate.yaml (kept if present); return what was made."""
-    root.mkdir(parents=True, exist_ok=True)
-    ws = Workspace.open(root, must_exist=False)  # makes the folders `paths:` names
-    made = []
-    for folder in (ws.original, ws.scraped, ws.quarantine, ws.runs, ws.reports, ws.state_dir):
-        if not folder.exists():
-            folder.mkdir(parents=True)
-            made.append(ws.rel(folder) + "/")
-    config = root / CONFIG_NAME
-    if not config.exists():
-        from datacurate.template import render
-
-        atomic_write_text(config, render())
-        made.append(CONFIG_NAME)
-    return made
 
 
 @click.command()

@@ -8,35 +8,28 @@ import traceback
 
 import click
 
-from datacurate import __version__
+from datacurate import stages
 from datacurate.cli.context import Context
 from datacurate.core.errors import UserError, cut
+from datacurate.core.version import __version__
 
-# Command name -> module defining it (in its COMMANDS list). Modules load only when their command
-# runs, so `datacurate clean` does not pay for importing torch or icrawler.
-COMMANDS = {
-    "init": "datacurate.cli.commands",
-    "demo-data": "datacurate.cli.commands",
-    "clean": "datacurate.cli.clean",
-    "restore": "datacurate.cli.clean",
-    "keep": "datacurate.cli.clean",
-    "reason": "datacurate.cli.clean",
-    "relabel": "datacurate.cli.clean",
-    "review": "datacurate.cli.review",
-    "vet": "datacurate.cli.vet",
-    "scrape": "datacurate.cli.scrape",
-    "split": "datacurate.cli.split",
-    "stats": "datacurate.cli.split",
-    "report": "datacurate.cli.report",
-    "train": "datacurate.cli.train",
-    "evaluate": "datacurate.cli.train",
-    "predict": "datacurate.cli.train",
-    "fit-head": "datacurate.cli.train",
-    "export": "datacurate.cli.train",
-    "augment-preview": "datacurate.cli.train",
-    "run": "datacurate.cli.pipeline",
-    "demo": "datacurate.cli.pipeline",
+# Command name -> module defining it (in its COMMANDS list), in `datacurate --help` order: module by module,
+# each module's stage commands first (datacurate/stages.py names each stage's module), then its others.
+# Modules load only when their command runs, so `datacurate clean` does not pay for importing torch or icrawler.
+OTHER_COMMANDS = {
+    "commands": ("init", "demo-data"),
+    "clean": ("restore", "keep", "reason", "relabel"),
+    "review": ("review",),
+    "vet": (),
+    "scrape": (),
+    "split": (),
+    "report": ("report",),
+    "train": ("predict", "fit-head", "export", "augment-preview"),
+    "pipeline": ("run", "demo"),
 }
+COMMANDS = {name: f"datacurate.cli.{module}" for module, others in OTHER_COMMANDS.items()
+            for name in (*stages.commands_in(f"datacurate.cli.{module}"), *others)}
+COMMANDS.update({s.name: s.command_module for s in stages.STAGES if s.name not in COMMANDS})
 
 # Commands that write in the workspace: each holds the workspace lock (datacurate/core/lock.py) while it
 # runs; a second one waits --wait seconds, then refuses naming the holder. Add a writing command here.

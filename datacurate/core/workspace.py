@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 import yaml
 
@@ -34,6 +34,26 @@ DEFAULT_PATHS = {
     "runs": "runs",
     "reports": "reports",
 }
+
+
+ConfigCheck = Callable[[Mapping[str, Any], str], None]
+_config_check: ConfigCheck | None = None  # set by check_config_with()
+
+
+def check_config_with(check: ConfigCheck) -> None:
+    """Have Workspace.open pass every datacurate.yaml to `check(config, where)`, which raises UserError.
+
+    The sections and their options belong to the stages, above core: datacurate/__init__.py hands
+    over datacurate.stages.check_config, so every import of the package sets it before a workspace opens.
+    """
+    global _config_check
+    _config_check = check
+
+
+def _check_config(config: Mapping[str, Any], where: str) -> None:
+    if _config_check is None:  # never: importing any datacurate module runs datacurate/__init__.py first
+        raise RuntimeError("no datacurate.yaml check was set (datacurate/__init__.py sets it)")
+    _config_check(config, where)
 
 
 @dataclass
@@ -67,9 +87,7 @@ class Workspace:
                 raise UserError(f"workspace {path} is a file, not a folder")
             raise UserError(f"workspace folder {path} does not exist; create one with `datacurate -C {path} init`")
         config = load_config(path / CONFIG_NAME)
-        from datacurate.stages import check_config
-
-        check_config(config, str(path / CONFIG_NAME) if config else CONFIG_NAME)
+        _check_config(config, str(path / CONFIG_NAME) if config else CONFIG_NAME)
         ws = cls(root=path.resolve() if path.exists() else path.absolute(), config=config)
         if must_exist:
             ws.check_paths()

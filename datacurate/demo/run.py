@@ -15,13 +15,13 @@ import random
 import sys
 from pathlib import Path
 
-import click
 from PIL import Image, ImageDraw
 
-from datacurate.cli.commands import init_workspace
-from datacurate.demo.data import CLASSES, background, draw, jpeg, make_demo_data
+from datacurate import api
 from datacurate.core.errors import UserError
 from datacurate.core.fsutil import atomic_write_text
+from datacurate.demo.data import CLASSES, background, draw, jpeg, make_demo_data
+from datacurate.pipeline.execute import Session, execute, run_name
 from datacurate.pipeline.runner import load_pipeline
 
 PIPELINE = Path(__file__).resolve().parents[1] / "data" / "demo.yaml"
@@ -90,44 +90,47 @@ def prepare(root: Path, per_class: int) -> None:
         return
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} exists and is not a datacurate demo; choose a new folder")
-    init_workspace(root)
+    api.init_workspace(root)
     make_demo_data(root, per_class=per_class)
     atomic_write_text(marker, json.dumps({"per_class": per_class}))
 
 
-def run_demo(click_ctx: click.Context, ctx, root: Path, *, per_class: int, force: bool, as_json: bool = False) -> None:
+def run_demo(session: Session, root: Path, *, per_class: int, force: bool, as_json: bool = False) -> None:
     """Make the demo workspace, run its pipeline against a loopback engine, predict; with as_json every
-    stage's output goes to stderr and stdout gets one JSON summary (the pipeline's, the reports, the run)."""
-    from datacurate.core.terminal import echo_json
-    from datacurate.cli.pipeline import execute, run_name
+    stage's output goes to stderr and stdout gets one JSON summary (the pipeline's, the reports, the run).
+
+    `session` opens the workspace at `root` (the CLI's: with the workspace lock) and prints.
+    """
     from datacurate.demo.engine import FakeEngine
     from datacurate.scrape.queries import plan_queries
 
     prepare(root, per_class)
-    ctx.workspace_arg = str(root)
     pipeline = load_pipeline(PIPELINE)
     scrape = pipeline.config["scrape"]
     queries = plan_queries(list(CLASSES), scrape["template"], scrape["suffix"], {})
     reports = [root / "reports" / name for name in ("clean.html", "clean-duplicates.html", "vet.html", "balance.html")]
     run_dir = root / "runs" / run_name(pipeline)
+    echo = session.term.echo
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         with FakeEngine(search_results(root, queries)) as engine:
-            click.echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
-            summary = execute(click_ctx, ctx, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
-        _predict(click_ctx, root, run_name(pipeline))
-        click.echo("reports:")
+            echo(f"demo workspace: {root}  (loopback image search at {engine.base_url})")
+            summary = execute(session, pipeline, force=force, extra={"scrape": {"base_url": [f"bing={engine.base_url}"]}})
+        _predict(session, root, run_name(pipeline))
+        echo("reports:")
         for path in reports:
             if path.exists():
-                click.echo(f"  {path}")
-        click.echo(f"  {run_dir}/ (history.png, eval/)")
+                echo(f"  {path}")
+        echo(f"  {run_dir}/ (history.png, eval/)")
     if as_json:
-        echo_json({"workspace": str(root), **summary, "reports": [str(p) for p in reports if p.exists()],
-                   "run": str(run_dir), "run_report": str(run_dir / "report.html")})
+        echo(json.dumps({"workspace": str(root), **summary, "reports": [str(p) for p in reports if p.exists()],
+                         "run": str(run_dir), "run_report": str(run_dir / "report.html")}, ensure_ascii=False, indent=2, default=str))
 
 
-def _predict(click_ctx: click.Context, root: Path, run: str) -> None:
+def _predict(session: Session, root: Path, run: str) -> None:
     """Predict the held-out test pictures and print the JSON lines."""
-    from datacurate.cli.train import predict
-
-    click.echo("== predict (data/test)")
-    click_ctx.invoke(predict, run=run, inputs=(str(root / "data" / "test"),), top=2)
+    session.term.echo("== predict (data/test)")
+    result = api.predict(session.workspace(), run, [str(root / "data" / "test")], top=2)
+    session.term.show(result)
+    failed = sum("error" in rec for rec in result.records)
+    if failed:
+        raise UserError(f"{failed} images could not be decoded (their lines carry an \"error\")")

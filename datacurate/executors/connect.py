@@ -212,7 +212,7 @@ def check_nodes(ray, cluster: Cluster, folders: Sequence[Path]) -> None:
     other folders; the first node that cannot is named in one line."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from datacurate import __version__
+    from datacurate.core.version import __version__
 
     marker = Path(folders[0]) / f".ray-check-{uuid.uuid4().hex}"
     token = uuid.uuid4().hex
@@ -259,7 +259,7 @@ def first_line(exc: BaseException) -> str:
 
 def see_workspace(marker: str, token: str, folders: Sequence[str]) -> tuple[str | None, str]:
     """On a node (a Ray task): (what this node cannot see, or None; its datacurate version)."""
-    from datacurate import __version__
+    from datacurate.core.version import __version__
 
     try:
         with open(marker, encoding="utf-8") as fh:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from pydantic import PrivateAttr, field_validator
 
-from datacurate import __version__
+from datacurate.core.version import __version__
 from datacurate.core.errors import UserError
 from datacurate.core.imageio import Limits
 from datacurate.core.options import StageOptions, opt

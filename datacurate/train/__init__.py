@@ -2,6 +2,7 @@
 
 Library entry points: datacurate.train.run.train, datacurate.train.evaluate.evaluate,
 datacurate.train.predict.predict (not imported here, so the CLI starts without loading torch).
+The package called, `datacurate.train(ws, ...)`, is the Python API's function (datacurate/api.py makes it so).
 """
 
 from typing import Any
@@ -12,8 +13,3 @@ def train(ws, flags: dict[str, Any], **kwargs) -> Any:
     from datacurate.train.run import train as _train
 
     return _train(ws, flags, **kwargs)
-
-
-from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.train(ws, ...)` runs the stage
-
-callable_package(__name__)

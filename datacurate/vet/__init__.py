@@ -1,10 +1,19 @@
 """`datacurate vet`: find scraped images that do not belong, and labels that look wrong.
 
 Library entry point: `vet(ws, **options)` returns a VetResult (torch is imported only when it runs).
+The package called, `datacurate.vet(ws, ...)`, is the Python API's function (datacurate/api.py makes it
+so). The names here load on first use, so importing the package stays light.
 """
 
-from datacurate.vet.options import VetOptions
-from datacurate.vet.records import VetResult
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datacurate.vet.options import VetOptions
+    from datacurate.vet.records import VetResult
+
+__all__ = ["vet", "VetOptions", "VetResult"]
 
 
 def vet(ws, **kwargs) -> VetResult:
@@ -14,8 +23,13 @@ def vet(ws, **kwargs) -> VetResult:
     return _vet(ws, **kwargs)
 
 
-__all__ = ["vet", "VetOptions", "VetResult"]
+def __getattr__(name: str) -> Any:
+    if name == "VetOptions":
+        from datacurate.vet.options import VetOptions
 
-from datacurate.api import callable_package  # noqa: E402 - last: `datacurate.vet(ws, ...)` runs the stage
+        return VetOptions
+    if name == "VetResult":
+        from datacurate.vet.records import VetResult
 
-callable_package(__name__)
+        return VetResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
