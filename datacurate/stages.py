@@ -55,6 +55,8 @@ OTHER_SECTIONS = {"paths": "datacurate.core.paths:PathsOptions", "predict": "dat
 PIPELINE_KEYS = ("stages", "description")
 # The stages whose reports `datacurate report` writes again from the catalog, in the order it writes them.
 REPORTED = ("clean", "vet", "split", "scrape")
+# The stages that set images aside for a person to triage in `datacurate review`.
+REVIEWED = ("clean", "vet")
 
 
 def stage_names() -> tuple[str, ...]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from datacurate import stages
 from datacurate.cli.context import json_option, pass_ctx
 
-STAGES = ("clean", "vet")
+STAGES = stages.REVIEWED
 
 
 @click.command()
