@@ -1,4 +1,4 @@
-"""Shared fixtures: real image files made on the spot, workspaces, the CLI in a subprocess."""
+"""Shared fixtures: real image files made on the spot, workspaces, the CLI in this process or a subprocess."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, see pyproject.toml): the tests that share a module-scoped
+    fixture (a trained run, a vetted workspace, a Ray cluster) run on one worker, which builds it once."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs and any(d[-1].scope == "module" for d in defs.name2fixturedefs.values() if d):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
     """An empty workspace folder with data/original."""
@@ -43,10 +54,78 @@ def ws(tmp_path: Path) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False, **kw) -> subprocess.CompletedProcess:
-    """Run `python -m datacurate ARGS` and capture its output."""
+    """`datacurate ARGS` with its output captured: in this process (the console entry point, as
+    asuser.cli runs it), or in a fresh `python -m datacurate` where the test needs a real process
+    (see run_process) or DATACURATE_TEST_SUBPROCESS=1 asks for one everywhere."""
+    if os.environ.get("DATACURATE_TEST_SUBPROCESS") == "1":
+        return run_process(*args, cwd=cwd, check=check, **kw)
+    kw.pop("timeout", None)  # pytest-timeout bounds a test in this process
+    if kw:
+        raise TypeError(f"in-process run_cli takes no {sorted(kw)}: use run_process")
+    code, out, err = _in_process(args, cwd)
+    proc = subprocess.CompletedProcess([sys.executable, "-m", "datacurate", *args], code, out, err)
+    return _checked(proc, check)
+
+
+def run_process(*args: str, cwd: Path | None = None, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    """Run `python -m datacurate ARGS` in a subprocess and capture its output."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
     proc = subprocess.run([sys.executable, "-m", "datacurate", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=kw.pop("timeout", 300), **kw)
+    return _checked(proc, check)
+
+
+def _checked(proc: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def _pipe() -> io.TextIOWrapper:
+    """A text stream like a subprocess's piped stdout: UTF-8, not a terminal, no file descriptor."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+
+
+def _read(stream: io.TextIOWrapper) -> str:
+    """What was written, as subprocess.run(text=True) reads a pipe (universal newlines)."""
+    stream.flush()
+    return stream.buffer.getvalue().decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _in_process(args: tuple[str, ...], cwd: Path | None) -> tuple[int, str, str]:
+    """The console entry point in this process: (exit code, stdout, stderr). The working folder,
+    the environment and Python's warning filters are put back afterwards, and warnings are printed
+    to the captured stderr as a fresh process would print them."""
+    from datacurate.cli.main import run
+
+    saved = sys.argv, sys.stdout, sys.stderr, os.getcwd(), dict(os.environ)
+    out, err = _pipe(), _pipe()
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for action, category in _DEFAULT_FILTERS:
+            warnings.simplefilter(action, category)
+        warnings.showwarning = _show_warning
+        sys.argv, sys.stdout, sys.stderr = ["datacurate", *args], out, err
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            run()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv, sys.stdout, sys.stderr = saved[:3]
+            os.chdir(saved[3])
+            if os.environ != saved[4]:
+                os.environ.clear()
+                os.environ.update(saved[4])
+    return code, _read(out), _read(err)
+
+
+# A fresh interpreter's warning filters (python -W default is not set): most warnings once per place.
+_DEFAULT_FILTERS = (("default", Warning), ("ignore", DeprecationWarning), ("ignore", PendingDeprecationWarning),
+                    ("ignore", ImportWarning), ("ignore", ResourceWarning))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

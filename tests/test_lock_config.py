@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from asuser import cli, cli_as_nobody, demo_workspace, give_to_nobody, shared_dir
-from conftest import ROOT, encode, photo, run_cli, write
+from conftest import ROOT, encode, photo, run_process as run_cli, write
 from datacurate.core.errors import UserError
 from datacurate.core.lock import WorkspaceBusy, holder, workspace_lock
 from datacurate.core.workspace import Workspace

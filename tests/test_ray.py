@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, photo, run_cli, write
+from conftest import ROOT, photo, run_process as run_cli, write
 from raycluster import LocalCluster, free_port
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None

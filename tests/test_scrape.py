@@ -15,17 +15,23 @@ import pytest
 
 from datacurate.core.imageio import inspect_file
 from datacurate.demo.engine import FakeEngine, ImageSpec, make_image
+import conftest
 from conftest import ROOT, write
 
 FAST = ["--allow-private", "--delay", "0", "--timeout", "2", "--retries", "1", "--max-bytes", "1MB"]
 
 
 def run_cli(*args: str, env: dict | None = None, drop: tuple = ()) -> subprocess.CompletedProcess:
-    """`python -m datacurate ARGS` with extra environment variables (and some removed)."""
-    full = {k: v for k, v in os.environ.items() if k not in drop}
-    full.update(env or {}, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "datacurate", *args], capture_output=True, text=True, env=full,
-                          timeout=120)
+    """`datacurate ARGS` in this process (conftest.run_cli) with extra environment variables (and some removed)."""
+    saved = dict(os.environ)
+    try:
+        for name in drop:
+            os.environ.pop(name, None)
+        os.environ.update(env or {})
+        return conftest.run_cli(*args, timeout=120)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def scrape(ws: Path, fe: FakeEngine, *args: str, engines=("bing",), **kw) -> subprocess.CompletedProcess:

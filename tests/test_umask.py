@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_process as run_cli
 
 FAST_TRAIN = {"arch": "resnet18", "weights": "none", "freeze_until": "none", "img_size": 32, "head_epochs": 0,
               "epochs": 1, "milestones": [], "gamma": [], "batch_size": 16, "workers": 0, "name": "demo"}
