@@ -9,6 +9,14 @@ import sys
 import warnings
 from pathlib import Path
 
+# Under pytest-xdist each worker shares the 2-4 cores of a laptop or CI machine with the others: one
+# BLAS/OpenMP thread per worker (and per process it starts) instead of one per core in each, which
+# oversubscribes the cores and spins. Set before numpy or torch load; a test asking for more threads
+# still gets them (torch.set_num_threads).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 import numpy as np
 import pytest
 from PIL import Image

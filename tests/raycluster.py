@@ -125,7 +125,18 @@ class LocalCluster:
         shutil.rmtree(self.temp, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":
-        return self.start()
+        try:
+            return self.start()
+        except (RuntimeError, subprocess.TimeoutExpired):
+            # Under pytest-xdist another worker's server can take a port between free_port() and Ray's
+            # bind: stop what started (nothing is left running) and try once more on fresh ports.
+            self.stop()
+            self.__init__(self.nodes, self.cpus, self.object_store)
+            try:
+                return self.start()
+            except BaseException:
+                self.stop()
+                raise
 
     def __exit__(self, *exc) -> None:
         self.stop()

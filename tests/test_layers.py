@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # tools/ (the contract types), not a package of its own
 from tools.importcontracts import strongly_connected  # noqa: E402
 
 
