@@ -61,6 +61,15 @@ def ws(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """Popen's preexec_fn for a child a test sends Ctrl-C: SIGINT as a terminal gives it. A shell that
+    starts the test run in the background (`pytest &`, CI scripts) makes it ignored, and an ignored
+    signal stays ignored in every process started below, so Python would never raise KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False, **kw) -> subprocess.CompletedProcess:
     """`datacurate ARGS` with its output captured: in this process (the console entry point, as
     asuser.cli runs it), or in a fresh `python -m datacurate` where the test needs a real process

@@ -16,7 +16,7 @@ import pytest
 from datacurate.core.imageio import inspect_file
 from datacurate.demo.engine import FakeEngine, ImageSpec, make_image
 import conftest
-from conftest import ROOT, write
+from conftest import ROOT, ctrl_c_as_in_a_terminal, write
 
 FAST = ["--allow-private", "--delay", "0", "--timeout", "2", "--retries", "1", "--max-bytes", "1MB"]
 
@@ -272,15 +272,14 @@ def test_bad_input_is_one_line_and_exit_2(ws, args, message):
 
 def test_kill_9_and_ctrl_c_leave_no_partial_file_and_a_consistent_catalog(ws):
     classes(ws, "cat")
-    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(160)]}, latency=0.2) as fe:
+    with FakeEngine({"cat": [make_image(i, size=(200, 150)) for i in range(80)]}, latency=0.1) as fe:
         cmd = [sys.executable, "-m", "datacurate", "-C", str(ws), "-q", "scrape", *FAST, "--per-host", "4",
                "--base-url", f"bing={fe.base_url}"]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         for sig in (signal.SIGKILL, signal.SIGINT):
             before = len(saved_files(ws, "cat"))
-            # niced, so that on a busy machine (xdist's other worker) the signal still lands mid-download
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    preexec_fn=lambda: os.nice(15))
+                                    preexec_fn=ctrl_c_as_in_a_terminal)
             deadline = time.monotonic() + 30
             while len(saved_files(ws, "cat")) < before + 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
