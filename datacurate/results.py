@@ -10,12 +10,12 @@ does not have come from the stage's result.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from datacurate.core.fsutil import shown
+from datacurate.core.terminal import echo, table_lines
 
 
 class Result:
@@ -87,16 +87,16 @@ class Result:
 
 
 def _stdout(line: str) -> None:
-    print(line, flush=True)
+    echo(line)
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    echo(line, err=True)
 
 
 @dataclass(frozen=True)
 class Terminal:
-    """Where a run prints: `echo` takes the lines of stdout, `err` those of stderr (the CLI passes click's)."""
+    """Where a run prints: `echo` takes the lines of stdout, `err` those of stderr (default: this process's)."""
 
     echo: Callable[[str], None] = _stdout
     err: Callable[[str], None] = _stderr
@@ -112,10 +112,7 @@ class Terminal:
             self.err(f"datacurate: warning: {line}")
 
 
-def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]:
-    from datacurate.core.terminal import table_lines as lines
-
-    return lines(rows, columns)
+TERMINAL = Terminal()  # this process's stdout and stderr: what the commands print through
 
 
 class CleanRun(Result):

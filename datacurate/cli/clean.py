@@ -8,7 +8,8 @@ from datacurate.clean.options import CleanOptions
 from datacurate.clean.reasons import KEEPABLE, SET_ASIDE
 from datacurate.clean.restore import DERIVED, RENAMED
 from datacurate.clean.restore import restore as restore_files
-from datacurate.core.terminal import echo_json, echo_result, echo_table
+from datacurate.core.terminal import echo_json, echo_table
+from datacurate.results import TERMINAL
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
@@ -32,7 +33,7 @@ def clean(ctx, paths, dry_run, as_json, rebuild_catalog, ray, no_ray, **options)
 
     run = api.clean(ctx.workspace(), paths, dry_run=dry_run, rebuild_catalog=rebuild_catalog, quiet=ctx.quiet or as_json,
                     ray=ray_flag(ray, no_ray), **options)
-    echo_result(run, as_json)
+    TERMINAL.show(run, as_json)
 
 
 @click.command()

@@ -14,7 +14,6 @@ class Context:
         self.workspace_arg = workspace
         self.debug = debug
         self.quiet = quiet
-        self.overrides: dict = {}  # config sections laid over datacurate.yaml (a pipeline file's)
         self._lock: tuple[str, float | None, click.Context] | None = None
 
     def lock_as(self, command: str, wait: float | None, click_ctx: click.Context) -> None:
@@ -38,13 +37,6 @@ class Context:
 
             command, wait, click_ctx = self._lock
             click_ctx.with_resource(workspace_lock(ws, command, wait=wait))  # re-entrant: `run`'s stages share it
-        for section, values in self.overrides.items():
-            if isinstance(values, dict) and isinstance(ws.config.get(section), dict):
-                ws.config[section] = {**ws.config[section], **values}
-            else:
-                ws.config[section] = values
-        if "paths" in self.overrides and must_exist:
-            ws.relayout()
         return ws
 
 

@@ -9,9 +9,7 @@ import click
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.pipeline.execute import Session, Stopped, execute
 from datacurate.pipeline.runner import STAGES, load_pipeline
-from datacurate.results import Terminal
-
-TERMINAL = Terminal(echo=click.echo, err=lambda line: click.echo(line, err=True))
+from datacurate.results import TERMINAL
 
 
 def _session(ctx) -> Session:

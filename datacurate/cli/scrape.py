@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import echo_result
+from datacurate.results import TERMINAL
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
@@ -32,7 +32,7 @@ def scrape(ctx, dry_run, as_json, ray, no_ray, **flags) -> None:
     flags["allow_host"] = list(flags["allow_host"]) or None
     warn = lambda msg: click.echo(f"datacurate: warning: {msg}", err=True)  # noqa: E731
     run = api.scrape(ctx.workspace(), dry_run=dry_run, quiet=ctx.quiet or as_json, warn=warn, ray=ray_flag(ray, no_ray), **flags)
-    echo_result(run, as_json)
+    TERMINAL.show(run, as_json)
     failure = run.failure()
     if failure:
         error = click.ClickException(failure[0])

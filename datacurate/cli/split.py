@@ -6,10 +6,8 @@ import click
 
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
-from datacurate.core.errors import UserError
+from datacurate.results import TERMINAL
 from datacurate.split.options import SplitOptions
-
-MAX_WARNINGS = 12
 
 
 @click.command("split")
@@ -23,24 +21,7 @@ def split(ctx, fresh, dry_run, as_json, **flags):
     from datacurate import api
 
     run = api.split(ctx.workspace(), fresh=fresh, dry_run=dry_run, quiet=ctx.quiet or as_json, **flags)
-    for line in [run.to_json()] if as_json else run.lines():
-        click.echo(line)
-    _warn(run.warnings())
-
-
-def _show(ws, path) -> str:
-    """A path as the user reads it: workspace-relative when inside the workspace."""
-    try:
-        return ws.rel(path)
-    except UserError:
-        return str(path)
-
-
-def _warn(lines: list[str]) -> None:
-    for line in lines[:MAX_WARNINGS]:
-        click.echo(f"datacurate: warning: {line}", err=True)
-    if len(lines) > MAX_WARNINGS:
-        click.echo(f"datacurate: warning: ... and {len(lines) - MAX_WARNINGS} more", err=True)
+    TERMINAL.show(run, as_json)
 
 
 @click.command("stats")
@@ -52,9 +33,7 @@ def stats(ctx, as_json, stats_size):
     from datacurate import api
 
     run = api.stats(ctx.workspace(), size=stats_size, quiet=ctx.quiet or as_json)
-    for line in [run.to_json()] if as_json else run.lines():
-        click.echo(line)
-    _warn(run.warnings())
+    TERMINAL.show(run, as_json)
 
 
 COMMANDS = [split, stats]

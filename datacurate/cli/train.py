@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from datacurate.core.terminal import echo_json, echo_result
+from datacurate.core.terminal import echo_json
+from datacurate.results import TERMINAL
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
 from datacurate.core.errors import UserError
@@ -42,7 +43,7 @@ def train(ctx, resume, plan_only, as_json, gpus, processes, **flags):
     run = api.train(ws, plan=plan_only, resume=resume, quiet=ctx.quiet or as_json, echo=say, processes=nproc,
                     lock=not follower, **flags)
     if run.raw.main:
-        echo_result(run, as_json)
+        TERMINAL.show(run, as_json)
 
 
 def _processes(gpus: int | None, processes: int | None, flags: dict, plan_only: bool = False) -> int:
@@ -104,7 +105,7 @@ def evaluate(ctx, run, data, as_json, **flags):
     """Accuracy, per-class precision/recall and confusion matrix of RUN on DATA (default data/split/valid)."""
     from datacurate import api
 
-    echo_result(api.evaluate(ctx.workspace(), run, data, quiet=ctx.quiet or as_json, **flags), as_json)
+    TERMINAL.show(api.evaluate(ctx.workspace(), run, data, quiet=ctx.quiet or as_json, **flags), as_json)
 
 
 @click.command()

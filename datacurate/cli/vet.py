@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacurate.core.terminal import echo_result
+from datacurate.results import TERMINAL
 from datacurate.cli.context import json_option, pass_ctx
 from datacurate.cli.flags import model_options
 from datacurate.cli.ray import ray_flag, ray_options
@@ -24,7 +24,7 @@ def vet(ctx, dry_run, as_json, ray, no_ray, **flags):
     quiet = ctx.quiet or as_json  # progress, like train's epoch lines, goes to stderr; -q silences it
     run = api.vet(ctx.workspace(), dry_run=dry_run, quiet=quiet, echo=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)),
                   ray=ray_flag(ray, no_ray), **flags)
-    echo_result(run, as_json)
+    TERMINAL.show(run, as_json)
 
 
 COMMANDS = [vet]

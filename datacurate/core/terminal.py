@@ -99,14 +99,6 @@ def table_lines(rows: list[dict], columns: list[str] | None = None) -> list[str]
             for n, row in enumerate(cells)]
 
 
-def echo_result(result, as_json: bool = False) -> None:
-    """Print a datacurate.results object: its JSON, or its lines; its warnings on stderr either way."""
-    for line in [result.to_json()] if as_json else result.lines():
-        echo(line)
-    for line in result.warnings():
-        echo(f"datacurate: warning: {line}", err=True)
-
-
 def echo_json(data) -> None:
     """Print a summary dict as JSON (--json of commands without a results object)."""
     import json

@@ -19,7 +19,7 @@ from datacurate.core.errors import UserError
 from datacurate.core.oserrors import user_error
 from datacurate.core.workspace import CONFIG_NAME, Workspace
 from datacurate.pipeline.runner import Pipeline, StageFailed, run_pipeline
-from datacurate.results import Result, Terminal
+from datacurate.results import TERMINAL, Result, Terminal
 
 
 class StageExit(Exception):
@@ -42,7 +42,7 @@ class Session:
     progress; `term` is where the stages print.
     """
 
-    def __init__(self, open_workspace: Callable[[], Workspace], *, quiet: bool = False, term: Terminal = Terminal()):
+    def __init__(self, open_workspace: Callable[[], Workspace], *, quiet: bool = False, term: Terminal = TERMINAL):
         self.open_workspace = open_workspace
         self.quiet = quiet
         self.term = term

@@ -12,7 +12,6 @@ from datacurate.core.options import StageOptions, opt
 from datacurate.vision.augment import parse_policy
 from datacurate.vision.numbers import number
 from datacurate.vision.sizes import check_input_size
-from datacurate.vision.tta import MODES as TTA_MODES  # noqa: F401 - the --tta choices, with the options they check
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
